@@ -1,0 +1,158 @@
+//! What a request changed in a session.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+/// The changes one request made to a session: keys set (with their new values), keys removed,
+/// and whether the session was cleared first.
+///
+/// Server-side stores apply a change set to the stored data atomically instead of overwriting
+/// the whole session, so two parallel requests of one visitor that change different keys both
+/// survive. Apply it with [`apply_to`](Self::apply_to), or translate it into the store's own
+/// language (`(data - removed) || patch` in SQL, `HDEL` + `HSET` in Redis).
+///
+/// ```
+/// use actix_typed_session::ChangeSet;
+/// use serde_json::{json, Map};
+///
+/// let mut stored = Map::new();
+/// stored.insert("a".into(), json!(1));
+/// stored.insert("b".into(), json!(2));
+///
+/// let mut changes = ChangeSet::default();
+/// changes.set("c", json!(3));
+/// changes.remove("a");
+/// changes.apply_to(&mut stored);
+///
+/// assert_eq!(serde_json::Value::Object(stored), json!({"b": 2, "c": 3}));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeSet {
+    cleared: bool,
+    set: Map<String, Value>,
+    removed: BTreeSet<String>,
+}
+
+impl ChangeSet {
+    /// Records that `key` now holds `value`.
+    pub fn set(&mut self, key: impl Into<String>, value: Value) {
+        let key = key.into();
+        self.removed.remove(&key);
+        self.set.insert(key, value);
+    }
+
+    /// Records that `key` was removed.
+    pub fn remove(&mut self, key: &str) {
+        self.set.remove(key);
+        if !self.cleared {
+            self.removed.insert(key.to_owned());
+        }
+    }
+
+    /// Records that every stored key was dropped before the keys in [`patch`](Self::patch).
+    pub fn clear(&mut self) {
+        self.cleared = true;
+        self.set.clear();
+        self.removed.clear();
+    }
+
+    /// Whether the stored data is dropped before the patch is applied.
+    pub fn is_cleared(&self) -> bool {
+        self.cleared
+    }
+
+    /// The keys set by this change, with their new values.
+    pub fn patch(&self) -> &Map<String, Value> {
+        &self.set
+    }
+
+    /// The keys removed by this change (empty when [`is_cleared`](Self::is_cleared)).
+    pub fn removed(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.removed.iter().map(String::as_str)
+    }
+
+    /// Whether applying this change set would leave any stored data unchanged.
+    pub fn is_empty(&self) -> bool {
+        !self.cleared && self.set.is_empty() && self.removed.is_empty()
+    }
+
+    /// Applies the change to `data`: clear if cleared, drop the removed keys, then merge the patch.
+    pub fn apply_to(&self, data: &mut Map<String, Value>) {
+        if self.cleared {
+            data.clear();
+        }
+        for key in &self.removed {
+            data.remove(key);
+        }
+        for (key, value) in &self.set {
+            data.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("test maps are objects"),
+        }
+    }
+
+    #[test]
+    fn set_after_remove_keeps_only_the_set() {
+        let mut c = ChangeSet::default();
+        c.remove("a");
+        c.set("a", json!(1));
+        assert_eq!(c.removed().count(), 0);
+        let mut data = map(json!({"a": 0}));
+        c.apply_to(&mut data);
+        assert_eq!(data, map(json!({"a": 1})));
+    }
+
+    #[test]
+    fn remove_after_set_keeps_only_the_removal() {
+        let mut c = ChangeSet::default();
+        c.set("a", json!(1));
+        c.remove("a");
+        assert!(c.patch().is_empty());
+        let mut data = map(json!({"a": 0, "b": 1}));
+        c.apply_to(&mut data);
+        assert_eq!(data, map(json!({"b": 1})));
+    }
+
+    #[test]
+    fn clear_drops_stored_keys_and_keeps_later_sets() {
+        let mut c = ChangeSet::default();
+        c.set("x", json!(1));
+        c.clear();
+        c.set("y", json!(2));
+        c.remove("z");
+        assert!(c.is_cleared());
+        assert_eq!(c.removed().count(), 0);
+        let mut data = map(json!({"x": 0, "z": 0}));
+        c.apply_to(&mut data);
+        assert_eq!(data, map(json!({"y": 2})));
+    }
+
+    #[test]
+    fn two_change_sets_on_different_keys_commute() {
+        let mut a = ChangeSet::default();
+        a.set("a", json!(1));
+        let mut b = ChangeSet::default();
+        b.set("b", json!(2));
+        let mut one = Map::new();
+        a.apply_to(&mut one);
+        b.apply_to(&mut one);
+        let mut two = Map::new();
+        b.apply_to(&mut two);
+        a.apply_to(&mut two);
+        assert_eq!(one, two);
+        assert_eq!(one.len(), 2);
+    }
+}

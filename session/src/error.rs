@@ -1,0 +1,177 @@
+//! The errors this crate returns.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+
+use crate::StoreError;
+
+/// A misconfiguration found while building the middleware.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The master key (or a previous key) is shorter than 64 bytes.
+    #[error("session key is {len} bytes; at least 64 bytes of secret are required")]
+    KeyTooShort {
+        /// The length that was given.
+        len: usize,
+    },
+    /// No backend was registered.
+    #[error("no session backend registered; add one with `.backend(name, store)`")]
+    NoBackend,
+    /// Two backends were registered under one name.
+    #[error("session backend `{name}` is registered twice")]
+    DuplicateBackend {
+        /// The repeated name.
+        name: String,
+    },
+    /// A session was configured on a backend that is not registered.
+    #[error("session `{session}` uses backend `{backend}`, which is not registered")]
+    UnknownBackend {
+        /// The session's name.
+        session: String,
+        /// The missing backend.
+        backend: String,
+    },
+    /// A session or cookie name is not a valid cookie-name token.
+    #[error("`{name}` is not a valid cookie name: {reason}")]
+    InvalidCookieName {
+        /// The offending name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two sessions would share one cookie.
+    #[error("sessions `{first}` and `{second}` would both use cookie `{cookie}`")]
+    DuplicateCookie {
+        /// One session.
+        first: String,
+        /// The other session.
+        second: String,
+        /// The shared cookie name.
+        cookie: String,
+    },
+    /// A cookie-name prefix demands attributes the configuration does not give.
+    #[error("cookie `{cookie}` has the `{prefix}` prefix, which requires {requirement}")]
+    CookiePrefix {
+        /// The cookie name.
+        cookie: String,
+        /// `__Host-` or `__Secure-`.
+        prefix: &'static str,
+        /// The missing attribute.
+        requirement: &'static str,
+    },
+    /// A cookie attribute value is invalid.
+    #[error("invalid cookie {attribute} `{value}`: {reason}")]
+    InvalidCookieAttribute {
+        /// `path` or `domain`.
+        attribute: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Timeouts that cannot work together.
+    #[error("invalid timeouts: {0}")]
+    Timeouts(&'static str),
+    /// The failure status is not a server error.
+    #[error("failure status {0} is not a 5xx status")]
+    FailureStatus(StatusCode),
+}
+
+/// An error from a session operation inside a handler.
+///
+/// Every variant answers the client with an empty response (500, or the middleware's
+/// configured failure status for store errors): details stay in the logs, never in the body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A value could not be serialized to JSON.
+    #[error("could not serialize the value for key `{key}` of session `{session}`")]
+    Serialize {
+        /// The session's name.
+        session: String,
+        /// The key being set.
+        key: String,
+        /// Why serialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored value does not deserialize into the requested type.
+    #[error("value of key `{key}` in session `{session}` does not have the requested type")]
+    Deserialize {
+        /// The session's name.
+        session: String,
+        /// The key being read.
+        key: String,
+        /// Why deserialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The change would make a cookie-backed session's cookie exceed the browser limit.
+    /// The session keeps its previous state.
+    #[error(
+        "session `{session}` would need a {size}-byte cookie, over the {limit}-byte browser limit; \
+         the change was not applied (move this session to a server-side backend, or store less)"
+    )]
+    TooLarge {
+        /// The session's name.
+        session: String,
+        /// The size `name=value` would have had, in bytes.
+        size: usize,
+        /// The limit (4096 bytes).
+        limit: usize,
+    },
+    /// The session's store failed.
+    #[error("session `{session}` could not be loaded")]
+    Store {
+        /// The session's name.
+        session: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+        /// The status the middleware is configured to answer with.
+        status: StatusCode,
+    },
+    /// A session name is not a valid cookie name.
+    #[error("`{name}` is not a valid session name: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The session asks for a backend that is not registered.
+    #[error("session `{session}` asks for backend `{backend}`, which is not registered")]
+    UnknownBackend {
+        /// The session's name.
+        session: String,
+        /// The backend's name.
+        backend: String,
+    },
+    /// One request opened one session name on two different backends.
+    #[error("session `{session}` is configured on backend `{configured}`, not `{requested}`")]
+    BackendMismatch {
+        /// The session's name.
+        session: String,
+        /// The backend the session is on.
+        configured: String,
+        /// The backend that was asked for.
+        requested: String,
+    },
+    /// No `SessionMiddleware` wraps the app or scope serving this request.
+    #[error("no session middleware on this request: is `SessionMiddleware` wrapping this App?")]
+    MissingMiddleware,
+}
+
+impl ResponseError for SessionError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Store { status, .. } => *status,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // Opaque on purpose: the cause is logged where it happens, never sent to the client.
+        HttpResponse::new(self.status_code())
+    }
+}

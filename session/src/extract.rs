@@ -1,0 +1,141 @@
+//! Opening sessions from handlers: the per-request registry and the extractors.
+
+use std::{cell::RefCell, future::Future, pin::Pin, rc::Rc, sync::Arc};
+
+use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::{ready, Ready};
+
+use crate::{config::Config, load::load, Session, SessionError};
+
+/// The sessions one request has opened; the middleware saves them when the response goes out.
+pub(crate) struct Registry {
+    pub(crate) config: Arc<Config>,
+    opened: RefCell<Vec<Session>>,
+}
+
+impl Registry {
+    pub(crate) fn new(config: Arc<Config>) -> Self {
+        Self {
+            config,
+            opened: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn take_opened(&self) -> Vec<Session> {
+        std::mem::take(&mut *self.opened.borrow_mut())
+    }
+
+    fn find(&self, name: &str) -> Option<Session> {
+        self.opened
+            .borrow()
+            .iter()
+            .find(|s| s.name() == name)
+            .cloned()
+    }
+}
+
+/// All sessions of the current request, opened by name.
+///
+/// Opening loads the session from its backend on first use in the request (later opens of the
+/// same name return the same session). A request that never opens a session does no store I/O
+/// and sets no cookie.
+///
+/// ```
+/// use actix_web::{HttpResponse, Result};
+/// use actix_typed_session::Sessions;
+///
+/// async fn checkout(sessions: Sessions) -> Result<HttpResponse> {
+///     let prefs = sessions.open("prefs").await?;            // its configured or the default backend
+///     let cart = sessions.open_on("cart", "memory").await?; // a backend chosen by name
+///     let currency: String = prefs.get("currency")?.unwrap_or_else(|| "EUR".into());
+///     let items: Vec<String> = cart.get("items")?.unwrap_or_default();
+///     Ok(HttpResponse::Ok().body(format!("{} items, paid in {currency}", items.len())))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Sessions {
+    req: HttpRequest,
+    registry: Rc<Registry>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("opened", &self.registry.opened.borrow().len())
+            .finish()
+    }
+}
+
+impl Sessions {
+    /// The request's session handle registry, or an error naming the missing middleware.
+    pub fn from_request_parts(req: &HttpRequest) -> Result<Self, SessionError> {
+        let registry = req
+            .extensions()
+            .get::<Rc<Registry>>()
+            .cloned()
+            .ok_or(SessionError::MissingMiddleware)?;
+        Ok(Self {
+            req: req.clone(),
+            registry,
+        })
+    }
+
+    /// Opens the session `name` on its registered backend, or on the default backend.
+    pub async fn open(&self, name: &str) -> Result<Session, SessionError> {
+        self.open_inner(name, None).await
+    }
+
+    /// Opens the session `name` on the backend registered as `backend`.
+    pub async fn open_on(&self, name: &str, backend: &str) -> Result<Session, SessionError> {
+        self.open_inner(name, Some(backend)).await
+    }
+
+    /// Opens the middleware's default session (see
+    /// [`default_session`](crate::SessionMiddlewareBuilder::default_session)).
+    pub async fn open_default(&self) -> Result<Session, SessionError> {
+        let name = self.registry.config.default_session.clone();
+        self.open_inner(&name, None).await
+    }
+
+    async fn open_inner(&self, name: &str, backend: Option<&str>) -> Result<Session, SessionError> {
+        let spec = self.registry.config.resolve(name, backend)?;
+        if let Some(open) = self.registry.find(name) {
+            if open.spec().backend_name != spec.backend_name {
+                return Err(SessionError::BackendMismatch {
+                    session: name.to_owned(),
+                    configured: open.spec().backend_name.clone(),
+                    requested: spec.backend_name.clone(),
+                });
+            }
+            return Ok(open);
+        }
+        let session = load(&self.registry.config, &self.req, spec).await?;
+        // Two extractors of one handler may have loaded the same session side by side: the
+        // first one registered wins, so both handles share one state.
+        if let Some(open) = self.registry.find(name) {
+            return Ok(open);
+        }
+        self.registry.opened.borrow_mut().push(session.clone());
+        Ok(session)
+    }
+}
+
+impl FromRequest for Sessions {
+    type Error = SessionError;
+    type Future = Ready<Result<Self, SessionError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_request_parts(req))
+    }
+}
+
+/// Extracting a `Session` opens the middleware's default session.
+impl FromRequest for Session {
+    type Error = SessionError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, SessionError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let sessions = Sessions::from_request_parts(req);
+        Box::pin(async move { sessions?.open_default().await })
+    }
+}

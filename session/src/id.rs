@@ -1,0 +1,148 @@
+//! Session ids and the hashes server-side stores keep instead of them.
+
+use std::fmt;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use ring::{
+    digest,
+    rand::{SecureRandom, SystemRandom},
+};
+
+/// Random bytes in a session id (256 bits).
+const ID_BYTES: usize = 32;
+/// Length of an id once encoded as unpadded base64url.
+pub(crate) const ID_LEN: usize = 43;
+
+/// An opaque session id: 256 random bits from `ring::rand::SystemRandom`, carried in the
+/// session cookie as 43 characters of unpadded base64url.
+///
+/// Only the middleware sees ids. Stores receive a [`StorageKey`] (a SHA-256 hash of the id), so
+/// a leaked table, dump or backup hands out no live session. `Debug` never shows the id.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SessionId(String);
+
+impl SessionId {
+    pub(crate) fn generate(rng: &SystemRandom) -> Self {
+        let mut bytes = [0u8; ID_BYTES];
+        rng.fill(&mut bytes)
+            .expect("the operating system's random generator failed");
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Accepts a cookie value only if it has exactly the shape of an id this library issues.
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        if value.len() != ID_LEN {
+            return None;
+        }
+        let mut bytes = [0u8; ID_BYTES + 1];
+        match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
+            Ok(ID_BYTES) => Some(Self(value.to_owned())),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn storage_key(&self) -> StorageKey {
+        let hash = digest::digest(&digest::SHA256, self.0.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hash.as_ref());
+        StorageKey(out)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(<redacted>)")
+    }
+}
+
+/// The key a server-side store files a session under: the SHA-256 hash of its session id.
+///
+/// Stores never see the id itself. Use [`as_bytes`](Self::as_bytes) for binary keys (a `bytea`
+/// primary key) or [`to_hex`](Self::to_hex) for text keys (a Redis key).
+///
+/// ```
+/// # use actix_typed_session::StorageKey;
+/// fn redis_key(prefix: &str, key: &StorageKey) -> String {
+///     format!("{prefix}{}", key.to_hex())
+/// }
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageKey([u8; 32]);
+
+impl StorageKey {
+    /// The 32 bytes of the hash.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The hash as 64 lowercase hexadecimal characters.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// Rebuilds a key from the bytes a store saved, e.g. when it lists its rows.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A prefix is enough to correlate log lines; the hash itself unlocks nothing.
+        write!(f, "StorageKey({}…)", &self.to_hex()[..8])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_have_the_documented_shape() {
+        let rng = SystemRandom::new();
+        let id = SessionId::generate(&rng);
+        assert_eq!(id.as_str().len(), ID_LEN);
+        assert!(id
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(SessionId::parse(id.as_str()), Some(id));
+    }
+
+    #[test]
+    fn parse_refuses_anything_that_is_not_an_issued_shape() {
+        let rng = SystemRandom::new();
+        let id = SessionId::generate(&rng);
+        assert!(SessionId::parse(&id.as_str()[1..]).is_none());
+        assert!(SessionId::parse(&format!("{}A", id.as_str())).is_none());
+        assert!(SessionId::parse(&"+".repeat(ID_LEN)).is_none());
+        assert!(SessionId::parse(&"é".repeat(21)).is_none());
+        assert!(SessionId::parse("").is_none());
+    }
+
+    #[test]
+    fn storage_key_is_a_hash_not_the_id() {
+        let rng = SystemRandom::new();
+        let id = SessionId::generate(&rng);
+        let key = id.storage_key();
+        assert_eq!(key, id.storage_key());
+        assert!(!key.to_hex().contains(id.as_str()));
+        assert_eq!(key.to_hex().len(), 64);
+        assert_ne!(key, SessionId::generate(&rng).storage_key());
+    }
+
+    #[test]
+    fn debug_hides_the_id() {
+        let rng = SystemRandom::new();
+        let id = SessionId::generate(&rng);
+        assert!(!format!("{id:?}").contains(id.as_str()));
+    }
+}

@@ -1,0 +1,101 @@
+//! Sessions for [actix-web] with pluggable storage, change sets and typed access.
+//!
+//! # Why
+//! Cookie sessions are limited to about 4 KB and browsers drop a bigger cookie without a word;
+//! server-side sessions meet lost updates when two requests save whole sessions over each other,
+//! and expired rows that pile up. This crate:
+//!
+//! - loads a session only when a handler asks for it, and writes back only what changed;
+//! - keeps several **named sessions**, each on its own backend, in one request;
+//! - hands stores a [`ChangeSet`] (keys set and removed) instead of a whole map, so parallel
+//!   requests that change different keys both survive, and never resurrects a purged session;
+//! - checks the final size of a cookie when you insert, and returns
+//!   [`SessionError::TooLarge`] instead of losing data;
+//! - seals cookies with AES-256-GCM (keys derived from one master key, with rotation);
+//! - enforces idle and absolute timeouts on the server, renews ids on login, purges on logout.
+//!
+//! # Getting started
+//! ```
+//! use actix_web::{test, web, App, HttpResponse};
+//! use actix_typed_session::{CookieStore, Key, MemoryStore, Session, SessionMiddleware, Sessions};
+//!
+//! async fn count(session: Session) -> actix_web::Result<HttpResponse> {
+//!     let n: u32 = session.get("n")?.unwrap_or(0);
+//!     session.insert("n", n + 1)?;
+//!     Ok(HttpResponse::Ok().body((n + 1).to_string()))
+//! }
+//!
+//! async fn add_to_cart(sessions: Sessions) -> actix_web::Result<HttpResponse> {
+//!     let cart = sessions.open_on("cart", "memory").await?;
+//!     let mut items: Vec<String> = cart.get("items")?.unwrap_or_default();
+//!     items.push("book".into());
+//!     cart.insert("items", items)?;
+//!     Ok(HttpResponse::Ok().finish())
+//! }
+//!
+//! # actix_web::rt::System::new().block_on(async {
+//! let sessions = SessionMiddleware::builder(Key::generate())
+//!     .backend("cookie", CookieStore::default()) // the first backend is the default
+//!     .backend("memory", MemoryStore::default())
+//!     .build()
+//!     .unwrap();
+//! let app = test::init_service(
+//!     App::new()
+//!         .wrap(sessions)
+//!         .route("/count", web::get().to(count))
+//!         .route("/cart", web::post().to(add_to_cart)),
+//! )
+//! .await;
+//! let res = test::call_service(&app, test::TestRequest::get().uri("/count").to_request()).await;
+//! assert!(res.response().cookies().any(|c| c.name() == "session"));
+//! # });
+//! ```
+//!
+//! # Choosing a backend
+//! - [`CookieStore`]: no server state; up to ~4 KB, sealed (or signed). It cannot be revoked
+//!   server-side and cannot merge parallel writes.
+//! - [`MemoryStore`]: one process, development and tests.
+//! - Your own store: implement [`SessionStore`].
+//!
+//! # Failure behaviour
+//! A tampered, expired or unknown cookie is a fresh empty session (and a `warn!` that never
+//! contains the cookie's value). A store failure is logged with its cause and answered with an
+//! empty 500 (or the configured status). Changes made by a handler that fails (5xx or `Err`)
+//! are not saved.
+//!
+//! [actix-web]: https://docs.rs/actix-web
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod changes;
+mod clock;
+mod config;
+mod cookie_header;
+mod error;
+mod extract;
+mod id;
+mod key;
+mod load;
+mod middleware;
+mod save;
+mod session;
+mod store;
+
+#[cfg(feature = "cookie")]
+pub use self::store::{CookieSecurity, CookieStore};
+#[cfg(feature = "memory")]
+pub use self::store::{MemoryStore, MemoryStoreBuilder, WhenFull};
+pub use self::{
+    changes::ChangeSet,
+    clock::{Clock, SystemClock},
+    config::{CookieLifetime, SessionConfig, SessionMiddlewareBuilder},
+    error::{BuildError, SessionError},
+    extract::Sessions,
+    id::StorageKey,
+    key::Key,
+    middleware::SessionMiddleware,
+    session::{Session, SessionStatus},
+    store::{Backend, Record, SessionStore, StoreError, WriteResult},
+};
+/// Re-exported so that `SameSite` and `StatusCode` in the builder match your actix-web.
+pub use actix_web::{cookie::SameSite, http::StatusCode};

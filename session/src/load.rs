@@ -1,0 +1,136 @@
+//! Loading a session from its cookie or store.
+
+use std::{sync::Arc, time::SystemTime};
+
+use actix_web::HttpRequest;
+use serde_json::Map;
+
+use crate::{
+    config::{Config, Spec},
+    cookie_header::cookie_values,
+    id::SessionId,
+    session::{Origin, State},
+    store::BackendKind,
+    Session, SessionError, StoreError,
+};
+
+pub(crate) async fn load(
+    config: &Config,
+    req: &HttpRequest,
+    spec: Arc<Spec>,
+) -> Result<Session, SessionError> {
+    let now = config.clock.now();
+    let values = cookie_values(req.headers(), &spec.cookie_name);
+    let state = match &spec.backend.kind {
+        #[cfg(feature = "cookie")]
+        BackendKind::Cookie(store) => {
+            let mut loaded = None;
+            for value in &values {
+                match store.open(&config.keys, &spec.cookie_name, value) {
+                    Ok(opened) => {
+                        match live_until(config, opened.created_at, opened.expires_at, now) {
+                            Some(expires_at) => {
+                                let mut state = State::new(
+                                    Origin::Loaded {
+                                        id: None,
+                                        created_at: opened.created_at,
+                                        expires_at,
+                                    },
+                                    opened.data,
+                                );
+                                state.reseal = opened.stale_key;
+                                loaded = Some(state);
+                                break;
+                            }
+                            None => ignored(&spec, "its session has expired"),
+                        }
+                    }
+                    Err(rejected) => ignored(&spec, rejected.as_str()),
+                }
+            }
+            loaded
+        }
+        BackendKind::Server(store) => {
+            let id = values.iter().find_map(|v| {
+                let id = SessionId::parse(v);
+                if id.is_none() {
+                    ignored(&spec, "it is not a well-formed session id");
+                }
+                id
+            });
+            match id {
+                None => None,
+                Some(id) => match store.load(&id.storage_key(), now).await {
+                    Err(source) => {
+                        log_store_error(&spec, "load", &source);
+                        return Err(SessionError::Store {
+                            session: spec.name.clone(),
+                            source,
+                            status: config.failure_status,
+                        });
+                    }
+                    Ok(None) => {
+                        ignored(&spec, "no live session has its id");
+                        None
+                    }
+                    Ok(Some(record)) => {
+                        match live_until(config, record.created_at, record.expires_at, now) {
+                            None => {
+                                ignored(&spec, "its session has expired");
+                                None
+                            }
+                            Some(expires_at) => Some(State::new(
+                                Origin::Loaded {
+                                    id: Some(id),
+                                    created_at: record.created_at,
+                                    expires_at,
+                                },
+                                record.data,
+                            )),
+                        }
+                    }
+                },
+            }
+        }
+    };
+    let state = state.unwrap_or_else(|| {
+        let mut state = State::new(Origin::New, Map::new());
+        state.stale_cookie = !values.is_empty();
+        state
+    });
+    Ok(Session::new(spec, state))
+}
+
+/// The session's effective expiry if it is still live at `now`: its own deadline, capped by
+/// the absolute timeout as configured today.
+fn live_until(
+    config: &Config,
+    created_at: SystemTime,
+    expires_at: SystemTime,
+    now: SystemTime,
+) -> Option<SystemTime> {
+    let expires_at = expires_at.min(created_at + config.absolute);
+    (expires_at > now).then_some(expires_at)
+}
+
+fn ignored(spec: &Spec, reason: &str) {
+    // Never the cookie's value: only which session and why.
+    tracing::warn!(session = %spec.name, reason, "ignoring a session cookie; starting a fresh session");
+}
+
+pub(crate) fn log_store_error(spec: &Spec, operation: &str, error: &StoreError) {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(
+        session = %spec.name,
+        backend = %spec.backend_name,
+        operation,
+        error = %error,
+        cause = %causes.join(": "),
+        "session store failed"
+    );
+}

@@ -1,0 +1,172 @@
+//! The middleware: a lazy session registry per request, saved when the response goes out.
+
+use std::{future::Future, pin::Pin, rc::Rc, sync::Arc};
+
+use actix_service::{Service, Transform};
+use actix_web::{
+    body::{EitherBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    HttpMessage, HttpResponse,
+};
+use futures_util::future::{ready, Ready};
+
+use crate::{
+    config::{Config, SessionMiddlewareBuilder},
+    extract::Registry,
+    save::save,
+    Key,
+};
+
+/// Sessions for an actix-web `App`: wrap the app, then extract [`Session`](crate::Session),
+/// [`Sessions`](crate::Sessions) or a typed session in handlers.
+///
+/// Per request, the middleware only prepares an empty registry. A session is loaded when a
+/// handler first asks for it, and when the response goes out each opened session is written
+/// back if (and only if) it changed, or its idle deadline is due for a refresh.
+///
+/// If the response is a server error (5xx) or the handler returned an `Err`, nothing is saved:
+/// the request's session changes are dropped along with its other work. If a store fails while
+/// saving, the failure is logged with its cause and the client gets an empty response with the
+/// configured failure status.
+///
+/// Build it once, outside the `HttpServer` factory, and clone it into each worker:
+///
+/// ```no_run
+/// use actix_web::{web, App, HttpServer, Responder};
+/// use actix_typed_session::{CookieStore, Key, MemoryStore, Session, SessionMiddleware};
+///
+/// async fn index(session: Session) -> actix_web::Result<impl Responder> {
+///     let n: u64 = session.get("n")?.unwrap_or(0);
+///     session.insert("n", n + 1)?;
+///     Ok(format!("hello #{n}"))
+/// }
+///
+/// #[actix_web::main]
+/// async fn main() -> std::io::Result<()> {
+///     let sessions = SessionMiddleware::builder(Key::generate())
+///         .backend("cookie", CookieStore::default())
+///         .backend("memory", MemoryStore::default())
+///         .build()
+///         .expect("valid session configuration");
+///     HttpServer::new(move || App::new().wrap(sessions.clone()).route("/", web::get().to(index)))
+///         .bind(("127.0.0.1", 8080))?
+///         .run()
+///         .await
+/// }
+/// ```
+#[derive(Clone)]
+pub struct SessionMiddleware {
+    config: Arc<Config>,
+}
+
+impl std::fmt::Debug for SessionMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut backends: Vec<_> = self.config.backends.keys().collect();
+        backends.sort();
+        f.debug_struct("SessionMiddleware")
+            .field("backends", &backends)
+            .field("default_backend", &self.config.default_backend)
+            .field("default_session", &self.config.default_session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionMiddleware {
+    /// Starts configuring a middleware around the master `key` (at least 64 bytes).
+    pub fn builder(key: Key) -> SessionMiddlewareBuilder {
+        SessionMiddlewareBuilder::new(key)
+    }
+
+    pub(crate) fn from_config(config: Config) -> Self {
+        Self {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = SessionService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SessionService {
+            service: Rc::new(service),
+            config: self.config.clone(),
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around an app's services.
+#[doc(hidden)]
+pub struct SessionService<S> {
+    service: Rc<S>,
+    config: Arc<Config>,
+}
+
+impl<S> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionService")
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for SessionService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    actix_service::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let registry = Rc::new(Registry::new(self.config.clone()));
+        req.extensions_mut().insert(registry.clone());
+        let service = self.service.clone();
+        Box::pin(async move {
+            let mut res = service.call(req).await?;
+            let opened = registry.take_opened();
+            if opened.is_empty() {
+                return Ok(res.map_into_left_body());
+            }
+            if res.status().is_server_error() || res.response().error().is_some() {
+                tracing::debug!(
+                    status = %res.status(),
+                    "handler failed: session changes of this request are not saved"
+                );
+                return Ok(res.map_into_left_body());
+            }
+            let config = &registry.config;
+            let now = config.clock.now();
+            let mut cookies = Vec::with_capacity(opened.len());
+            for session in &opened {
+                match save(config, session, now).await {
+                    Ok(Some(cookie)) => cookies.push(cookie),
+                    Ok(None) => {}
+                    Err(_logged) => {
+                        let (req, _) = res.into_parts();
+                        let failure = HttpResponse::new(config.failure_status);
+                        return Ok(ServiceResponse::new(req, failure).map_into_right_body());
+                    }
+                }
+            }
+            for cookie in &cookies {
+                if let Err(err) = res.response_mut().add_cookie(cookie) {
+                    tracing::error!(error = %err, "could not encode a session cookie");
+                    let (req, _) = res.into_parts();
+                    let failure = HttpResponse::new(config.failure_status);
+                    return Ok(ServiceResponse::new(req, failure).map_into_right_body());
+                }
+            }
+            Ok(res.map_into_left_body())
+        })
+    }
+}

@@ -1,0 +1,231 @@
+//! Writing what a request changed back to the session's cookie or store.
+
+use std::time::SystemTime;
+
+use actix_web::cookie::Cookie;
+
+use crate::{
+    config::{Config, CookieLifetime, Spec, COOKIE_LIMIT},
+    cookie_header::{removal_cookie, session_cookie},
+    id::SessionId,
+    load::log_store_error,
+    session::Origin,
+    store::{BackendKind, DynStore},
+    Record, Session, WriteResult,
+};
+
+/// How many fresh ids to try when a new id collides (with 256-bit ids, one always suffices
+/// unless the store misbehaves).
+const ID_ATTEMPTS: usize = 4;
+
+/// The save failed; the cause has been logged.
+#[derive(Debug)]
+pub(crate) struct SaveFailed;
+
+/// Saves `session` and returns the cookie to send, if any.
+pub(crate) async fn save(
+    config: &Config,
+    session: &Session,
+    now: SystemTime,
+) -> Result<Option<Cookie<'static>>, SaveFailed> {
+    let spec = session.spec().clone();
+    match &spec.backend.kind {
+        #[cfg(feature = "cookie")]
+        BackendKind::Cookie(store) => save_cookie(config, &spec, store, session, now),
+        BackendKind::Server(store) => save_server(config, &spec, &**store, session, now).await,
+    }
+}
+
+fn deadline(config: &Config, created_at: SystemTime, now: SystemTime) -> SystemTime {
+    (now + config.idle).min(created_at + config.absolute)
+}
+
+fn refresh_due(config: &Config, expires_at: SystemTime, target: SystemTime) -> bool {
+    target
+        .duration_since(expires_at)
+        .is_ok_and(|gain| gain >= config.refresh)
+}
+
+#[cfg(feature = "cookie")]
+fn save_cookie(
+    config: &Config,
+    spec: &Spec,
+    store: &crate::CookieStore,
+    session: &Session,
+    now: SystemTime,
+) -> Result<Option<Cookie<'static>>, SaveFailed> {
+    let state = session.state();
+    let (created_at, expires_at) = match state.origin {
+        Origin::New if state.entries.is_empty() => {
+            return Ok(state
+                .stale_cookie
+                .then(|| removal_cookie(&config.cookie, &spec.cookie_name)));
+        }
+        Origin::New => (now, deadline(config, now, now)),
+        Origin::Loaded {
+            created_at,
+            expires_at,
+            ..
+        } => {
+            if state.entries.is_empty() && !state.changes.is_empty() {
+                // Emptied: a cookie with no data is just a removal.
+                return Ok(Some(removal_cookie(&config.cookie, &spec.cookie_name)));
+            }
+            let target = deadline(config, created_at, now);
+            let due = !state.changes.is_empty()
+                || state.renew
+                || state.reseal
+                || refresh_due(config, expires_at, target);
+            if !due {
+                return Ok(None);
+            }
+            (created_at, target)
+        }
+    };
+    let payload = crate::CookieStore::payload(&state.entries, created_at, expires_at);
+    let plaintext = serde_json::to_vec(&payload).map_err(|err| {
+        tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
+        SaveFailed
+    })?;
+    let value = store.seal(&config.keys, &config.rng, &spec.cookie_name, plaintext);
+    let size = spec.cookie_name.len() + 1 + value.len();
+    if size > COOKIE_LIMIT {
+        // Inserts check the size, so this needs a clock jump that adds digits; refuse loudly.
+        tracing::error!(
+            session = %spec.name,
+            size,
+            limit = COOKIE_LIMIT,
+            "session cookie is over the browser limit; not sending it"
+        );
+        return Err(SaveFailed);
+    }
+    Ok(Some(session_cookie(
+        &config.cookie,
+        spec.lifetime,
+        &spec.cookie_name,
+        value,
+        now,
+        expires_at,
+    )))
+}
+
+async fn save_server(
+    config: &Config,
+    spec: &Spec,
+    store: &dyn DynStore,
+    session: &Session,
+    now: SystemTime,
+) -> Result<Option<Cookie<'static>>, SaveFailed> {
+    // Copy what is needed out of the state: no borrow may live across an await.
+    let (origin, entries, changes, renew, delete, stale_cookie) = {
+        let mut state = session.state();
+        let entries = (!state.entries.is_empty()).then(|| state.entries.clone());
+        (
+            state.origin.clone(),
+            entries,
+            state.changes.clone(),
+            state.renew,
+            state.delete.take(),
+            state.stale_cookie,
+        )
+    };
+    let fail = |operation: &str, err: &crate::StoreError| {
+        log_store_error(spec, operation, err);
+        SaveFailed
+    };
+    let cookie = |id: &SessionId, expires_at: SystemTime| {
+        session_cookie(
+            &config.cookie,
+            spec.lifetime,
+            &spec.cookie_name,
+            id.as_str().to_owned(),
+            now,
+            expires_at,
+        )
+    };
+
+    if let Some(old) = delete {
+        store
+            .delete(&old.storage_key())
+            .await
+            .map_err(|e| fail("delete", &e))?;
+    }
+
+    match origin {
+        Origin::New => {
+            let Some(data) = entries else {
+                return Ok(stale_cookie.then(|| removal_cookie(&config.cookie, &spec.cookie_name)));
+            };
+            let record = Record::new(data, now, deadline(config, now, now));
+            for _ in 0..ID_ATTEMPTS {
+                let id = SessionId::generate(&config.rng);
+                match store.create(&id.storage_key(), &record).await {
+                    Ok(WriteResult::Done) => return Ok(Some(cookie(&id, record.expires_at))),
+                    Ok(_) => continue,
+                    Err(e) => return Err(fail("create", &e)),
+                }
+            }
+            tracing::error!(session = %spec.name, "no free session id after {ID_ATTEMPTS} attempts");
+            Err(SaveFailed)
+        }
+        Origin::Loaded {
+            id: Some(id),
+            created_at,
+            expires_at,
+        } => {
+            let target = deadline(config, created_at, now);
+            let key = id.storage_key();
+            let persistent = spec.lifetime == CookieLifetime::Persistent;
+            if renew {
+                for _ in 0..ID_ATTEMPTS {
+                    let new = SessionId::generate(&config.rng);
+                    match store
+                        .renew(&key, &new.storage_key(), &changes, target, now)
+                        .await
+                    {
+                        Ok(WriteResult::Done) => return Ok(Some(cookie(&new, target))),
+                        Ok(WriteResult::Collision) => continue,
+                        Ok(_) => return Ok(gone(spec)),
+                        Err(e) => return Err(fail("renew", &e)),
+                    }
+                }
+                tracing::error!(session = %spec.name, "no free session id after {ID_ATTEMPTS} attempts");
+                return Err(SaveFailed);
+            }
+            let written = if !changes.is_empty() {
+                store.update(&key, &changes, target, now).await
+            } else if refresh_due(config, expires_at, target) {
+                store.touch(&key, target, now).await
+            } else {
+                return Ok(None);
+            };
+            match written {
+                Ok(WriteResult::Done) => Ok(persistent.then(|| cookie(&id, target))),
+                Ok(_) => Ok(gone(spec)),
+                Err(e) => Err(fail(
+                    if changes.is_empty() {
+                        "touch"
+                    } else {
+                        "update"
+                    },
+                    &e,
+                )),
+            }
+        }
+        Origin::Loaded { id: None, .. } => {
+            // A server-side session always has an id; keep the data safe by refusing.
+            tracing::error!(session = %spec.name, "server-side session without an id");
+            Err(SaveFailed)
+        }
+    }
+}
+
+/// The session ended elsewhere (purged, renewed or expired) while this request ran: its
+/// changes are dropped rather than bringing the session back, and no cookie is re-issued.
+fn gone(spec: &Spec) -> Option<Cookie<'static>> {
+    tracing::info!(
+        session = %spec.name,
+        "session ended by another request before this one saved; its changes are dropped"
+    );
+    None
+}

@@ -1,0 +1,304 @@
+//! The per-request session handle.
+
+use std::{
+    cell::{Ref, RefCell},
+    rc::Rc,
+    sync::Arc,
+    time::SystemTime,
+};
+
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{
+    config::{Spec, COOKIE_LIMIT},
+    id::SessionId,
+    ChangeSet, SessionError,
+};
+
+/// What has happened to a session during this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionStatus {
+    /// Nothing changed: nothing will be written (apart from a throttled expiry refresh).
+    Unchanged,
+    /// Keys were set, removed or cleared: the change set will be saved.
+    Changed,
+    /// The session will move to a new id, keeping its data; the old id dies.
+    Renewed,
+    /// The session was deleted; its cookie will be removed.
+    Purged,
+}
+
+/// One named session of the current request: a key-value map of JSON values.
+///
+/// Extract it in a handler (the default session), or open a named one through
+/// [`Sessions`](crate::Sessions). Cloning gives another handle to the same session.
+///
+/// Changes are recorded as a [`ChangeSet`] and written when the response goes out, unless the
+/// response is a server error (5xx) or the handler returned an `Err`: then nothing is saved.
+///
+/// ```
+/// use actix_web::{HttpResponse, Result};
+/// use actix_typed_session::Session;
+///
+/// async fn visit(session: Session) -> Result<HttpResponse> {
+///     let visits: u32 = session.get("visits")?.unwrap_or(0);
+///     session.insert("visits", visits + 1)?;
+///     Ok(HttpResponse::Ok().body(format!("visit #{}", visits + 1)))
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    spec: Arc<Spec>,
+    state: RefCell<State>,
+}
+
+/// How a session began in this request.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    /// No valid session came with the request.
+    New,
+    /// Loaded from its cookie or store.
+    Loaded {
+        /// The id (server-side backends only).
+        id: Option<SessionId>,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) entries: Map<String, Value>,
+    pub(crate) changes: ChangeSet,
+    pub(crate) origin: Origin,
+    pub(crate) renew: bool,
+    pub(crate) purged: bool,
+    /// A server-side session deleted by `purge()`, to delete from its store.
+    pub(crate) delete: Option<SessionId>,
+    /// The request carried a cookie for this session that did not load: remove it unless the
+    /// response sets a new one.
+    pub(crate) stale_cookie: bool,
+    /// Opened with a previous key: re-seal with the current key.
+    pub(crate) reseal: bool,
+}
+
+impl State {
+    pub(crate) fn new(origin: Origin, entries: Map<String, Value>) -> Self {
+        Self {
+            entries,
+            changes: ChangeSet::default(),
+            origin,
+            renew: false,
+            purged: false,
+            delete: None,
+            stale_cookie: false,
+            reseal: false,
+        }
+    }
+}
+
+impl Session {
+    pub(crate) fn new(spec: Arc<Spec>, state: State) -> Self {
+        Self {
+            inner: Rc::new(Inner {
+                spec,
+                state: RefCell::new(state),
+            }),
+        }
+    }
+
+    pub(crate) fn spec(&self) -> &Arc<Spec> {
+        &self.inner.spec
+    }
+
+    pub(crate) fn state(&self) -> std::cell::RefMut<'_, State> {
+        self.inner.state.borrow_mut()
+    }
+
+    /// The session's name.
+    pub fn name(&self) -> &str {
+        &self.inner.spec.name
+    }
+
+    /// Reads `key` as a `T`. `Ok(None)` when the key is absent; an error when the stored value
+    /// does not deserialize into `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let state = self.inner.state.borrow();
+        match state.entries.get(key) {
+            None => Ok(None),
+            Some(value) => {
+                T::deserialize(value)
+                    .map(Some)
+                    .map_err(|source| SessionError::Deserialize {
+                        session: self.name().to_owned(),
+                        key: key.to_owned(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// Sets `key` to `value`. Setting a value equal to the current one is not a change.
+    ///
+    /// On a cookie-backed session, fails with [`SessionError::TooLarge`] if the cookie would
+    /// exceed 4096 bytes; the session then keeps its previous state.
+    pub fn insert<T: Serialize>(
+        &self,
+        key: impl Into<String>,
+        value: T,
+    ) -> Result<(), SessionError> {
+        let key = key.into();
+        let value = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
+            session: self.name().to_owned(),
+            key: key.clone(),
+            source,
+        })?;
+        let mut state = self.inner.state.borrow_mut();
+        if state.entries.get(&key) == Some(&value) {
+            return Ok(());
+        }
+        let previous = state.entries.insert(key.clone(), value.clone());
+        if let Err(err) = self.check_size(&state) {
+            match previous {
+                Some(previous) => state.entries.insert(key, previous),
+                None => state.entries.remove(&key),
+            };
+            return Err(err);
+        }
+        state.changes.set(key, value);
+        Ok(())
+    }
+
+    /// Removes `key`, returning its value if it was there.
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        let mut state = self.inner.state.borrow_mut();
+        let removed = state.entries.remove(key)?;
+        state.changes.remove(key);
+        Some(removed)
+    }
+
+    /// Removes `key` and returns its value as a `T`. `Ok(None)` when absent. When the value does
+    /// not deserialize into `T` it is not removed.
+    pub fn remove_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let value = self.get::<T>(key)?;
+        if value.is_some() {
+            self.remove(key);
+        }
+        Ok(value)
+    }
+
+    /// Whether `key` is set.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.inner.state.borrow().entries.contains_key(key)
+    }
+
+    /// A read-only view of every entry.
+    ///
+    /// Do not hold it across a call that changes the session (that call would panic).
+    pub fn entries(&self) -> Ref<'_, Map<String, Value>> {
+        Ref::map(self.inner.state.borrow(), |s| &s.entries)
+    }
+
+    /// Removes every entry. The session (and its id) stays.
+    pub fn clear(&self) {
+        let mut state = self.inner.state.borrow_mut();
+        if state.entries.is_empty() && !matches!(state.origin, Origin::Loaded { .. }) {
+            return;
+        }
+        state.entries.clear();
+        state.changes.clear();
+    }
+
+    /// Keeps the data under a new session id and makes the old id dead. Call it when the
+    /// visitor's privileges change (login), against session fixation.
+    ///
+    /// A new session gets a fresh id anyway, so renewing it changes nothing.
+    pub fn renew(&self) {
+        let mut state = self.inner.state.borrow_mut();
+        if matches!(state.origin, Origin::Loaded { .. }) {
+            state.renew = true;
+        }
+    }
+
+    /// Deletes the session: its data, its stored record and (in the response) its cookie. Keys
+    /// inserted afterwards start a brand-new session with a new id.
+    pub fn purge(&self) {
+        let mut state = self.inner.state.borrow_mut();
+        let origin = std::mem::replace(&mut state.origin, Origin::New);
+        if let Origin::Loaded { id, .. } = origin {
+            state.delete = id;
+            state.stale_cookie = true;
+        }
+        state.entries.clear();
+        state.changes = ChangeSet::default();
+        state.renew = false;
+        state.reseal = false;
+        state.purged = true;
+    }
+
+    /// What has happened to the session so far in this request.
+    pub fn status(&self) -> SessionStatus {
+        let state = self.inner.state.borrow();
+        if state.purged && state.entries.is_empty() {
+            SessionStatus::Purged
+        } else if state.renew {
+            SessionStatus::Renewed
+        } else if !state.changes.is_empty() {
+            SessionStatus::Changed
+        } else {
+            SessionStatus::Unchanged
+        }
+    }
+
+    fn check_size(&self, state: &State) -> Result<(), SessionError> {
+        let size = cookie_size(&self.inner.spec, state);
+        match size {
+            Some(size) if size > COOKIE_LIMIT => Err(SessionError::TooLarge {
+                session: self.name().to_owned(),
+                size,
+                limit: COOKIE_LIMIT,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The size of `name=value` of a cookie-backed session in its current state, or `None` for a
+/// server-side session (whose cookie holds a fixed-size id).
+fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
+    #[cfg(feature = "cookie")]
+    if let crate::store::BackendKind::Cookie(store) = &spec.backend.kind {
+        let (created, expires) = match state.origin {
+            Origin::Loaded {
+                created_at,
+                expires_at,
+                ..
+            } => (created_at, expires_at),
+            // Deadlines in the future have the same number of digits as now.
+            Origin::New => (SystemTime::now(), SystemTime::now()),
+        };
+        let payload = crate::CookieStore::payload(&state.entries, created, expires);
+        let plain_len = serde_json::to_vec(&payload).map_or(usize::MAX / 2, |v| v.len());
+        return Some(spec.cookie_name.len() + 1 + store.encoded_len(plain_len));
+    }
+    let _ = (spec, state);
+    None
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys only: values may be secret, and the id must never be printed.
+        let state = self.inner.state.borrow();
+        f.debug_struct("Session")
+            .field("name", &self.inner.spec.name)
+            .field("backend", &self.inner.spec.backend_name)
+            .field("keys", &state.entries.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}

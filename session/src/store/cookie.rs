@@ -1,0 +1,405 @@
+//! The cookie backend: the whole session sealed (or signed) into its cookie.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use ring::{
+    aead::{Aad, Nonce, NONCE_LEN},
+    hmac,
+    rand::{SecureRandom, SystemRandom},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::key::KeyRing;
+
+/// The format version bound into every cookie; a cookie of another version does not open.
+const FORMAT: &[u8] = b"actix-typed-session cookie v1";
+const TAG_LEN: usize = 16;
+/// Length of an HMAC-SHA256 tag in unpadded base64url.
+const SIGNATURE_LEN: usize = 43;
+
+/// How the cookie backend protects the session it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CookieSecurity {
+    /// Encrypted and authenticated with AES-256-GCM (a fresh random nonce per cookie): the client
+    /// can neither read nor change the data. The default.
+    #[default]
+    Sealed,
+    /// Authenticated with HMAC-SHA256 but readable by the client (base64url JSON): the client
+    /// cannot change the data, but can read it. Use only for data that is not secret.
+    Signed,
+}
+
+/// The cookie backend: the whole session travels in its own cookie, sealed with AES-256-GCM
+/// (or signed with HMAC-SHA256), with keys derived from the middleware's master key.
+///
+/// The cookie name and a format version are bound as associated data, so a value made for one
+/// cookie does not open under another. The payload carries its own idle and absolute deadlines,
+/// which the server checks: a client that ignores `Max-Age` and replays an old cookie gets a
+/// fresh session.
+///
+/// # Limitations
+/// - Browsers drop a cookie whose `name=value` is over 4096 bytes. Each insert checks the final
+///   encoded size and returns [`SessionError::TooLarge`](crate::SessionError::TooLarge) instead
+///   of letting the data vanish; move such sessions to a server-side backend.
+/// - The server cannot revoke a cookie that a client kept: [`purge`](crate::Session::purge)
+///   removes it from a cooperating browser, but a copy stays valid until its deadlines pass.
+///   Use short timeouts, or a server-side backend, where that matters.
+/// - Parallel requests cannot be merged: the last response to arrive sets the cookie.
+///
+/// ```
+/// use actix_typed_session::{CookieSecurity, CookieStore};
+///
+/// let sealed = CookieStore::default();
+/// let signed = CookieStore::new(CookieSecurity::Signed);
+/// assert_eq!(sealed.security(), CookieSecurity::Sealed);
+/// assert_eq!(signed.security(), CookieSecurity::Signed);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CookieStore {
+    security: CookieSecurity,
+}
+
+impl CookieStore {
+    /// A cookie backend with the given protection.
+    pub fn new(security: CookieSecurity) -> Self {
+        Self { security }
+    }
+
+    /// How this backend protects its cookies.
+    pub fn security(&self) -> CookieSecurity {
+        self.security
+    }
+}
+
+/// What a session cookie carries.
+#[derive(Serialize)]
+pub(crate) struct PayloadRef<'a> {
+    /// Creation time, unix seconds.
+    c: u64,
+    /// Expiry (idle deadline capped by the absolute one), unix seconds.
+    e: u64,
+    d: &'a Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct PayloadOwned {
+    c: u64,
+    e: u64,
+    d: Map<String, Value>,
+}
+
+/// A cookie that opened.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) data: Map<String, Value>,
+    pub(crate) created_at: SystemTime,
+    pub(crate) expires_at: SystemTime,
+    /// Opened with a previous key: re-seal with the current one.
+    pub(crate) stale_key: bool,
+}
+
+/// Why a cookie did not open (logged, never shown to the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    NotBase64,
+    TooShort,
+    BadSeal,
+    BadPayload,
+}
+
+impl Rejected {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::NotBase64 => "not base64url",
+            Self::TooShort => "too short",
+            Self::BadSeal => "does not open with any configured key",
+            Self::BadPayload => "opened but the payload is malformed",
+        }
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn from_unix(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn aad(cookie_name: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(FORMAT.len() + 1 + cookie_name.len());
+    aad.extend_from_slice(FORMAT);
+    aad.push(0);
+    aad.extend_from_slice(cookie_name.as_bytes());
+    aad
+}
+
+impl CookieStore {
+    pub(crate) fn payload<'a>(
+        data: &'a Map<String, Value>,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> PayloadRef<'a> {
+        PayloadRef {
+            c: unix(created_at),
+            e: unix(expires_at),
+            d: data,
+        }
+    }
+
+    /// The exact length of the cookie value for a plaintext of `plain_len` bytes.
+    pub(crate) fn encoded_len(&self, plain_len: usize) -> usize {
+        match self.security {
+            CookieSecurity::Sealed => b64_len(NONCE_LEN + plain_len + TAG_LEN),
+            CookieSecurity::Signed => SIGNATURE_LEN + 1 + b64_len(plain_len),
+        }
+    }
+
+    pub(crate) fn seal(
+        &self,
+        keys: &KeyRing,
+        rng: &SystemRandom,
+        cookie_name: &str,
+        plaintext: Vec<u8>,
+    ) -> String {
+        let aad = aad(cookie_name);
+        let key = keys.current();
+        match self.security {
+            CookieSecurity::Sealed => {
+                let mut nonce = [0u8; NONCE_LEN];
+                rng.fill(&mut nonce)
+                    .expect("the operating system's random generator failed");
+                let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+                out.extend_from_slice(&nonce);
+                out.extend_from_slice(&plaintext);
+                let tag = key
+                    .sealing
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(&aad),
+                        &mut out[NONCE_LEN..],
+                    )
+                    .expect("a cookie is far below AES-GCM's message limit");
+                out.extend_from_slice(tag.as_ref());
+                URL_SAFE_NO_PAD.encode(out)
+            }
+            CookieSecurity::Signed => {
+                let payload = URL_SAFE_NO_PAD.encode(&plaintext);
+                let tag = sign(&key.signing, &aad, payload.as_bytes());
+                let mut value = URL_SAFE_NO_PAD.encode(tag.as_ref());
+                value.push('.');
+                value.push_str(&payload);
+                value
+            }
+        }
+    }
+
+    pub(crate) fn open(
+        &self,
+        keys: &KeyRing,
+        cookie_name: &str,
+        value: &str,
+    ) -> Result<Opened, Rejected> {
+        let aad = aad(cookie_name);
+        let (plaintext, key_index) = match self.security {
+            CookieSecurity::Sealed => {
+                let sealed = URL_SAFE_NO_PAD
+                    .decode(value)
+                    .map_err(|_| Rejected::NotBase64)?;
+                if sealed.len() < NONCE_LEN + TAG_LEN {
+                    return Err(Rejected::TooShort);
+                }
+                let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN]
+                    .try_into()
+                    .expect("length checked above");
+                keys.all()
+                    .find_map(|(index, key)| {
+                        let mut buf = sealed[NONCE_LEN..].to_vec();
+                        key.sealing
+                            .open_in_place(
+                                Nonce::assume_unique_for_key(nonce),
+                                Aad::from(&aad),
+                                &mut buf,
+                            )
+                            .ok()
+                            .map(|plain| (plain.to_vec(), index))
+                    })
+                    .ok_or(Rejected::BadSeal)?
+            }
+            CookieSecurity::Signed => {
+                let (tag, payload) = value.split_once('.').ok_or(Rejected::TooShort)?;
+                let tag = URL_SAFE_NO_PAD
+                    .decode(tag)
+                    .map_err(|_| Rejected::NotBase64)?;
+                let index = keys
+                    .all()
+                    .find(|(_, key)| verify(&key.signing, &aad, payload.as_bytes(), &tag))
+                    .map(|(index, _)| index)
+                    .ok_or(Rejected::BadSeal)?;
+                let plain = URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .map_err(|_| Rejected::NotBase64)?;
+                (plain, index)
+            }
+        };
+        let payload: PayloadOwned =
+            serde_json::from_slice(&plaintext).map_err(|_| Rejected::BadPayload)?;
+        Ok(Opened {
+            data: payload.d,
+            created_at: from_unix(payload.c),
+            expires_at: from_unix(payload.e),
+            stale_key: key_index != 0,
+        })
+    }
+}
+
+fn b64_len(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
+}
+
+fn sign(key: &hmac::Key, aad: &[u8], payload: &[u8]) -> hmac::Tag {
+    let mut ctx = hmac::Context::with_key(key);
+    ctx.update(&(aad.len() as u64).to_be_bytes());
+    ctx.update(aad);
+    ctx.update(payload);
+    ctx.sign()
+}
+
+/// Constant-time verification through `ring`.
+fn verify(key: &hmac::Key, aad: &[u8], payload: &[u8], tag: &[u8]) -> bool {
+    let mut msg = Vec::with_capacity(8 + aad.len() + payload.len());
+    msg.extend_from_slice(&(aad.len() as u64).to_be_bytes());
+    msg.extend_from_slice(aad);
+    msg.extend_from_slice(payload);
+    hmac::verify(key, &msg, tag).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::Key;
+
+    fn ring(keys: &[&Key]) -> KeyRing {
+        KeyRing::new(
+            keys[0],
+            &keys[1..].iter().map(|k| (*k).clone()).collect::<Vec<_>>(),
+        )
+    }
+
+    fn plaintext(data: &Map<String, Value>) -> Vec<u8> {
+        let now = SystemTime::now();
+        serde_json::to_vec(&CookieStore::payload(
+            data,
+            now,
+            now + Duration::from_secs(60),
+        ))
+        .unwrap()
+    }
+
+    fn sample() -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("user".into(), json!("ann"));
+        m
+    }
+
+    #[test]
+    fn sealed_and_signed_values_round_trip_with_the_predicted_length() {
+        let key = Key::generate();
+        let keys = ring(&[&key]);
+        let rng = SystemRandom::new();
+        for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
+            let store = CookieStore::new(security);
+            let plain = plaintext(&sample());
+            let len = plain.len();
+            let value = store.seal(&keys, &rng, "s", plain);
+            assert_eq!(value.len(), store.encoded_len(len), "{security:?}");
+            let opened = store.open(&keys, "s", &value).unwrap();
+            assert_eq!(opened.data, sample());
+            assert!(!opened.stale_key);
+        }
+    }
+
+    #[test]
+    fn sealed_values_hide_the_data_and_signed_values_do_not() {
+        let keys = ring(&[&Key::generate()]);
+        let rng = SystemRandom::new();
+        let sealed = CookieStore::default().seal(&keys, &rng, "s", plaintext(&sample()));
+        let signed =
+            CookieStore::new(CookieSecurity::Signed).seal(&keys, &rng, "s", plaintext(&sample()));
+        let reveal = |v: &str| {
+            v.split('.')
+                .filter_map(|p| URL_SAFE_NO_PAD.decode(p).ok())
+                .any(|b| String::from_utf8_lossy(&b).contains("ann"))
+        };
+        assert!(!reveal(&sealed));
+        assert!(reveal(&signed));
+    }
+
+    #[test]
+    fn every_seal_uses_a_fresh_nonce() {
+        let keys = ring(&[&Key::generate()]);
+        let rng = SystemRandom::new();
+        let a = CookieStore::default().seal(&keys, &rng, "s", plaintext(&sample()));
+        let b = CookieStore::default().seal(&keys, &rng, "s", plaintext(&sample()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_value_does_not_open_under_another_cookie_name_or_key() {
+        let key = Key::generate();
+        let keys = ring(&[&key]);
+        let other = ring(&[&Key::generate()]);
+        let rng = SystemRandom::new();
+        for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
+            let store = CookieStore::new(security);
+            let value = store.seal(&keys, &rng, "prefs", plaintext(&sample()));
+            assert_eq!(
+                store.open(&keys, "cart", &value).unwrap_err(),
+                Rejected::BadSeal
+            );
+            assert_eq!(
+                store.open(&other, "prefs", &value).unwrap_err(),
+                Rejected::BadSeal
+            );
+        }
+    }
+
+    #[test]
+    fn a_previous_key_opens_and_asks_for_a_reseal() {
+        let old = Key::generate();
+        let new = Key::generate();
+        let rng = SystemRandom::new();
+        for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
+            let store = CookieStore::new(security);
+            let value = store.seal(&ring(&[&old]), &rng, "s", plaintext(&sample()));
+            let opened = store.open(&ring(&[&new, &old]), "s", &value).unwrap();
+            assert!(opened.stale_key);
+            assert!(store.open(&ring(&[&new]), "s", &value).is_err());
+        }
+    }
+
+    #[test]
+    fn garbage_is_rejected_without_panicking() {
+        let keys = ring(&[&Key::generate()]);
+        for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
+            let store = CookieStore::new(security);
+            for junk in [
+                "",
+                "a",
+                "====",
+                "é😀",
+                ".",
+                "abc.def",
+                &"A".repeat(40),
+                &"A".repeat(4000),
+            ] {
+                assert!(store.open(&keys, "s", junk).is_err(), "{junk:?}");
+            }
+        }
+    }
+}
