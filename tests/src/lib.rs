@@ -1,1 +1,345 @@
+//! Test support shared by the integration tests: a cookie-keeping client over an
+//! `actix_web::test` service, a clock that tests can move, stores that count or fail, and the
+//! conformance suite every backend runs.
+#![allow(missing_docs)]
 
+pub mod conformance;
+mod stores;
+
+use std::{
+    cell::RefCell,
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime},
+};
+
+use actix_typed_session::{Clock, SessionError, SessionMiddleware, Sessions};
+use actix_web::{
+    body::MessageBody,
+    cookie::Cookie,
+    dev::{Service, ServiceResponse},
+    error::ErrorBadRequest,
+    http::{header, StatusCode},
+    test, web, App, HttpResponse,
+};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+pub use stores::{CountingStore, Counts, FailingStore, FailureMode, SECRET_DETAIL};
+
+/// Real time plus an offset that a test moves forward.
+#[derive(Debug, Clone, Default)]
+pub struct TestClock(Arc<AtomicU64>);
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_secs(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Lets a test hold handlers between loading their session and changing it.
+pub struct Gate {
+    /// One permit per handler that has loaded its session.
+    pub loaded: Semaphore,
+    /// One permit per handler allowed to go on.
+    pub go: Semaphore,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            loaded: Semaphore::new(0),
+            go: Semaphore::new(0),
+        }
+    }
+}
+
+impl Gate {
+    /// Waits until `n` gated handlers have loaded their sessions.
+    pub async fn wait_loaded(&self, n: u32) {
+        self.loaded
+            .acquire_many(n)
+            .await
+            .expect("gate open")
+            .forget();
+    }
+
+    /// Lets `n` gated handlers go on.
+    pub fn release(&self, n: usize) {
+        self.go.add_permits(n);
+    }
+}
+
+/// A response, with the cookies it set.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+    pub set_cookies: Vec<Cookie<'static>>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&Cookie<'static>> {
+        self.set_cookies.iter().find(|c| c.name() == name)
+    }
+}
+
+/// A client that keeps cookies between requests, like a browser.
+pub struct Client<S> {
+    app: S,
+    pub jar: RefCell<BTreeMap<String, String>>,
+    pub gate: Arc<Gate>,
+}
+
+type Handler = Result<HttpResponse, actix_web::Error>;
+
+fn key_of(path: &web::Path<(String, String)>) -> (&str, &str) {
+    (&path.0, &path.1)
+}
+
+async fn get(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    let session = s.open(name).await?;
+    match session.get::<Value>(key)? {
+        Some(v) => Ok(HttpResponse::Ok().json(v)),
+        None => Ok(HttpResponse::NotFound().finish()),
+    }
+}
+
+async fn set(s: Sessions, p: web::Path<(String, String)>, v: web::Json<Value>) -> Handler {
+    let (name, key) = key_of(&p);
+    s.open(name).await?.insert(key, v.into_inner())?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn remove(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    let removed = s.open(name).await?.remove(key);
+    Ok(HttpResponse::Ok().json(removed))
+}
+
+async fn contains(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    Ok(HttpResponse::Ok().json(s.open(name).await?.contains_key(key)))
+}
+
+async fn entries(s: Sessions, p: web::Path<String>) -> Handler {
+    let session = s.open(&p).await?;
+    let entries = session.entries().clone();
+    Ok(HttpResponse::Ok().json(entries))
+}
+
+async fn clear(s: Sessions, p: web::Path<String>) -> Handler {
+    s.open(&p).await?.clear();
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn renew(s: Sessions, p: web::Path<String>) -> Handler {
+    s.open(&p).await?.renew();
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn purge(s: Sessions, p: web::Path<String>) -> Handler {
+    s.open(&p).await?.purge();
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn set_then_500(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    s.open(name).await?.insert(key, "lost")?;
+    Ok(HttpResponse::InternalServerError().finish())
+}
+
+async fn set_then_err(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    s.open(name).await?.insert(key, "lost")?;
+    Err(ErrorBadRequest("handler refused"))
+}
+
+/// Loads the session, signals `gate.loaded`, waits for `gate.go`, then sets the key.
+async fn wait_then_set(
+    s: Sessions,
+    p: web::Path<(String, String)>,
+    v: web::Json<Value>,
+    gate: web::Data<Arc<Gate>>,
+) -> Handler {
+    let (name, key) = key_of(&p);
+    let session = s.open(name).await?;
+    gate.loaded.add_permits(1);
+    gate.go.acquire().await.expect("gate open").forget();
+    session.insert(key, v.into_inner())?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn untouched() -> HttpResponse {
+    HttpResponse::Ok().body("no session here")
+}
+
+/// Builds a client over an app that exposes every session operation under `/{session}/...`.
+pub async fn client(
+    middleware: SessionMiddleware,
+) -> Client<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    let gate = Arc::new(Gate::default());
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(gate.clone()))
+            .wrap(middleware)
+            .route("/untouched", web::get().to(untouched))
+            .route("/{s}/get/{k}", web::get().to(get))
+            .route("/{s}/set/{k}", web::post().to(set))
+            .route("/{s}/remove/{k}", web::post().to(remove))
+            .route("/{s}/contains/{k}", web::get().to(contains))
+            .route("/{s}/entries", web::get().to(entries))
+            .route("/{s}/clear", web::post().to(clear))
+            .route("/{s}/renew", web::post().to(renew))
+            .route("/{s}/purge", web::post().to(purge))
+            .route("/{s}/set-then-500/{k}", web::post().to(set_then_500))
+            .route("/{s}/set-then-err/{k}", web::post().to(set_then_err))
+            .route("/{s}/wait-then-set/{k}", web::post().to(wait_then_set)),
+    )
+    .await;
+    Client {
+        app,
+        jar: RefCell::new(BTreeMap::new()),
+        gate,
+    }
+}
+
+impl<S, B> Client<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    /// Sends a request with the jar's cookies and stores the cookies of the response.
+    pub async fn send(&self, req: test::TestRequest) -> Reply {
+        let header = self.cookie_header();
+        let req = if header.is_empty() {
+            req
+        } else {
+            req.insert_header((header::COOKIE, header))
+        };
+        let reply = self.send_raw(req).await;
+        self.store(&reply);
+        reply
+    }
+
+    /// Sends a request exactly as given: no cookies from the jar, and the jar is not updated.
+    pub async fn send_raw(&self, req: test::TestRequest) -> Reply {
+        let res = test::call_service(&self.app, req.to_request()).await;
+        let status = res.status();
+        let set_cookies = res
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .map(|v| Cookie::parse_encoded(v.to_str().unwrap().to_owned()).unwrap())
+            .collect();
+        let body = test::read_body(res).await;
+        Reply {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            set_cookies,
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.jar
+            .borrow()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn store(&self, reply: &Reply) {
+        let mut jar = self.jar.borrow_mut();
+        for cookie in &reply.set_cookies {
+            let removal = cookie
+                .max_age()
+                .is_some_and(|a| a.is_zero() || a.is_negative());
+            if removal {
+                jar.remove(cookie.name());
+            } else {
+                jar.insert(cookie.name().to_owned(), cookie.value().to_owned());
+            }
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(test::TestRequest::get().uri(path)).await
+    }
+
+    pub async fn post(&self, path: &str) -> Reply {
+        self.send(test::TestRequest::post().uri(path)).await
+    }
+
+    pub async fn post_json(&self, path: &str, value: Value) -> Reply {
+        self.send(test::TestRequest::post().uri(path).set_json(value))
+            .await
+    }
+
+    /// Sets `key` of `session` and asserts success.
+    pub async fn set(&self, session: &str, key: &str, value: Value) -> Reply {
+        let reply = self
+            .post_json(&format!("/{session}/set/{key}"), value)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "setting {session}/{key}");
+        reply
+    }
+
+    /// Reads `key` of `session`: `None` when absent.
+    pub async fn read(&self, session: &str, key: &str) -> Option<Value> {
+        let reply = self.get(&format!("/{session}/get/{key}")).await;
+        match reply.status {
+            StatusCode::OK => Some(reply.json()),
+            StatusCode::NOT_FOUND => None,
+            other => panic!("reading {session}/{key}: unexpected {other}"),
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.borrow().get(name).cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .borrow_mut()
+            .insert(name.to_owned(), value.to_owned());
+    }
+}
+
+/// Checks that a session error renders as an opaque response.
+pub fn assert_opaque(err: &SessionError) {
+    use actix_web::ResponseError;
+    let res = err.error_response();
+    assert!(res.status().is_server_error());
+    assert!(matches!(
+        res.into_body().size(),
+        actix_web::body::BodySize::Sized(0)
+    ));
+}
+
+/// Installs a subscriber that prints logs of failing tests (idempotent).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_max_level(tracing::Level::DEBUG)
+        .try_init();
+}
