@@ -229,6 +229,15 @@ where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
+    /// A client over any app built with `actix_web::test::init_service`.
+    pub fn new(app: S) -> Self {
+        Self {
+            app,
+            jar: RefCell::new(BTreeMap::new()),
+            gate: Arc::new(Gate::default()),
+        }
+    }
+
     /// Sends a request with the jar's cookies and stores the cookies of the response.
     pub async fn send(&self, req: test::TestRequest) -> Reply {
         let header = self.cookie_header();

@@ -1,0 +1,407 @@
+//! Middleware behaviour beyond the per-backend conformance suite: laziness, several named
+//! sessions on different backends, the cookie size limit, key rotation, store failures and logs.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use actix_typed_session::{
+    CookieSecurity, CookieStore, Key, MemoryStore, Session, SessionConfig, SessionError,
+    SessionMiddleware, Sessions, StatusCode,
+};
+use actix_typed_session_tests::{client, CountingStore, FailingStore, SECRET_DETAIL};
+use actix_web::{test, web, App, HttpResponse};
+use serde_json::json;
+
+fn key(n: u8) -> Key {
+    Key::from(&[n; 64][..])
+}
+
+#[actix_web::test]
+async fn a_route_that_never_extracts_a_session_does_no_store_io() {
+    let (store, counts) = CountingStore::new(MemoryStore::default());
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("memory", store)
+        .build()
+        .unwrap();
+    let c = client(mw).await;
+    c.set("session", "a", json!(1)).await;
+    let (loads, writes) = (counts.loads(), counts.writes());
+    for _ in 0..5 {
+        let reply = c.get("/untouched").await;
+        assert!(reply.set_cookies.is_empty());
+    }
+    assert_eq!((counts.loads(), counts.writes()), (loads, writes));
+    // A read loads once and writes nothing.
+    c.get("/session/get/a").await;
+    assert_eq!((counts.loads(), counts.writes()), (loads + 1, writes));
+}
+
+#[actix_web::test]
+async fn a_new_empty_session_touches_no_store() {
+    let (store, counts) = CountingStore::new(MemoryStore::default());
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("memory", store)
+        .build()
+        .unwrap();
+    let c = client(mw).await;
+    c.get("/session/get/a").await;
+    c.get("/session/entries").await;
+    // No cookie came in, so there was nothing to load and nothing to write.
+    assert_eq!((counts.loads(), counts.writes()), (0, 0));
+}
+
+async fn both(sessions: Sessions) -> actix_web::Result<HttpResponse> {
+    let prefs = sessions.open("prefs").await?;
+    let cart = sessions.open("cart").await?;
+    prefs.insert("theme", "dark")?;
+    let mut items: Vec<String> = cart.get("items")?.unwrap_or_default();
+    items.push(format!("item{}", items.len()));
+    cart.insert("items", &items)?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+#[actix_web::test]
+async fn named_sessions_on_different_backends_share_one_request() {
+    let memory = MemoryStore::default();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .backend("memory", memory.clone())
+        .session("prefs", SessionConfig::new().backend("cookie"))
+        .session("cart", SessionConfig::new().backend("memory"))
+        .build()
+        .unwrap();
+    let app = test::init_service(App::new().wrap(mw).route("/both", web::post().to(both))).await;
+    let c = actix_typed_session_tests::Client::new(app);
+    let first = c.post("/both").await;
+    assert_eq!(first.set_cookies.len(), 2, "one cookie per session");
+    let cart_id = c.cookie("cart").unwrap();
+    assert_eq!(
+        cart_id.len(),
+        43,
+        "the server-side session's cookie is an opaque id"
+    );
+    assert!(
+        c.cookie("prefs").unwrap().len() > 43,
+        "the cookie session carries its data"
+    );
+    assert_eq!(memory.len(), 1);
+    let second = c.post("/both").await;
+    assert_eq!(second.json(), json!(["item0", "item1"]));
+    // prefs did not change (same value), cart changed: only the cart was written, and the
+    // browser-session cart cookie did not need re-sending.
+    assert!(second.set_cookies.is_empty(), "{:?}", second.set_cookies);
+}
+
+async fn open_twice(sessions: Sessions, default: Session) -> actix_web::Result<HttpResponse> {
+    let again = sessions.open_default().await?;
+    default.insert("a", 1)?;
+    // Both handles are the same session.
+    Ok(HttpResponse::Ok().json(again.get::<i32>("a")?))
+}
+
+async fn wrong_backend(sessions: Sessions) -> actix_web::Result<HttpResponse> {
+    sessions.open_on("prefs", "memory").await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+#[actix_web::test]
+async fn one_session_opened_twice_is_one_state_and_backend_conflicts_are_errors() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .backend("memory", MemoryStore::default())
+        .session("prefs", SessionConfig::new().backend("cookie"))
+        .build()
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(mw)
+            .route("/twice", web::get().to(open_twice))
+            .route("/wrong", web::get().to(wrong_backend)),
+    )
+    .await;
+    let c = actix_typed_session_tests::Client::new(app);
+    assert_eq!(c.get("/twice").await.json(), json!(1));
+    let wrong = c.get("/wrong").await;
+    assert_eq!(wrong.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(wrong.body.is_empty(), "errors are opaque: {:?}", wrong.body);
+}
+
+async fn fill(session: Session, size: web::Path<usize>) -> actix_web::Result<HttpResponse> {
+    match session.insert("blob", "x".repeat(*size)) {
+        Ok(()) => Ok(HttpResponse::Ok().finish()),
+        Err(SessionError::TooLarge {
+            session: name,
+            size,
+            limit,
+        }) => Ok(HttpResponse::PayloadTooLarge().json(json!([name, size, limit]))),
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[actix_web::test]
+async fn cookie_size_is_checked_on_the_final_cookie_at_insert() {
+    for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
+        let mw = SessionMiddleware::builder(key(1))
+            .backend("cookie", CookieStore::new(security))
+            .build()
+            .unwrap();
+        let app =
+            test::init_service(App::new().wrap(mw).route("/fill/{n}", web::post().to(fill))).await;
+        let c = actix_typed_session_tests::Client::new(app);
+        // Find the largest blob that fits by bisection over real requests.
+        let (mut fits, mut too_big) = (0usize, 4096usize);
+        while too_big - fits > 1 {
+            let mid = (fits + too_big) / 2;
+            let reply = c
+                .send_raw(test::TestRequest::post().uri(&format!("/fill/{mid}")))
+                .await;
+            if reply.status == StatusCode::OK {
+                fits = mid;
+            } else {
+                assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+                too_big = mid;
+            }
+        }
+        let ok = c
+            .send_raw(test::TestRequest::post().uri(&format!("/fill/{fits}")))
+            .await;
+        let cookie = ok
+            .cookie("session")
+            .expect("the largest fitting session is sent");
+        let size = cookie.name().len() + 1 + cookie.value().len();
+        assert!(
+            size <= 4096 && size > 4090,
+            "{security:?}: largest cookie is {size} bytes"
+        );
+        let refused = c
+            .send_raw(test::TestRequest::post().uri(&format!("/fill/{too_big}")))
+            .await;
+        let [name, size, limit] = refused
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!(name, json!("session"));
+        assert!(size.as_u64().unwrap() > 4096);
+        assert_eq!(limit, json!(4096));
+        assert!(
+            refused.set_cookies.is_empty(),
+            "nothing is sent for a refused insert"
+        );
+    }
+}
+
+async fn grow(session: Session) -> actix_web::Result<HttpResponse> {
+    let small: Option<String> = session.get("small")?;
+    let err = session.insert("big", "y".repeat(5000)).unwrap_err();
+    assert!(err.to_string().contains("server-side backend"), "{err}");
+    // The session keeps its previous state and can still take small changes.
+    assert!(!session.contains_key("big"));
+    session.insert("small", format!("{}+", small.unwrap_or_default()))?;
+    Ok(HttpResponse::Ok().json(session.entries().clone()))
+}
+
+#[actix_web::test]
+async fn a_refused_insert_keeps_the_previous_state() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .build()
+        .unwrap();
+    let app = test::init_service(App::new().wrap(mw).route("/grow", web::post().to(grow))).await;
+    let c = actix_typed_session_tests::Client::new(app);
+    assert_eq!(c.post("/grow").await.json(), json!({"small": "+"}));
+    assert_eq!(c.post("/grow").await.json(), json!({"small": "++"}));
+}
+
+#[actix_web::test]
+async fn an_incoming_cookie_over_4096_bytes_is_ignored() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .build()
+        .unwrap();
+    let c = client(mw).await;
+    c.set_cookie("session", &"A".repeat(4100));
+    let reply = c.get("/session/entries").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json(), json!({}));
+}
+
+fn rotating(current: u8, previous: &[u8]) -> SessionMiddleware {
+    SessionMiddleware::builder(key(current))
+        .previous_keys(previous.iter().map(|n| key(*n)))
+        .backend("cookie", CookieStore::default())
+        .build()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn key_rotation_accepts_and_reseals_old_cookies_until_the_old_key_is_removed() {
+    let old = client(rotating(1, &[])).await;
+    old.set("session", "user", json!("ann")).await;
+    let sealed_with_old = old.cookie("session").unwrap();
+
+    // Rotated: the new key writes, the old key still reads, and the cookie is re-sealed at once.
+    let rotated = client(rotating(2, &[1])).await;
+    rotated.set_cookie("session", &sealed_with_old);
+    let reply = rotated.get("/session/get/user").await;
+    assert_eq!(reply.json(), json!("ann"));
+    let resealed = reply
+        .cookie("session")
+        .expect("re-sealed with the current key");
+    assert_ne!(resealed.value(), sealed_with_old);
+
+    // Only the new key: the re-sealed cookie works, the old one is anonymous.
+    let new_only = client(rotating(2, &[])).await;
+    new_only.set_cookie("session", resealed.value());
+    assert_eq!(new_only.read("session", "user").await, Some(json!("ann")));
+    new_only.set_cookie("session", &sealed_with_old);
+    assert_eq!(new_only.read("session", "user").await, None);
+}
+
+#[actix_web::test]
+async fn a_cookie_sealed_for_one_session_does_not_open_as_another() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .build()
+        .unwrap();
+    let c = client(mw).await;
+    c.set("prefs", "admin", json!(true)).await;
+    let prefs = c.cookie("prefs").unwrap();
+    c.set_cookie("cart", &prefs);
+    assert_eq!(c.read("cart", "admin").await, None);
+}
+
+/// Captures everything logged while a test runs.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[actix_web::test]
+async fn store_failures_are_logged_with_their_cause_and_opaque_to_clients() {
+    let logs = Capture::default();
+    let _guard = logs.install();
+    let (store, mode) = FailingStore::new();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("db", store)
+        .failure_status(StatusCode::SERVICE_UNAVAILABLE)
+        .build()
+        .unwrap();
+    let c = client(mw).await;
+    c.set("session", "a", json!(1)).await;
+    let id = c.cookie("session").unwrap();
+
+    mode.fail_loads();
+    let reply = c.get("/session/get/a").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.body.is_empty(), "detail leaked: {:?}", reply.body);
+    assert!(reply.set_cookies.is_empty());
+    // Routes without sessions are unaffected by the outage.
+    assert_eq!(c.get("/untouched").await.status, StatusCode::OK);
+
+    mode.fail_writes();
+    let reply = c.post_json("/session/set/a", json!(99)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.body.is_empty());
+    assert!(
+        reply.set_cookies.is_empty(),
+        "no cookie for a write that failed"
+    );
+
+    // A new visitor whose session cannot be created gets no cookie either.
+    let fresh = c
+        .send_raw(
+            test::TestRequest::post()
+                .uri("/session/set/b")
+                .set_json(json!(2)),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(fresh.set_cookies.is_empty());
+
+    mode.healthy();
+    assert_eq!(
+        c.read("session", "a").await,
+        Some(json!(1)),
+        "the failed write changed nothing"
+    );
+
+    let text = logs.text();
+    assert!(text.contains(SECRET_DETAIL), "the cause is logged: {text}");
+    assert!(text.contains("session store failed"));
+    assert!(!text.contains(&id), "the session id was logged");
+}
+
+#[actix_web::test]
+async fn bad_cookies_are_warned_about_without_their_value() {
+    let logs = Capture::default();
+    let _guard = logs.install();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .backend("memory", MemoryStore::default())
+        .session("m", SessionConfig::new().backend("memory"))
+        .build()
+        .unwrap();
+    let c = client(mw).await;
+    c.set("session", "a", json!("secret-value")).await;
+    c.set("m", "a", json!(1)).await;
+    let good = c.cookie("session").unwrap();
+    let id = c.cookie("m").unwrap();
+    let tampered = format!("{}A", &good[..good.len() - 1]);
+    c.set_cookie("session", &tampered);
+    assert_eq!(c.read("session", "a").await, None);
+    let forged = format!("{}B", &id[..id.len() - 1]);
+    c.set_cookie("m", &forged);
+    assert_eq!(c.read("m", "a").await, None);
+    let text = logs.text();
+    assert!(text.contains("WARN"), "tampering is warned about: {text}");
+    for secret in [&good, &tampered, &id, &forged, &"secret-value".to_owned()] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "{secret} appeared in the logs"
+        );
+    }
+}
+
+async fn needs_session(session: Session) -> HttpResponse {
+    HttpResponse::Ok().body(session.name().to_owned())
+}
+
+#[actix_web::test]
+async fn a_missing_middleware_is_an_opaque_error_that_names_the_fix() {
+    let app = test::init_service(App::new().route("/", web::get().to(needs_session))).await;
+    let res = test::call_service(&app, test::TestRequest::get().to_request()).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = test::read_body(res).await;
+    assert!(body.is_empty());
+    let message = SessionError::MissingMiddleware.to_string();
+    assert!(message.contains("SessionMiddleware"), "{message}");
+    actix_typed_session_tests::assert_opaque(&SessionError::MissingMiddleware);
+}
