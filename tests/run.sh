@@ -17,10 +17,10 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "each backend feature builds on its own"
-cargo check -q -p actix-typed-session --no-default-features
+step "each feature builds on its own, without warnings"
+cargo clippy -q -p actix-typed-session --no-default-features -- -D warnings
 for feature in cookie memory derive; do
-  cargo check -q -p actix-typed-session --no-default-features --features "$feature"
+  cargo clippy -q -p actix-typed-session --no-default-features --features "$feature" -- -D warnings
 done
 
 step "cargo doc (warnings are errors)"

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use actix_web::cookie::Cookie;
 
 use crate::{
-    config::{Config, CookieLifetime, Spec, COOKIE_LIMIT},
+    config::{Config, CookieLifetime, Spec},
     cookie_header::{removal_cookie, session_cookie},
     id::SessionId,
     load::log_store_error,
@@ -89,12 +89,12 @@ fn save_cookie(
     })?;
     let value = store.seal(&config.keys, &config.rng, &spec.cookie_name, plaintext);
     let size = spec.cookie_name.len() + 1 + value.len();
-    if size > COOKIE_LIMIT {
+    if size > crate::config::COOKIE_LIMIT {
         // Inserts check the size, so this needs a clock jump that adds digits; refuse loudly.
         tracing::error!(
             session = %spec.name,
             size,
-            limit = COOKIE_LIMIT,
+            limit = crate::config::COOKIE_LIMIT,
             "session cookie is over the browser limit; not sending it"
         );
         return Err(SaveFailed);
