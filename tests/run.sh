@@ -19,12 +19,17 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "each feature builds on its own, without warnings"
 cargo clippy -q -p actix-typed-session --no-default-features -- -D warnings
-for feature in cookie memory derive; do
+for feature in cookie memory postgres; do
   cargo clippy -q -p actix-typed-session --no-default-features --features "$feature" -- -D warnings
 done
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps --all-features
+
+step "services"
+source tests/services.sh
+trap stop_services EXIT
+start_postgres
 
 step "cargo test (unit, integration, UI and doc tests)"
 cargo test --workspace --all-features

@@ -403,6 +403,7 @@ impl SessionMiddlewareBuilder {
 
 /// The validated configuration shared by every worker.
 pub(crate) struct Config {
+    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
     pub(crate) keys: KeyRing,
     pub(crate) rng: SystemRandom,
     pub(crate) backends: HashMap<String, Backend>,

@@ -72,6 +72,16 @@ pub enum BuildError {
     /// Timeouts that cannot work together.
     #[error("invalid timeouts: {0}")]
     Timeouts(&'static str),
+    /// A database identifier (schema or table name) is not acceptable.
+    #[error("invalid {what} name `{name}`: {reason}")]
+    InvalidIdentifier {
+        /// `schema` or `table`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The failure status is not a server error.
     #[error("failure status {0} is not a 5xx status")]
     FailureStatus(StatusCode),

@@ -85,6 +85,8 @@ mod store;
 pub use self::store::{CookieSecurity, CookieStore};
 #[cfg(feature = "memory")]
 pub use self::store::{MemoryStore, MemoryStoreBuilder, WhenFull};
+#[cfg(feature = "postgres")]
+pub use self::store::{PostgresStore, PostgresStoreBuilder};
 pub use self::{
     changes::ChangeSet,
     clock::{Clock, SystemClock},
@@ -99,3 +101,11 @@ pub use self::{
 };
 /// Re-exported so that `SameSite` and `StatusCode` in the builder match your actix-web.
 pub use actix_web::{cookie::SameSite, http::StatusCode};
+/// The `deadpool-postgres` this crate is built with: create your pool from it.
+#[cfg(feature = "postgres")]
+pub use deadpool_postgres;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -451,10 +451,16 @@ fn cookie(name: &str, value: &str) -> actix_web::cookie::Cookie<'static> {
 }
 
 /// Runs every backend-agnostic conformance test against the backend `$backend` builds.
+///
+/// `async $setup` takes a future that gives `(backend, guard)`; the guard lives until the test
+/// ends (e.g. a database schema dropped on drop).
 #[macro_export]
 macro_rules! conformance_tests {
-    ($backend:expr) => {
-        $crate::conformance_tests!(@each $backend;
+    (async $setup:expr) => {
+        $crate::conformance_tests!(@names @async $setup);
+    };
+    (@names @$mode:ident $backend:expr) => {
+        $crate::conformance_tests!(@$mode $backend;
             empty_new_session_sets_no_cookie,
             untouched_route_sets_no_cookie,
             inserted_values_are_read_back_on_later_requests,
@@ -474,7 +480,7 @@ macro_rules! conformance_tests {
             browser_session_cookie_has_no_max_age_or_expires
         );
     };
-    (@each $backend:expr; $($name:ident),* $(,)?) => {
+    (@sync $backend:expr; $($name:ident),* $(,)?) => {
         $(
             #[actix_web::test]
             async fn $name() {
@@ -483,17 +489,36 @@ macro_rules! conformance_tests {
             }
         )*
     };
+    (@async $setup:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[actix_web::test]
+            async fn $name() {
+                $crate::init_logs();
+                let (backend, _guard) = $setup.await;
+                $crate::conformance::$name(backend.into()).await;
+            }
+        )*
+    };
+    ($backend:expr) => {
+        $crate::conformance_tests!(@names @sync $backend);
+    };
 }
 
 /// Runs the conformance tests that only server-side backends can pass.
 #[macro_export]
 macro_rules! server_conformance_tests {
-    ($backend:expr) => {
-        $crate::conformance_tests!(@each $backend;
+    (async $setup:expr) => {
+        $crate::server_conformance_tests!(@names @async $setup);
+    };
+    (@names @$mode:ident $backend:expr) => {
+        $crate::conformance_tests!(@$mode $backend;
             parallel_requests_changing_different_keys_both_survive,
             slow_request_does_not_resurrect_a_purged_session,
             slow_request_does_not_resurrect_a_renewed_session,
             unknown_well_formed_id_is_never_adopted
         );
+    };
+    ($backend:expr) => {
+        $crate::server_conformance_tests!(@names @sync $backend);
     };
 }

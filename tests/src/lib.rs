@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 pub mod conformance;
+pub mod pg;
 mod stores;
 
 use std::{

@@ -61,7 +61,11 @@ async fn every_single_bit_flip_is_rejected_as_anonymous() {
                 variants.push(String::from_utf8(flipped).unwrap());
             }
         }
-        assert!(variants.len() > 1000, "{security:?}: only {} variants", variants.len());
+        assert!(
+            variants.len() > 1000,
+            "{security:?}: only {} variants",
+            variants.len()
+        );
 
         for variant in &variants {
             assert_ne!(variant, &valid);

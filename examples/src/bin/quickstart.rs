@@ -20,16 +20,18 @@ async fn index(sessions: Sessions) -> actix_web::Result<HttpResponse> {
     prefs.insert("visits", visits)?;
     let user: Option<String> = cart.get("user")?;
     let items: Vec<String> = cart.get("items")?.unwrap_or_default();
-    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(format!(
-        "visit #{visits} (counted in the encrypted `prefs` cookie)\n\
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!(
+            "visit #{visits} (counted in the encrypted `prefs` cookie)\n\
          user: {}\n\
          cart: {items:?} (kept in server memory; its cookie holds only an opaque id)\n\n\
          POST /cart?item=book   add an item\n\
          POST /login?user=ann   log in (renews the session id)\n\
          POST /logout           log out (purges both sessions)\n\
          POST /notes?bytes=5000 try to keep 5000 bytes in the cookie session\n",
-        user.as_deref().unwrap_or("(anonymous)")
-    )))
+            user.as_deref().unwrap_or("(anonymous)")
+        )))
 }
 
 #[derive(Deserialize)]
@@ -118,7 +120,10 @@ async fn main() -> std::io::Result<()> {
     .bind((addr.as_str(), port))?;
     for bound in server.addrs() {
         // Browsers accept the `Secure` session cookies from http://localhost.
-        println!("quickstart listening on http://localhost:{} ({bound})", bound.port());
+        println!(
+            "quickstart listening on http://localhost:{} ({bound})",
+            bound.port()
+        );
     }
     server.run().await
 }

@@ -4,12 +4,16 @@
 mod cookie;
 #[cfg(feature = "memory")]
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod server;
 
 #[cfg(feature = "cookie")]
 pub use self::cookie::{CookieSecurity, CookieStore};
 #[cfg(feature = "memory")]
 pub use self::memory::{MemoryStore, MemoryStoreBuilder, WhenFull};
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 pub(crate) use self::server::{DynStore, ErasedStore};
 pub use self::server::{Record, SessionStore, StoreError, WriteResult};
 

@@ -1,0 +1,534 @@
+//! The PostgreSQL store, on the application's own `deadpool-postgres` pool.
+
+use std::{
+    future::Future,
+    time::{Duration, SystemTime},
+};
+
+use deadpool_postgres::Pool;
+use serde_json::{Map, Value};
+use tokio_postgres::types::Json;
+
+use crate::{BuildError, ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_BATCH: i64 = 1_000;
+
+/// Sessions in a PostgreSQL table, shared by every instance of the application.
+///
+/// One row per session: the SHA-256 hash of its id as primary key (a leaked table or backup
+/// holds no usable session id), the data as `jsonb`, and creation and expiry times. Every change
+/// is one conditional statement:
+///
+/// - **create** is an `INSERT` that never overwrites (a taken key is retried with a fresh id);
+/// - **update** merges the change set into the stored object, `(data - removed) || patch`, only
+///   if the row still exists and has not expired, so parallel requests that change different keys
+///   both survive and a request that finishes after a logout does not bring the session back;
+/// - the **idle refresh** moves only the expiry column, at most once per refresh interval;
+/// - **renew** moves the row to a new key and deletes the old one in one transaction.
+///
+/// Expired rows are never loaded. [`delete_expired`](Self::delete_expired) removes them in
+/// bounded batches, on demand or from the background task of
+/// [`spawn_cleanup`](Self::spawn_cleanup).
+///
+/// Every operation (waiting for a connection included) is bounded by a timeout (5 seconds by
+/// default), so an exhausted pool or an unreachable server fails the request instead of hanging it.
+///
+/// ```no_run
+/// use actix_typed_session::{deadpool_postgres, PostgresStore};
+/// use deadpool_postgres::{Config, Runtime};
+/// use deadpool_postgres::tokio_postgres::NoTls;
+///
+/// # async fn setup() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = Config::new();
+/// config.url = Some("postgres://app@localhost/app".into());
+/// let pool = config.create_pool(Some(Runtime::Tokio1), NoTls)?;
+///
+/// let store = PostgresStore::builder(pool).schema("app").table("sessions").build()?;
+/// store.migrate().await?;           // creates the schema, table and expiry index if missing
+/// let _cleanup = store.spawn_cleanup(std::time::Duration::from_secs(300));
+/// # Ok(()) }
+/// ```
+///
+/// # Limitations
+/// Expiry is decided by the application's clock (the time passed by the middleware), so the
+/// instances of one application should keep their clocks in sync (NTP).
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    queries: std::sync::Arc<Queries>,
+    timeout: Duration,
+    batch: i64,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.queries.table)
+            .field("timeout", &self.timeout)
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`PostgresStore`]; start with [`PostgresStore::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct PostgresStoreBuilder {
+    pool: Pool,
+    schema: String,
+    table: String,
+    timeout: Duration,
+    batch: i64,
+}
+
+impl PostgresStoreBuilder {
+    /// The schema holding the table (default `public`).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The table's name (default `sessions`).
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The most time one operation may take, waiting for a pooled connection included
+    /// (default 5 seconds).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many expired rows one cleanup statement deletes at most (default 1,000).
+    pub fn cleanup_batch(mut self, rows: u32) -> Self {
+        self.batch = i64::from(rows.max(1));
+        self
+    }
+
+    /// Validates the names and builds the store. Names must be lowercase SQL identifiers
+    /// (`[a-z_][a-z0-9_]*`); they are quoted, never interpolated unchecked.
+    pub fn build(self) -> Result<PostgresStore, BuildError> {
+        identifier("schema", &self.schema, 63)?;
+        // Leaves room for the index name derived from it.
+        identifier("table", &self.table, 48)?;
+        if self.timeout.is_zero() {
+            return Err(BuildError::Timeouts(
+                "the PostgreSQL timeout must be longer than zero",
+            ));
+        }
+        Ok(PostgresStore {
+            pool: self.pool,
+            queries: std::sync::Arc::new(Queries::new(&self.schema, &self.table)),
+            timeout: self.timeout,
+            batch: self.batch,
+        })
+    }
+}
+
+fn identifier(what: &'static str, name: &str, max: usize) -> Result<(), BuildError> {
+    let invalid = |reason| BuildError::InvalidIdentifier {
+        what,
+        name: name.to_owned(),
+        reason,
+    };
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        None => return Err(invalid("it is empty")),
+        Some(b) if !(b.is_ascii_lowercase() || b == b'_') => {
+            return Err(invalid("it must start with a lowercase letter or `_`"))
+        }
+        _ => {}
+    }
+    if !bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(invalid(
+            "only lowercase letters, digits and `_` are allowed",
+        ));
+    }
+    if name.len() > max {
+        return Err(invalid("it is too long"));
+    }
+    Ok(())
+}
+
+/// SQL text, built once from validated names.
+struct Queries {
+    table: String,
+    migrate: String,
+    load: String,
+    create: String,
+    update: String,
+    touch: String,
+    take: String,
+    put: String,
+    delete: String,
+    delete_expired: String,
+}
+
+impl Queries {
+    fn new(schema: &str, table: &str) -> Self {
+        let t = format!("\"{schema}\".\"{table}\"");
+        Self {
+            migrate: format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+                 CREATE TABLE IF NOT EXISTS {t} (
+                     id_hash bytea PRIMARY KEY CHECK (octet_length(id_hash) = 32),
+                     data jsonb NOT NULL,
+                     created_at timestamptz NOT NULL,
+                     expires_at timestamptz NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at);"
+            ),
+            load: format!(
+                "SELECT data, created_at, expires_at FROM {t} WHERE id_hash = $1 AND expires_at > $2"
+            ),
+            create: format!(
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id_hash) DO NOTHING"
+            ),
+            update: format!(
+                "UPDATE {t} SET
+                     data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
+                     expires_at = $5
+                 WHERE id_hash = $1 AND expires_at > $6"
+            ),
+            touch: format!(
+                "UPDATE {t} SET expires_at = $2 WHERE id_hash = $1 AND expires_at > $3"
+            ),
+            take: format!(
+                "DELETE FROM {t} WHERE id_hash = $1 AND expires_at > $2
+                 RETURNING data, created_at"
+            ),
+            put: format!(
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at)
+                 VALUES ($1, CASE WHEN $3 THEN $5::jsonb ELSE ($2::jsonb - $4::text[]) || $5::jsonb END, $6, $7)
+                 ON CONFLICT (id_hash) DO NOTHING"
+            ),
+            delete: format!("DELETE FROM {t} WHERE id_hash = $1"),
+            delete_expired: format!(
+                "DELETE FROM {t} WHERE id_hash = ANY(ARRAY(
+                     SELECT id_hash FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))"
+            ),
+            table: t,
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Starts building a store on `pool` (the application's own pool).
+    pub fn builder(pool: Pool) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            pool,
+            schema: "public".into(),
+            table: "sessions".into(),
+            timeout: DEFAULT_TIMEOUT,
+            batch: DEFAULT_BATCH,
+        }
+    }
+
+    /// A store on `pool` with the default schema (`public`) and table (`sessions`).
+    pub fn new(pool: Pool) -> Self {
+        Self::builder(pool)
+            .build()
+            .expect("the default names are valid identifiers")
+    }
+
+    /// Creates the schema, the table and its expiry index if they do not exist. Safe to run at
+    /// every start, from several instances at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let op = "migrating the session table";
+        self.bounded(op, async {
+            let mut client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            // Serialize concurrent migrations: `IF NOT EXISTS` alone races on the catalog.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                &[&self.queries.table],
+            )
+            .await
+            .map_err(|e| StoreError::new(op, e))?;
+            tx.batch_execute(&self.queries.migrate)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            tx.commit().await.map_err(|e| StoreError::new(op, e))
+        })
+        .await
+    }
+
+    /// Deletes every session expired at this moment, in batches of at most `cleanup_batch`
+    /// rows per statement, and returns how many were deleted.
+    pub async fn delete_expired(&self) -> Result<u64, StoreError> {
+        let op = "deleting expired sessions";
+        let now = SystemTime::now();
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .bounded(op, async {
+                    let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+                    let stmt = client
+                        .prepare_cached(&self.queries.delete_expired)
+                        .await
+                        .map_err(|e| StoreError::new(op, e))?;
+                    client
+                        .execute(&stmt, &[&now, &self.batch])
+                        .await
+                        .map_err(|e| StoreError::new(op, e))
+                })
+                .await?;
+            total += deleted;
+            if deleted < self.batch as u64 {
+                return Ok(total);
+            }
+            // Let other work at the database between batches.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Spawns a task that runs [`delete_expired`](Self::delete_expired) every `period` until the
+    /// returned handle is aborted. Failures are logged and retried at the next period.
+    ///
+    /// Call it from within the actix (tokio) runtime, e.g. in `main` before starting the server.
+    pub fn spawn_cleanup(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period.max(Duration::from_secs(1)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match store.delete_expired().await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::debug!(deleted, "deleted expired sessions"),
+                    Err(err) => tracing::warn!(
+                        error = %err,
+                        cause = %std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default(),
+                        "expired-session cleanup failed; retrying at the next period"
+                    ),
+                }
+            }
+        })
+    }
+
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::new(
+                op,
+                format!("timed out after {:?}", self.timeout),
+            )),
+        }
+    }
+
+    async fn execute(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.bounded(op, async {
+            let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+            let stmt = client
+                .prepare_cached(sql)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            client
+                .execute(&stmt, params)
+                .await
+                .map_err(|e| StoreError::new(op, e))
+        })
+        .await
+    }
+}
+
+fn written(rows: u64, otherwise: WriteResult) -> WriteResult {
+    if rows == 1 {
+        WriteResult::Done
+    } else {
+        otherwise
+    }
+}
+
+fn removed(changes: &ChangeSet) -> Vec<&str> {
+    changes.removed().collect()
+}
+
+impl SessionStore for PostgresStore {
+    async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
+        let op = "loading a session";
+        self.bounded(op, async {
+            let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+            let stmt = client
+                .prepare_cached(&self.queries.load)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            let row = client
+                .query_opt(&stmt, &[&key.as_bytes().as_slice(), &now])
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            row.map(|row| {
+                let Json(data): Json<Map<String, Value>> =
+                    row.try_get(0).map_err(|e| StoreError::new(op, e))?;
+                Ok(Record::new(
+                    data,
+                    row.try_get(1).map_err(|e| StoreError::new(op, e))?,
+                    row.try_get(2).map_err(|e| StoreError::new(op, e))?,
+                ))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
+        let rows = self
+            .execute(
+                "creating a session",
+                &self.queries.create,
+                &[
+                    &key.as_bytes().as_slice(),
+                    &Json(&record.data),
+                    &record.created_at,
+                    &record.expires_at,
+                ],
+            )
+            .await?;
+        Ok(written(rows, WriteResult::Collision))
+    }
+
+    async fn update(
+        &self,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        let rows = self
+            .execute(
+                "updating a session",
+                &self.queries.update,
+                &[
+                    &key.as_bytes().as_slice(),
+                    &changes.is_cleared(),
+                    &removed(changes),
+                    &Json(changes.patch()),
+                    &expires_at,
+                    &now,
+                ],
+            )
+            .await?;
+        Ok(written(rows, WriteResult::Missing))
+    }
+
+    async fn touch(
+        &self,
+        key: &StorageKey,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        let rows = self
+            .execute(
+                "refreshing a session's expiry",
+                &self.queries.touch,
+                &[&key.as_bytes().as_slice(), &expires_at, &now],
+            )
+            .await?;
+        Ok(written(rows, WriteResult::Missing))
+    }
+
+    async fn renew(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        let op = "renewing a session";
+        self.bounded(op, async {
+            let mut client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            let take = tx
+                .prepare_cached(&self.queries.take)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            let Some(row) = tx
+                .query_opt(&take, &[&old.as_bytes().as_slice(), &now])
+                .await
+                .map_err(|e| StoreError::new(op, e))?
+            else {
+                // Dropping the transaction rolls it back.
+                return Ok(WriteResult::Missing);
+            };
+            let data: Value = row.try_get(0).map_err(|e| StoreError::new(op, e))?;
+            let created_at: SystemTime = row.try_get(1).map_err(|e| StoreError::new(op, e))?;
+            let put = tx
+                .prepare_cached(&self.queries.put)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            let rows = tx
+                .execute(
+                    &put,
+                    &[
+                        &new.as_bytes().as_slice(),
+                        &data,
+                        &changes.is_cleared(),
+                        &removed(changes),
+                        &Json(changes.patch()),
+                        &created_at,
+                        &expires_at,
+                    ],
+                )
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            if rows != 1 {
+                return Ok(WriteResult::Collision);
+            }
+            tx.commit().await.map_err(|e| StoreError::new(op, e))?;
+            Ok(WriteResult::Done)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        self.execute(
+            "deleting a session",
+            &self.queries.delete,
+            &[&key.as_bytes().as_slice()],
+        )
+        .await
+        .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_validated_before_any_sql_is_built() {
+        assert!(identifier("table", "sessions", 48).is_ok());
+        assert!(identifier("table", "_s2", 48).is_ok());
+        for bad in [
+            "",
+            "Sessions",
+            "2sessions",
+            "sess-ions",
+            "s\"; DROP TABLE users; --",
+            "séance",
+            &"a".repeat(49),
+        ] {
+            assert!(identifier("table", bad, 48).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+# Sourced by tests/run.sh: starts the services the tests need, unless the environment names them.
+#   DATABASE_URL  a PostgreSQL the tests may create schemas in; otherwise a throw-away cluster is
+#                 created with initdb on a free port and deleted when the tests end.
+
+as_postgres() {
+  # PostgreSQL refuses to run as root.
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  local port
+  while :; do
+    port=$(( (RANDOM % 20000) + 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+}
+
+find_pg_bin() {
+  if [ -n "${PG_BIN:-}" ] && [ -x "$PG_BIN/initdb" ]; then echo "$PG_BIN"; return; fi
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+start_postgres() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    echo "PostgreSQL: using DATABASE_URL"
+    return
+  fi
+  local bin
+  bin=$(find_pg_bin)
+  if [ -z "$bin" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "PostgreSQL: server programs not found; installing Debian's postgresql package"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    bin=$(find_pg_bin)
+  fi
+  if [ -z "$bin" ]; then
+    echo "PostgreSQL server programs (initdb, pg_ctl) not found. Install them (Debian: apt-get install postgresql)," >&2
+    echo "or set DATABASE_URL to a PostgreSQL server where the test user may create schemas." >&2
+    exit 1
+  fi
+  export PG_BIN="$bin"
+  PG_TMP=$(mktemp -d /tmp/ats-pg.XXXXXX)
+  chmod 755 "$PG_TMP"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_TMP"
+  as_postgres "$bin/initdb" -D "$PG_TMP/data" -A trust -U postgres --no-sync >/dev/null
+  local port
+  port=$(free_port)
+  as_postgres "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w -t 60 \
+    -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+    start >/dev/null
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  echo "PostgreSQL: throw-away cluster on 127.0.0.1:$port ($PG_TMP)"
+}
+
+stop_services() {
+  if [ -n "${PG_TMP:-}" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$PG_TMP"
+  fi
+}
