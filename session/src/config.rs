@@ -10,7 +10,8 @@ use crate::{
     key::{KeyRing, MIN_KEY_LEN},
     middleware::SessionMiddleware,
     store::Backend,
-    BuildError, Key, SessionError,
+    typed::{self, Registration},
+    BuildError, Key, SessionData, SessionError,
 };
 
 /// The most a browser keeps of one cookie's `name=value`, in bytes.
@@ -99,6 +100,7 @@ pub struct SessionMiddlewareBuilder {
     refresh: Option<Duration>,
     failure_status: StatusCode,
     clock: Arc<dyn Clock>,
+    typed: Vec<Registration>,
 }
 
 impl std::fmt::Debug for SessionMiddlewareBuilder {
@@ -147,6 +149,7 @@ impl SessionMiddlewareBuilder {
             refresh: None,
             failure_status: StatusCode::INTERNAL_SERVER_ERROR,
             clock: Arc::new(SystemClock),
+            typed: Vec::new(),
         }
     }
 
@@ -174,6 +177,46 @@ impl SessionMiddlewareBuilder {
     /// Registers settings for the session called `name`.
     pub fn session(mut self, name: impl Into<String>, config: SessionConfig) -> Self {
         self.sessions.push((name.into(), config));
+        self
+    }
+
+    /// Declares a [`SessionData`] type (a `#[derive(SessionData)]` struct) that the app uses, so
+    /// that [`build`](Self::build) checks it against the rest of the configuration:
+    ///
+    /// - the backend it names must be registered ([`BuildError::TypedUnknownBackend`] names the
+    ///   type, the backend and the registered backends);
+    /// - its session must not be put on another backend by another type or by a
+    ///   [`SessionConfig`] ([`BuildError::TypedBackendConflict`]);
+    /// - types sharing a session must store the same type under a shared key
+    ///   ([`BuildError::TypedKeyConflict`]).
+    ///
+    /// A registered type's session becomes a registered session: its name is checked as a cookie
+    /// name, and a [`SessionConfig`] given with [`session`](Self::session) that names no backend
+    /// gets the type's backend. Registering a type twice is harmless.
+    ///
+    /// Types that are not registered work too, but their mistakes show up at their first
+    /// request (as a [`SessionError`]) or not at all.
+    ///
+    /// ```
+    /// use actix_typed_session::{BuildError, CookieStore, Key, SessionData, SessionMiddleware};
+    ///
+    /// #[derive(SessionData)]
+    /// #[session(name = "cart", backend = "datastore")]
+    /// struct Cart {
+    ///     items: Vec<String>,
+    /// }
+    ///
+    /// let built = SessionMiddleware::builder(Key::generate())
+    ///     .backend("cookie", CookieStore::default())
+    ///     .register::<Cart>()
+    ///     .build();
+    /// let Err(BuildError::TypedUnknownBackend { backend, available, .. }) = built else {
+    ///     panic!("expected an unknown-backend error");
+    /// };
+    /// assert_eq!((backend.as_str(), available), ("datastore", vec!["cookie".to_owned()]));
+    /// ```
+    pub fn register<T: SessionData>(mut self) -> Self {
+        self.typed.push(Registration::of::<T>());
         self
     }
 
@@ -322,12 +365,10 @@ impl SessionMiddlewareBuilder {
             clock: self.clock.clone(),
         };
         let mut cookie_owner: HashMap<String, String> = HashMap::new();
-        let registered = self.sessions.iter().map(|(n, c)| (n.clone(), c.clone()));
-        let implicit_default = (!self
-            .sessions
-            .iter()
-            .any(|(n, _)| *n == self.default_session))
-        .then(|| (self.default_session.clone(), SessionConfig::new()));
+        let sessions = self.typed_sessions(&config.backends)?;
+        let registered = sessions.iter().map(|(n, c)| (n.clone(), c.clone()));
+        let implicit_default = (!sessions.iter().any(|(n, _)| *n == self.default_session))
+            .then(|| (self.default_session.clone(), SessionConfig::new()));
         for (name, session) in registered.chain(implicit_default) {
             let spec = config.spec(&name, &session, None)?;
             if let Some(first) = cookie_owner.insert(spec.cookie_name.clone(), name.clone()) {
@@ -398,6 +439,68 @@ impl SessionMiddlewareBuilder {
             }
         }
         Ok(())
+    }
+}
+
+impl SessionMiddlewareBuilder {
+    /// The registered sessions plus those of the registered [`SessionData`] types, after
+    /// checking the types against the backends, the session configs and each other.
+    fn typed_sessions(
+        &self,
+        backends: &HashMap<String, Backend>,
+    ) -> Result<Vec<(String, SessionConfig)>, BuildError> {
+        let registered = typed::dedup(&self.typed);
+        typed::check_keys(&registered)?;
+        let mut sessions = self.sessions.clone();
+        // The type that set each session's backend, for error messages.
+        let mut set_by: HashMap<&str, &str> = HashMap::new();
+        for data in registered {
+            let Some(backend) = data.backend else {
+                if !sessions.iter().any(|(n, _)| n == data.name) {
+                    sessions.push((data.name.to_owned(), SessionConfig::new()));
+                }
+                continue;
+            };
+            if !backends.contains_key(backend) {
+                let mut available: Vec<String> = backends.keys().cloned().collect();
+                available.sort();
+                return Err(BuildError::TypedUnknownBackend {
+                    data: data.type_name,
+                    session: data.name.to_owned(),
+                    backend: backend.to_owned(),
+                    available,
+                });
+            }
+            match sessions.iter_mut().find(|(n, _)| n == data.name) {
+                None => {
+                    sessions.push((data.name.to_owned(), SessionConfig::new().backend(backend)));
+                    set_by.insert(data.name, data.type_name);
+                }
+                Some((_, config)) => match &config.backend {
+                    None => {
+                        config.backend = Some(backend.to_owned());
+                        set_by.insert(data.name, data.type_name);
+                    }
+                    Some(configured) if configured != backend => {
+                        let by = match set_by.get(data.name) {
+                            Some(other) => format!("`{other}`"),
+                            None => {
+                                format!("its `SessionConfig` (`.session(\"{}\", ..)`)", data.name)
+                            }
+                        };
+                        return Err(BuildError::TypedBackendConflict {
+                            data: data.type_name,
+                            session: data.name.to_owned(),
+                            requested: backend.to_owned(),
+                            configured: configured.clone(),
+                            by,
+                        });
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+        Ok(sessions)
     }
 }
 

@@ -85,6 +85,62 @@ pub enum BuildError {
     /// The failure status is not a server error.
     #[error("failure status {0} is not a 5xx status")]
     FailureStatus(StatusCode),
+    /// A registered [`SessionData`](crate::SessionData) type asks for a backend that is not
+    /// registered.
+    #[error(
+        "`{data}` (session `{session}`) asks for backend `{backend}`, which is not registered; \
+         the registered backends are: {}",
+        .available.join(", ")
+    )]
+    TypedUnknownBackend {
+        /// The `SessionData` type.
+        data: &'static str,
+        /// Its session's name.
+        session: String,
+        /// The backend it asks for.
+        backend: String,
+        /// The registered backends, sorted.
+        available: Vec<String>,
+    },
+    /// A registered [`SessionData`](crate::SessionData) type puts its session on another
+    /// backend than the session is already on.
+    #[error(
+        "`{data}` puts session `{session}` on backend `{requested}`, but {by} puts it on \
+         backend `{configured}`; one session lives on one backend"
+    )]
+    TypedBackendConflict {
+        /// The `SessionData` type.
+        data: &'static str,
+        /// The session's name.
+        session: String,
+        /// The backend the type asks for.
+        requested: String,
+        /// The backend the session is on.
+        configured: String,
+        /// What put it there: another type, or the session's `SessionConfig`.
+        by: String,
+    },
+    /// Two registered [`SessionData`](crate::SessionData) types store different types under
+    /// one key of one session.
+    #[error(
+        "key `{key}` of session `{session}` is a `{first_type}` in `{first}` but a \
+         `{second_type}` in `{second}`; rename one of the fields' keys \
+         (#[session(rename = \"...\")]) or make the types agree"
+    )]
+    TypedKeyConflict {
+        /// The session's name.
+        session: String,
+        /// The shared key.
+        key: String,
+        /// The type registered first.
+        first: &'static str,
+        /// What it stores under the key.
+        first_type: &'static str,
+        /// The type registered second.
+        second: &'static str,
+        /// What it stores under the key.
+        second_type: &'static str,
+    },
 }
 
 /// An error from a session operation inside a handler.
@@ -112,6 +168,24 @@ pub enum SessionError {
         session: String,
         /// The key being read.
         key: String,
+        /// Why deserialization failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored value does not deserialize as the type a
+    /// [`SessionData`](crate::SessionData) field declares (for example, after the field's type
+    /// changed between two deployments).
+    #[error(
+        "value of key `{key}` in session `{session}` is not a valid `{expected}` \
+         (the type of its `SessionData` field)"
+    )]
+    WrongType {
+        /// The session's name.
+        session: String,
+        /// The key being read.
+        key: String,
+        /// The Rust type the field expects.
+        expected: &'static str,
         /// Why deserialization failed.
         #[source]
         source: serde_json::Error,

@@ -51,6 +51,36 @@
 //! # });
 //! ```
 //!
+//! # Typed sessions
+//! `#[derive(SessionData)]` (feature `derive`, on by default) turns a struct into a typed
+//! extractor with a getter, a setter and a remover per field, over one named session:
+//!
+//! ```
+//! use actix_web::{web, HttpResponse};
+//! use actix_typed_session::SessionData;
+//!
+//! #[derive(SessionData)]
+//! #[session(name = "cart", backend = "memory")]
+//! struct Cart {
+//!     /// The items in the cart.
+//!     items: Vec<String>,
+//!     #[session(flash)]
+//!     notices: Vec<String>,
+//! }
+//!
+//! async fn add(cart: CartSession, item: web::Json<String>) -> actix_web::Result<HttpResponse> {
+//!     let mut items = cart.items()?;
+//!     items.push(item.into_inner());
+//!     cart.set_items(items)?;
+//!     cart.push_notices("added to your cart".to_owned())?;
+//!     Ok(HttpResponse::Ok().finish())
+//! }
+//! ```
+//!
+//! Register each such type with
+//! [`register::<Cart>()`](SessionMiddlewareBuilder::register) so that a missing backend fails
+//! at `build()`, not at the first request.
+//!
 //! # Choosing a backend
 //! - [`CookieStore`]: no server state; up to ~4 KB, sealed (or signed). It cannot be revoked
 //!   server-side and cannot merge parallel writes.
@@ -80,6 +110,7 @@ mod middleware;
 mod save;
 mod session;
 mod store;
+mod typed;
 
 #[cfg(feature = "cookie")]
 pub use self::store::{CookieSecurity, CookieStore};
@@ -87,6 +118,8 @@ pub use self::store::{CookieSecurity, CookieStore};
 pub use self::store::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "postgres")]
 pub use self::store::{PostgresStore, PostgresStoreBuilder};
+#[doc(hidden)]
+pub use self::typed::__private;
 pub use self::{
     changes::ChangeSet,
     clock::{Clock, SystemClock},
@@ -98,7 +131,12 @@ pub use self::{
     middleware::SessionMiddleware,
     session::{Session, SessionStatus},
     store::{Backend, Record, SessionStore, StoreError, WriteResult},
+    typed::SessionData,
 };
+/// Derives [`SessionData`](trait@SessionData) and a typed extractor for a struct (feature
+/// `derive`, on by default).
+#[cfg(feature = "derive")]
+pub use actix_typed_session_derive::SessionData;
 /// Re-exported so that `SameSite` and `StatusCode` in the builder match your actix-web.
 pub use actix_web::{cookie::SameSite, http::StatusCode};
 /// The `deadpool-postgres` this crate is built with: create your pool from it.
