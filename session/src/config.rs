@@ -1,6 +1,10 @@
 //! Building the middleware: keys, backends, sessions, cookies and timeouts.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use actix_web::{cookie::SameSite, http::StatusCode};
 use ring::rand::SystemRandom;
@@ -19,6 +23,14 @@ pub(crate) const COOKIE_LIMIT: usize = 4096;
 /// Chrome caps a cookie's lifetime at 400 days; a longer persistent cookie would silently end
 /// before the server-side session does.
 const MAX_COOKIE_LIFETIME: Duration = Duration::from_secs(400 * 24 * 3600);
+/// The longest timeout accepted: ten years.
+const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `t + d`, saturating far in the future instead of overflowing.
+pub(crate) fn later(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d)
+        .unwrap_or_else(|| SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 40))
+}
 const DEFAULT_SESSION: &str = "session";
 
 /// Whether a session's cookie outlives the browser.
@@ -397,9 +409,9 @@ impl SessionMiddlewareBuilder {
                 "the idle timeout is longer than the absolute timeout",
             ));
         }
-        if self.absolute > MAX_COOKIE_LIFETIME && self.lifetime == CookieLifetime::Persistent {
+        if self.absolute > MAX_TIMEOUT {
             return Err(BuildError::Timeouts(
-                "persistent cookies live at most 400 days in browsers; lower the absolute timeout",
+                "timeouts longer than ten years are not supported",
             ));
         }
         let refresh = self
@@ -414,6 +426,13 @@ impl SessionMiddlewareBuilder {
     }
 
     fn check_cookie_attributes(&self) -> Result<(), BuildError> {
+        if self.cookie.same_site == SameSite::None && !self.cookie.secure {
+            return Err(BuildError::InvalidCookieAttribute {
+                attribute: "same_site",
+                value: "None".into(),
+                reason: "browsers drop `SameSite=None` cookies that are not `Secure`",
+            });
+        }
         let path = &self.cookie.path;
         if !path.starts_with('/') || path.bytes().any(|b| b == b';' || b.is_ascii_control()) {
             return Err(BuildError::InvalidCookieAttribute {
@@ -610,12 +629,18 @@ impl Config {
                 backend: backend_name.clone(),
             })?
             .clone();
+        let lifetime = config.lifetime.unwrap_or(self.lifetime);
+        if lifetime == CookieLifetime::Persistent && self.absolute > MAX_COOKIE_LIFETIME {
+            return Err(BuildError::Timeouts(
+                "persistent cookies live at most 400 days in browsers; lower the absolute timeout",
+            ));
+        }
         Ok(Spec {
             name: name.to_owned(),
             cookie_name,
             backend_name,
             backend,
-            lifetime: config.lifetime.unwrap_or(self.lifetime),
+            lifetime,
         })
     }
 

@@ -6,13 +6,16 @@ use actix_web::HttpRequest;
 use serde_json::Map;
 
 use crate::{
-    config::{Config, Spec},
+    config::{later, Config, Spec},
     cookie_header::cookie_values,
     id::SessionId,
     session::{Origin, State},
     store::BackendKind,
     Session, SessionError, StoreError,
 };
+
+/// The most same-named cookies whose ids are looked up in a store for one request.
+const MAX_IDS_TRIED: usize = 3;
 
 pub(crate) async fn load(
     config: &Config,
@@ -51,16 +54,21 @@ pub(crate) async fn load(
             loaded
         }
         BackendKind::Server(store) => {
-            let id = values.iter().find_map(|v| {
-                let id = SessionId::parse(v);
-                if id.is_none() {
-                    ignored(&spec, "it is not a well-formed session id");
-                }
-                id
-            });
-            match id {
-                None => None,
-                Some(id) => match store.load(&id.storage_key(), now).await {
+            // Every well-formed id is tried in header order (a stale cookie from another Path or
+            // one planted by a sibling domain must not hide the live one), a few at most.
+            let ids = values
+                .iter()
+                .filter_map(|v| {
+                    let id = SessionId::parse(v);
+                    if id.is_none() {
+                        ignored(&spec, "it is not a well-formed session id");
+                    }
+                    id
+                })
+                .take(MAX_IDS_TRIED);
+            let mut loaded = None;
+            for id in ids {
+                match store.load(&id.storage_key(), now).await {
                     Err(source) => {
                         log_store_error(&spec, "load", &source);
                         return Err(SessionError::Store {
@@ -69,28 +77,26 @@ pub(crate) async fn load(
                             status: config.failure_status,
                         });
                     }
-                    Ok(None) => {
-                        ignored(&spec, "no live session has its id");
-                        None
-                    }
+                    Ok(None) => ignored(&spec, "no live session has its id"),
                     Ok(Some(record)) => {
                         match live_until(config, record.created_at, record.expires_at, now) {
-                            None => {
-                                ignored(&spec, "its session has expired");
-                                None
+                            None => ignored(&spec, "its session has expired"),
+                            Some(expires_at) => {
+                                loaded = Some(State::new(
+                                    Origin::Loaded {
+                                        id: Some(id),
+                                        created_at: record.created_at,
+                                        expires_at,
+                                    },
+                                    record.data,
+                                ));
+                                break;
                             }
-                            Some(expires_at) => Some(State::new(
-                                Origin::Loaded {
-                                    id: Some(id),
-                                    created_at: record.created_at,
-                                    expires_at,
-                                },
-                                record.data,
-                            )),
                         }
                     }
-                },
+                }
             }
+            loaded
         }
     };
     let state = state.unwrap_or_else(|| {
@@ -109,7 +115,7 @@ fn live_until(
     expires_at: SystemTime,
     now: SystemTime,
 ) -> Option<SystemTime> {
-    let expires_at = expires_at.min(created_at + config.absolute);
+    let expires_at = expires_at.min(later(created_at, config.absolute));
     (expires_at > now).then_some(expires_at)
 }
 

@@ -27,7 +27,9 @@ use crate::{
 /// If the response is a server error (5xx) or the handler returned an `Err`, nothing is saved:
 /// the request's session changes are dropped along with its other work. If a store fails while
 /// saving, the failure is logged with its cause and the client gets an empty response with the
-/// configured failure status.
+/// configured failure status. With several server-side sessions in one request, sessions saved
+/// before the failing one stay saved (separate stores cannot commit together); the failure
+/// response carries their cookies, so the client never holds an id its store has dropped.
 ///
 /// Build it once, outside the `HttpServer` factory, and clone it into each worker:
 ///
@@ -146,17 +148,32 @@ where
             }
             let config = &registry.config;
             let now = config.clock.now();
+            // Cookie sessions first: they do no I/O, so a store failure below cannot leave a
+            // cookie session half-written.
+            let mut opened = opened;
+            opened.sort_by_key(|s| !s.spec().backend.is_cookie());
             let mut cookies = Vec::with_capacity(opened.len());
+            let mut failed = false;
             for session in &opened {
                 match save(config, session, now).await {
                     Ok(Some(cookie)) => cookies.push(cookie),
                     Ok(None) => {}
                     Err(_logged) => {
-                        let (req, _) = res.into_parts();
-                        let failure = HttpResponse::new(config.failure_status);
-                        return Ok(ServiceResponse::new(req, failure).map_into_right_body());
+                        failed = true;
+                        break;
                     }
                 }
+            }
+            if failed {
+                // Sessions saved before the failure stay saved (several stores cannot commit
+                // together); the failure response still carries their cookies, so the client's
+                // cookies match what the stores hold (a renewed session keeps its new id).
+                let (req, _) = res.into_parts();
+                let mut failure = HttpResponse::new(config.failure_status);
+                for cookie in &cookies {
+                    let _ = failure.add_cookie(cookie);
+                }
+                return Ok(ServiceResponse::new(req, failure).map_into_right_body());
             }
             for cookie in &cookies {
                 if let Err(err) = res.response_mut().add_cookie(cookie) {

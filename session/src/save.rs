@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use actix_web::cookie::Cookie;
 
 use crate::{
-    config::{Config, CookieLifetime, Spec},
+    config::{later, Config, CookieLifetime, Spec},
     cookie_header::{removal_cookie, session_cookie},
     id::SessionId,
     load::log_store_error,
@@ -37,7 +37,7 @@ pub(crate) async fn save(
 }
 
 fn deadline(config: &Config, created_at: SystemTime, now: SystemTime) -> SystemTime {
-    (now + config.idle).min(created_at + config.absolute)
+    later(now, config.idle).min(later(created_at, config.absolute))
 }
 
 fn refresh_due(config: &Config, expires_at: SystemTime, target: SystemTime) -> bool {

@@ -265,6 +265,23 @@ pub async fn malformed_neighbour_cookies_do_not_hide_the_session(backend: Backen
     assert_eq!(reply.json(), json!("ann"));
 }
 
+pub async fn stale_same_name_cookies_before_the_live_one_do_not_hide_it(backend: Backend) {
+    let c = client(plain(backend).0).await;
+    c.set("s", "user", json!("ann")).await;
+    let live = c.cookie("s").unwrap();
+    // Junk, then a well-formed id that no store knows, then the live cookie.
+    let header = format!("s=junk; s=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; s={live}");
+    let reply = c
+        .send_raw(
+            TestRequest::get()
+                .uri("/s/get/user")
+                .insert_header(("cookie", header)),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "the live session was hidden");
+    assert_eq!(reply.json(), json!("ann"));
+}
+
 pub async fn idle_timeout_is_enforced_by_the_server(backend: Backend) {
     let (mw, clock) = plain(backend);
     let c = client(mw).await;
@@ -473,6 +490,7 @@ macro_rules! conformance_tests {
             purge_removes_the_cookie_and_the_data,
             tampered_cookie_is_a_fresh_session,
             malformed_neighbour_cookies_do_not_hide_the_session,
+            stale_same_name_cookies_before_the_live_one_do_not_hide_it,
             idle_timeout_is_enforced_by_the_server,
             absolute_timeout_is_enforced_despite_activity,
             idle_refresh_is_throttled,

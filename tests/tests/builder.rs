@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use actix_typed_session::{
-    BuildError, CookieLifetime, CookieStore, Key, MemoryStore, SessionConfig, SessionMiddleware,
-    SessionMiddlewareBuilder, StatusCode,
+    BuildError, CookieLifetime, CookieStore, Key, MemoryStore, SameSite, SessionConfig,
+    SessionMiddleware, SessionMiddlewareBuilder, StatusCode,
 };
 
 fn base() -> SessionMiddlewareBuilder {
@@ -155,6 +155,24 @@ fn timeouts_must_be_sane() {
     ] {
         assert!(matches!(err(builder), BuildError::Timeouts(_)));
     }
+    // Absurd timeouts fail here instead of overflowing the clock on the first request.
+    assert!(matches!(
+        err(base().absolute_timeout(Duration::MAX)),
+        BuildError::Timeouts(_)
+    ));
+    // The 400-day browser cap applies to a session made persistent on its own, too.
+    let per_session = base()
+        .absolute_timeout(Duration::from_secs(500 * 24 * 3600))
+        .session(
+            "s",
+            SessionConfig::new().lifetime(CookieLifetime::Persistent),
+        );
+    assert!(matches!(err(per_session), BuildError::Timeouts(_)));
+    let browser_only = base().absolute_timeout(Duration::from_secs(500 * 24 * 3600));
+    assert!(
+        browser_only.build().is_ok(),
+        "browser-session cookies have no 400-day cap"
+    );
     // A short idle timeout gets a matching default refresh interval.
     assert!(base().idle_timeout(Duration::from_secs(2)).build().is_ok());
 }
@@ -182,6 +200,14 @@ fn cookie_attributes_and_failure_status_are_checked() {
             ..
         }
     ));
+    assert!(matches!(
+        err(base().cookie_secure(false).cookie_same_site(SameSite::None)),
+        BuildError::InvalidCookieAttribute {
+            attribute: "same_site",
+            ..
+        }
+    ));
+    assert!(base().cookie_same_site(SameSite::None).build().is_ok());
     assert!(matches!(
         err(base().failure_status(StatusCode::OK)),
         BuildError::FailureStatus(_)

@@ -405,3 +405,41 @@ async fn a_missing_middleware_is_an_opaque_error_that_names_the_fix() {
     assert!(message.contains("SessionMiddleware"), "{message}");
     actix_typed_session_tests::assert_opaque(&SessionError::MissingMiddleware);
 }
+
+async fn two_sessions(sessions: Sessions) -> actix_web::Result<HttpResponse> {
+    sessions.open("a").await?.insert("x", 1)?;
+    sessions.open("b").await?.insert("x", 1)?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// Two stores cannot commit together: when the second fails, the first stays saved, and the
+/// failure response carries its cookie so that the client and the store agree.
+#[actix_web::test]
+async fn a_failed_save_still_sends_the_cookies_of_sessions_already_saved() {
+    let memory = MemoryStore::default();
+    let (failing, mode) = FailingStore::new();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("mem", memory.clone())
+        .backend("bad", failing)
+        .session("a", SessionConfig::new().backend("mem"))
+        .session("b", SessionConfig::new().backend("bad"))
+        .build()
+        .unwrap();
+    mode.fail_writes();
+    let app = test::init_service(
+        App::new()
+            .wrap(mw)
+            .route("/two", web::post().to(two_sessions)),
+    )
+    .await;
+    let c = actix_typed_session_tests::Client::new(app);
+    let reply = c.post("/two").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(reply.body.is_empty());
+    assert_eq!(memory.len(), 1);
+    assert!(
+        reply.cookie("a").is_some(),
+        "the saved session's cookie was not sent"
+    );
+    assert!(reply.cookie("b").is_none());
+}

@@ -125,8 +125,8 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn from_unix(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
+fn from_unix(secs: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 fn aad(cookie_name: &str) -> Vec<u8> {
@@ -249,8 +249,8 @@ impl CookieStore {
             serde_json::from_slice(&plaintext).map_err(|_| Rejected::BadPayload)?;
         Ok(Opened {
             data: payload.d,
-            created_at: from_unix(payload.c),
-            expires_at: from_unix(payload.e),
+            created_at: from_unix(payload.c).ok_or(Rejected::BadPayload)?,
+            expires_at: from_unix(payload.e).ok_or(Rejected::BadPayload)?,
             stale_key: key_index != 0,
         })
     }

@@ -184,10 +184,10 @@ impl Table {
     }
 
     fn insert(&mut self, key: StorageKey, record: Record) {
+        // Drop the old index entry first: it may equal the new one.
+        self.remove(&key);
         self.by_expiry.insert((record.expires_at, key));
-        if let Some(old) = self.entries.insert(key, record) {
-            self.by_expiry.remove(&(old.expires_at, key));
-        }
+        self.entries.insert(key, record);
     }
 
     fn remove(&mut self, key: &StorageKey) -> Option<Record> {
