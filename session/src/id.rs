@@ -117,6 +117,26 @@ mod tests {
         assert_eq!(SessionId::parse(id.as_str()), Some(id));
     }
 
+    /// 10^6 ids: no duplicate, each 43 characters of the base64url alphabet decoding to 32 bytes.
+    #[test]
+    fn a_million_ids_are_unique_and_well_formed() {
+        let rng = SystemRandom::new();
+        let mut seen = std::collections::HashSet::with_capacity(1_000_000);
+        for _ in 0..1_000_000 {
+            let id = SessionId::generate(&rng);
+            assert_eq!(id.as_str().len(), ID_LEN);
+            assert!(id
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            assert!(seen.insert(id.0), "duplicate id");
+        }
+        // Every position uses the whole alphabet: no stuck bits in what the generator gives.
+        let alphabet: std::collections::HashSet<u8> =
+            (0..2_000).flat_map(|_| SessionId::generate(&rng).0.into_bytes()).collect();
+        assert_eq!(alphabet.len(), 64);
+    }
+
     #[test]
     fn parse_refuses_anything_that_is_not_an_issued_shape() {
         let rng = SystemRandom::new();

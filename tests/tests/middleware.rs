@@ -443,3 +443,45 @@ async fn a_failed_save_still_sends_the_cookies_of_sessions_already_saved() {
     );
     assert!(reply.cookie("b").is_none());
 }
+
+/// Ids are taken from the session cookie only: never from the query, a header or the body.
+#[actix_web::test]
+async fn ids_are_accepted_only_from_the_cookie() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("memory", MemoryStore::default())
+        .build()
+        .unwrap();
+    let c = client(mw).await;
+    c.set("session", "user", json!("ann")).await;
+    let id = c.cookie("session").unwrap();
+    for req in [
+        test::TestRequest::get().uri(&format!("/session/get/user?session={id}&id={id}")),
+        test::TestRequest::get()
+            .uri("/session/get/user")
+            .insert_header(("session", id.as_str()))
+            .insert_header(("x-session-id", id.as_str()))
+            .insert_header(("authorization", format!("Bearer {id}"))),
+        test::TestRequest::get()
+            .uri("/session/get/user")
+            .insert_header(("cookie2", format!("session={id}"))),
+    ] {
+        let reply = c.send_raw(req).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "an id outside the cookie was adopted");
+    }
+}
+
+/// Purge leaves no record behind on a server-side store.
+#[actix_web::test]
+async fn purge_leaves_no_record_behind() {
+    let memory = MemoryStore::default();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("memory", memory.clone())
+        .build()
+        .unwrap();
+    let c = client(mw).await;
+    c.set("session", "user", json!("ann")).await;
+    c.post("/session/renew").await;
+    assert_eq!(memory.len(), 1, "renew leaves exactly one record");
+    c.post("/session/purge").await;
+    assert_eq!(memory.len(), 0);
+}
