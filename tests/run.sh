@@ -31,8 +31,13 @@ source tests/services.sh
 trap stop_services EXIT
 start_postgres
 
-step "cargo test (unit, integration, UI and doc tests)"
-cargo test --workspace --all-features
+step "cargo test (unit, integration, UI and doc tests), logging at TRACE into a capture"
+capture=$(mktemp /tmp/ats-log-capture.XXXXXX)
+ATS_LOG_CAPTURE="$capture" cargo test --workspace --all-features
+
+step "log hygiene: no id, cookie value or key in the captured logs"
+cargo run -q -p actix-typed-session-tests --bin check-log-capture -- "$capture"
+rm -f "$capture" "$capture.secrets"
 
 echo
 echo "all checks passed"

@@ -199,6 +199,7 @@ pub async fn client(
         Error = actix_web::Error,
     >,
 > {
+    init_logs();
     let gate = Arc::new(Gate::default());
     let app = test::init_service(
         App::new()
@@ -232,6 +233,7 @@ where
 {
     /// A client over any app built with `actix_web::test::init_service`.
     pub fn new(app: S) -> Self {
+        init_logs();
         Self {
             app,
             jar: RefCell::new(BTreeMap::new()),
@@ -281,6 +283,7 @@ where
     fn store(&self, reply: &Reply) {
         let mut jar = self.jar.borrow_mut();
         for cookie in &reply.set_cookies {
+            record_secret(cookie.value());
             let removal = cookie
                 .max_age()
                 .is_some_and(|a| a.is_zero() || a.is_negative());
@@ -346,10 +349,44 @@ pub fn assert_opaque(err: &SessionError) {
     ));
 }
 
-/// Installs a subscriber that prints logs of failing tests (idempotent).
+/// Installs a subscriber for the test process (idempotent).
+///
+/// Normally it prints DEBUG logs of failing tests. With `ATS_LOG_CAPTURE=<file>` set, every
+/// event at TRACE level of every test goes to that file, and every cookie value the test
+/// clients receive goes to `<file>.secrets`: `check-log-capture` then proves that no secret
+/// reached the logs (see tests/run.sh).
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_max_level(tracing::Level::DEBUG)
-        .try_init();
+    match std::env::var_os("ATS_LOG_CAPTURE") {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .expect("log capture file");
+            let _ = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init();
+        }
+        None => {
+            let _ = tracing_subscriber::fmt()
+                .with_test_writer()
+                .with_max_level(tracing::Level::DEBUG)
+                .try_init();
+        }
+    }
+}
+
+/// Records a value that must never appear in logs (when capturing, see [`init_logs`]).
+pub fn record_secret(value: &str) {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os("ATS_LOG_CAPTURE") else {
+        return;
+    };
+    let mut path = std::path::PathBuf::from(path).into_os_string();
+    path.push(".secrets");
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(file, "{value}");
+    }
 }
