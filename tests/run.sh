@@ -39,5 +39,23 @@ step "log hygiene: no id, cookie value or key in the captured logs"
 cargo run -q -p actix-typed-session-tests --bin check-log-capture -- "$capture"
 rm -f "$capture" "$capture.secrets"
 
+step "fuzz smoke run (${FUZZ_SECONDS:-60} s per target)"
+if cargo fuzz --version >/dev/null 2>&1; then
+  # cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+  fuzz_log=$(mktemp /tmp/ats-fuzz.XXXXXX)
+  for target in cookie_header cookie_decode typed_decode; do
+    if ! (cd session/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- \
+          -max_total_time="${FUZZ_SECONDS:-60}") >"$fuzz_log" 2>&1; then
+      tail -n 60 "$fuzz_log"
+      echo "fuzz target $target failed (its input is under session/fuzz/artifacts/$target)"
+      exit 1
+    fi
+    echo "$target: $(grep -E '^Done' "$fuzz_log")"
+  done
+  rm -f "$fuzz_log"
+else
+  echo "cargo-fuzz is not installed: skipping the fuzz smoke run (install it with: cargo install cargo-fuzz)"
+fi
+
 echo
 echo "all checks passed"

@@ -103,6 +103,9 @@ mod config;
 mod cookie_header;
 mod error;
 mod extract;
+#[cfg(feature = "cookie")]
+#[doc(hidden)]
+pub mod fuzz_support;
 mod id;
 mod key;
 mod load;

@@ -1,0 +1,74 @@
+//! Entry points for the fuzz targets in `session/fuzz` (hidden; not a public API).
+
+use std::sync::Arc;
+
+use actix_web::http::header::{HeaderMap, HeaderValue, COOKIE};
+use serde_json::{Map, Value};
+
+use crate::{
+    config::{CookieLifetime, Spec},
+    key::KeyRing,
+    session::{Origin, State},
+    store::Backend,
+    CookieSecurity, CookieStore, Key, Session,
+};
+
+/// The values the cookie-header lookup finds for `name` in one `Cookie` header.
+pub fn cookie_values(header: &[u8], name: &str) -> Vec<String> {
+    let Ok(value) = HeaderValue::from_bytes(header) else {
+        return Vec::new();
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(COOKIE, value);
+    crate::cookie_header::cookie_values(&headers, name)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The cookie backend's sealing and opening, with a fixed key.
+#[derive(Debug)]
+pub struct CookieCodec {
+    store: CookieStore,
+    keys: KeyRing,
+    rng: ring::rand::SystemRandom,
+}
+
+impl CookieCodec {
+    /// A codec for `security` with a key made of `seed` repeated.
+    pub fn new(security: CookieSecurity, seed: u8) -> Self {
+        Self {
+            store: CookieStore::new(security),
+            keys: KeyRing::new(&Key::from(&[seed; 64][..]), &[]),
+            rng: ring::rand::SystemRandom::new(),
+        }
+    }
+
+    /// Opens a cookie value: its data if it is authentic and well-formed.
+    pub fn open(&self, cookie_name: &str, value: &str) -> Option<Map<String, Value>> {
+        self.store
+            .open(&self.keys, cookie_name, value)
+            .ok()
+            .map(|o| o.data)
+    }
+
+    /// Seals `data` as the cookie backend would.
+    pub fn seal(&self, cookie_name: &str, data: &Map<String, Value>) -> String {
+        let now = std::time::SystemTime::now();
+        let plain = serde_json::to_vec(&CookieStore::payload(data, now, now))
+            .expect("a JSON map serializes");
+        self.store.seal(&self.keys, &self.rng, cookie_name, plain)
+    }
+}
+
+/// A session holding `data`, attached to no request (for the typed decoding target).
+pub fn detached_session(data: Map<String, Value>) -> Session {
+    let spec = Spec {
+        name: "fuzz".into(),
+        cookie_name: "fuzz".into(),
+        backend_name: "cookie".into(),
+        backend: Backend::from(CookieStore::default()),
+        lifetime: CookieLifetime::BrowserSession,
+    };
+    Session::new(Arc::new(spec), State::new(Origin::New, data))
+}
