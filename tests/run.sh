@@ -19,7 +19,7 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "each feature builds on its own, without warnings"
 cargo clippy -q -p actix-typed-session --no-default-features -- -D warnings
-for feature in cookie memory postgres derive; do
+for feature in cookie memory postgres redis derive; do
   cargo clippy -q -p actix-typed-session --no-default-features --features "$feature" -- -D warnings
 done
 
@@ -30,6 +30,7 @@ step "services"
 source tests/services.sh
 trap stop_services EXIT
 start_postgres
+start_redis
 
 step "cargo test (unit, integration, UI and doc tests), logging at TRACE into a capture"
 capture=$(mktemp /tmp/ats-log-capture.XXXXXX)

@@ -1,6 +1,10 @@
 # Sourced by tests/run.sh: starts the services the tests need, unless the environment names them.
 #   DATABASE_URL  a PostgreSQL the tests may create schemas in; otherwise a throw-away cluster is
 #                 created with initdb on a free port and deleted when the tests end.
+#   REDIS_URL     a Redis the tests may write to (each test uses keys under a prefix of its own);
+#                 otherwise a throw-away redis-server without persistence runs on a free port.
+#                 The Redis fault tests always start their own redis-server (REDIS_SERVER names
+#                 the program if it is not on the PATH).
 
 as_postgres() {
   # PostgreSQL refuses to run as root.
@@ -51,7 +55,52 @@ start_postgres() {
   echo "PostgreSQL: throw-away cluster on 127.0.0.1:$port ($PG_TMP)"
 }
 
+start_redis() {
+  if ! command -v redis-server >/dev/null && [ -z "${REDIS_SERVER:-}" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "Redis: redis-server not found; installing Debian's redis-server package"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    fi
+  fi
+  if ! command -v redis-server >/dev/null && [ -z "${REDIS_SERVER:-}" ]; then
+    echo "redis-server not found. Install it (Debian: apt-get install redis-server), or set" >&2
+    echo "REDIS_SERVER to its path (the Redis fault tests start their own servers with it)." >&2
+    exit 1
+  fi
+  if [ -n "${REDIS_URL:-}" ]; then
+    echo "Redis: using REDIS_URL"
+    return
+  fi
+  local server port
+  server=${REDIS_SERVER:-$(command -v redis-server)}
+  REDIS_TMP=$(mktemp -d /tmp/ats-redis.XXXXXX)
+  port=$(free_port)
+  "$server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$REDIS_TMP" \
+    --daemonize yes --pidfile "$REDIS_TMP/pid" --logfile "$REDIS_TMP/log" >/dev/null
+  local tries=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 100 ]; then
+      echo "redis-server did not start:" >&2
+      cat "$REDIS_TMP/log" >&2 || true
+      exit 1
+    fi
+    sleep 0.1
+  done
+  export REDIS_URL="redis://127.0.0.1:$port/"
+  echo "Redis: throw-away redis-server on 127.0.0.1:$port ($REDIS_TMP)"
+}
+
 stop_services() {
+  if [ -n "${REDIS_TMP:-}" ]; then
+    if [ -f "$REDIS_TMP/pid" ]; then
+      local pid tries=0
+      pid=$(cat "$REDIS_TMP/pid")
+      kill "$pid" 2>/dev/null || true
+      while kill -0 "$pid" 2>/dev/null && [ "$tries" -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+    fi
+    rm -rf "$REDIS_TMP"
+  fi
   if [ -n "${PG_TMP:-}" ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$PG_TMP"

@@ -72,10 +72,10 @@ pub enum BuildError {
     /// Timeouts that cannot work together.
     #[error("invalid timeouts: {0}")]
     Timeouts(&'static str),
-    /// A database identifier (schema or table name) is not acceptable.
+    /// A database identifier (schema or table name) or a Redis key prefix is not acceptable.
     #[error("invalid {what} name `{name}`: {reason}")]
     InvalidIdentifier {
-        /// `schema` or `table`.
+        /// `schema`, `table` or `Redis key prefix`.
         what: &'static str,
         /// The name given.
         name: String,

@@ -132,8 +132,9 @@ mod tests {
             assert!(seen.insert(id.0), "duplicate id");
         }
         // Every position uses the whole alphabet: no stuck bits in what the generator gives.
-        let alphabet: std::collections::HashSet<u8> =
-            (0..2_000).flat_map(|_| SessionId::generate(&rng).0.into_bytes()).collect();
+        let alphabet: std::collections::HashSet<u8> = (0..2_000)
+            .flat_map(|_| SessionId::generate(&rng).0.into_bytes())
+            .collect();
         assert_eq!(alphabet.len(), 64);
     }
 

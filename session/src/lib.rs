@@ -85,7 +85,22 @@
 //! - [`CookieStore`]: no server state; up to ~4 KB, sealed (or signed). It cannot be revoked
 //!   server-side and cannot merge parallel writes.
 //! - [`MemoryStore`]: one process, development and tests.
+//! - [`PostgresStore`] (feature `postgres`): durable, shared by every instance.
+//! - [`RedisStore`] (feature `redis`): shared by every instance, expiry handled by Redis; as
+//!   durable as your Redis configuration.
+//! - [`CachedStore`]: a [`LocalCache`] or Redis in front of a durable store, to spare it reads.
 //! - Your own store: implement [`SessionStore`].
+//!
+//! What each backend guarantees when one visitor's requests run in parallel, and when things
+//! fail ("500" is the middleware's failure status: an empty response, the cause in the logs):
+//!
+//! | backend | parallel requests changing different keys | a slow request finishing after a logout or renew | store down or refusing writes | data gone under a valid cookie | several instances |
+//! |---|---|---|---|---|---|
+//! | [`CookieStore`] | the last response's cookie wins: changes can be lost | its cookie brings the old data back | — (no store) | — | share sessions (same key) |
+//! | [`MemoryStore`] | change sets merged under a lock: none lost | conditional write: not brought back | full store with [`WhenFull::Refuse`]: 500 for new sessions | process restart: fresh empty session | each has its own sessions |
+//! | [`PostgresStore`] | merged in one `UPDATE`: none lost | conditional `UPDATE`: not brought back | 500 within the timeout; recovers by itself | fresh empty session, new id | share sessions |
+//! | [`RedisStore`] | `HDEL` + `HSET` in one Lua script: none lost | the script checks the session first: not brought back | 500 within the timeout (down, out of memory); reconnects by itself | flush, eviction, restart without persistence: fresh empty session, new id | share sessions |
+//! | [`CachedStore`] | as its durable store (every write goes there first) | as its durable store; with a [`LocalCache`], *reads* on other instances may still see the old session for up to the staleness bound | durable store down: 500; cache down: bypassed (logged) | as its durable store | share sessions; a [`LocalCache`] serves reads up to the staleness bound old |
 //!
 //! # Failure behaviour
 //! A tampered, expired or unknown cookie is a fresh empty session (and a `warn!` that never
@@ -121,6 +136,8 @@ pub use self::store::{CookieSecurity, CookieStore};
 pub use self::store::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "postgres")]
 pub use self::store::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "redis")]
+pub use self::store::{RedisStore, RedisStoreBuilder};
 #[doc(hidden)]
 pub use self::typed::__private;
 pub use self::{
@@ -133,7 +150,10 @@ pub use self::{
     key::Key,
     middleware::SessionMiddleware,
     session::{Session, SessionStatus},
-    store::{Backend, Record, SessionStore, StoreError, WriteResult},
+    store::{
+        Backend, CachedStore, CachedStoreBuilder, LocalCache, Record, SessionCache, SessionStore,
+        StoreError, WriteResult,
+    },
     typed::SessionData,
 };
 /// Derives [`SessionData`](trait@SessionData) and a typed extractor for a struct (feature
@@ -145,6 +165,9 @@ pub use actix_web::{cookie::SameSite, http::StatusCode};
 /// The `deadpool-postgres` this crate is built with: create your pool from it.
 #[cfg(feature = "postgres")]
 pub use deadpool_postgres;
+/// The `redis` crate this crate is built with: create your `redis::Client` from it.
+#[cfg(feature = "redis")]
+pub use redis;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod pg;
+pub mod redis;
 mod stores;
 
 use std::{
@@ -386,7 +387,11 @@ pub fn record_secret(value: &str) {
     };
     let mut path = std::path::PathBuf::from(path).into_os_string();
     path.push(".secrets");
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(file, "{value}");
     }
 }

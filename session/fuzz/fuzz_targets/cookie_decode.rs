@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
             }
             if let Ok(edited) = String::from_utf8(edited) {
                 if edited != *valid {
-                    assert!(codec.open("session", &edited).is_none(), "an edited cookie opened");
+                    assert!(
+                        codec.open("session", &edited).is_none(),
+                        "an edited cookie opened"
+                    );
                 }
             }
         }

@@ -1,19 +1,25 @@
 //! The storage interface and the built-in backends.
 
+pub(crate) mod cached;
 #[cfg(feature = "cookie")]
 mod cookie;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 mod server;
 
+pub use self::cached::{CachedStore, CachedStoreBuilder, LocalCache, SessionCache};
 #[cfg(feature = "cookie")]
 pub use self::cookie::{CookieSecurity, CookieStore};
 #[cfg(feature = "memory")]
 pub use self::memory::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub(crate) use self::server::{DynStore, ErasedStore};
 pub use self::server::{Record, SessionStore, StoreError, WriteResult};
 

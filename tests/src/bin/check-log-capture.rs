@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 const MIN_SECRET_LEN: usize = 16;
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: check-log-capture <capture-file>");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: check-log-capture <capture-file>");
     let logs = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     let logs = String::from_utf8_lossy(&logs);
     let secrets_path = format!("{path}.secrets");

@@ -1,0 +1,476 @@
+//! A cache in front of a durable store: reads from the cache, writes to the durable store first.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use crate::{BuildError, ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult};
+
+const DEFAULT_STALENESS: Duration = Duration::from_secs(5);
+const DEFAULT_CAPACITY: usize = 10_000;
+/// Write counters, one per stripe of keys (see [`CachedStore`]'s fill check).
+const STRIPES: usize = 1024;
+
+/// Where a [`CachedStore`] keeps copies of sessions: [`LocalCache`] (in-process) or a
+/// [`RedisStore`](crate::RedisStore) (shared by all instances; feature `redis`).
+///
+/// A cache holds copies only. It may forget anything at any time, and a copy must stop being
+/// served after `fresh_for` (the staleness bound) has passed since it was put.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use actix_typed_session::{LocalCache, Record, SessionCache, StorageKey};
+///
+/// # actix_web::rt::System::new().block_on(async {
+/// let cache = LocalCache::default();
+/// let key = StorageKey::from_bytes([1; 32]);
+/// let now = SystemTime::now();
+/// let record = Record::new(Default::default(), now, now + Duration::from_secs(60));
+/// cache.put(&key, &record, now, Duration::from_secs(5)).await.unwrap();
+/// assert_eq!(cache.get(&key, now).await.unwrap(), Some(record));
+/// cache.invalidate(&key).await.unwrap();
+/// assert_eq!(cache.get(&key, now).await.unwrap(), None);
+/// # });
+/// ```
+pub trait SessionCache: Send + Sync + 'static {
+    /// A fresh copy of a live session (`expires_at > now`), if the cache has one.
+    fn get(
+        &self,
+        key: &StorageKey,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>>;
+
+    /// Keeps a copy of `record` (overwriting any), to be served for at most `fresh_for`.
+    fn put(
+        &self,
+        key: &StorageKey,
+        record: &Record,
+        now: SystemTime,
+        fresh_for: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// Drops the copy of a session, if any.
+    fn invalidate(&self, key: &StorageKey) -> impl Future<Output = Result<(), StoreError>>;
+}
+
+/// An in-process [`SessionCache`]: a bounded map of copies, each served for at most the
+/// staleness bound of its [`CachedStore`] (measured in real time).
+///
+/// When full, it first drops stale copies, then arbitrary ones: a dropped copy only costs one
+/// read of the durable store.
+///
+/// ```
+/// use actix_typed_session::LocalCache;
+///
+/// let cache = LocalCache::with_capacity(50_000);
+/// assert!(cache.is_empty());
+/// ```
+#[derive(Clone)]
+pub struct LocalCache {
+    inner: Arc<Mutex<Copies>>,
+    capacity: usize,
+}
+
+struct Copies {
+    entries: HashMap<StorageKey, Entry>,
+    last_sweep: Instant,
+}
+
+struct Entry {
+    record: Record,
+    fresh_until: Instant,
+}
+
+impl Default for LocalCache {
+    /// Room for 10,000 sessions.
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
+}
+
+impl std::fmt::Debug for LocalCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCache")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl LocalCache {
+    /// A cache with room for `capacity` sessions (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Copies {
+                entries: HashMap::new(),
+                last_sweep: Instant::now(),
+            })),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// How many copies it holds, stale ones included.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether it holds no copy.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Copies> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl SessionCache for LocalCache {
+    async fn get(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
+        let mut copies = self.lock();
+        match copies.entries.get(key) {
+            Some(c) if c.fresh_until > Instant::now() && c.record.expires_at > now => {
+                Ok(Some(c.record.clone()))
+            }
+            Some(_) => {
+                copies.entries.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &StorageKey,
+        record: &Record,
+        _now: SystemTime,
+        fresh_for: Duration,
+    ) -> Result<(), StoreError> {
+        let at = Instant::now();
+        let mut copies = self.lock();
+        if copies.entries.len() >= self.capacity && !copies.entries.contains_key(key) {
+            if at.duration_since(copies.last_sweep) >= fresh_for / 4 {
+                copies.entries.retain(|_, c| c.fresh_until > at);
+                copies.last_sweep = at;
+            }
+            if copies.entries.len() >= self.capacity {
+                let victim = copies.entries.keys().next().copied();
+                if let Some(victim) = victim {
+                    copies.entries.remove(&victim);
+                }
+            }
+        }
+        copies.entries.insert(
+            *key,
+            Entry {
+                record: record.clone(),
+                fresh_until: at + fresh_for,
+            },
+        );
+        Ok(())
+    }
+
+    async fn invalidate(&self, key: &StorageKey) -> Result<(), StoreError> {
+        self.lock().entries.remove(key);
+        Ok(())
+    }
+}
+
+/// A [`SessionStore`] that puts a cache in front of a durable store, e.g. a [`LocalCache`] or
+/// Redis in front of PostgreSQL.
+///
+/// - **Reads** ask the cache first; on a miss they load from the durable store and put a copy
+///   in the cache, to be served for at most the staleness bound.
+/// - **Writes** (create, update, refresh, renew, delete) go to the durable store first, with all
+///   its guarantees (atomic change sets, conditional writes); only then is the cached copy
+///   dropped. A crash between the two leaves the cache *older* than the truth, never newer,
+///   and never holding a session the durable store does not.
+/// - A cache that fails is logged and bypassed: the request is served from the durable store.
+///
+/// # Staleness: the trade-off
+/// A copy may be served for up to the staleness bound ([`max_staleness`](CachedStoreBuilder::max_staleness),
+/// 5 seconds by default) after the durable store changed:
+///
+/// - With a [`LocalCache`] and **several application instances**, a write on one instance is not
+///   seen by the others' caches: they may serve the old data, or a session that was logged out
+///   on another instance, for up to the bound. Writes stay safe: they are change sets applied
+///   to the durable store, so nothing is lost and nothing purged comes back; but a handler that
+///   reads a stale value and writes a value computed from it overwrites the newer one.
+///   Route a visitor to one instance (sticky sessions), keep the bound short, or use a shared
+///   cache when that matters.
+/// - On **one instance**, its own writes drop its copies, so it reads its own writes; a read
+///   that raced a write may still put back an old copy, for at most the bound (a per-key-stripe
+///   write counter skips most such fills).
+/// - With a **Redis cache** shared by all instances, every write drops the shared copy, so
+///   staleness only arises from such races or from a failed invalidation, again for at most the
+///   bound (the copy's Redis TTL).
+///
+/// A shorter bound means more reads reach the durable store.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_typed_session::{CachedStore, LocalCache, Key, MemoryStore, SessionMiddleware};
+///
+/// // In production the durable store is e.g. a `PostgresStore`.
+/// let durable = MemoryStore::default();
+/// let store = CachedStore::builder(LocalCache::default(), durable)
+///     .max_staleness(Duration::from_secs(2))
+///     .build()
+///     .unwrap();
+/// let sessions = SessionMiddleware::builder(Key::generate())
+///     .backend("cached", store)
+///     .build()
+///     .unwrap();
+/// ```
+pub struct CachedStore<C, D> {
+    cache: C,
+    durable: D,
+    fresh_for: Duration,
+    writes: Arc<[AtomicU64; STRIPES]>,
+}
+
+impl<C: Clone, D: Clone> Clone for CachedStore<C, D> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: self.cache.clone(),
+            durable: self.durable.clone(),
+            fresh_for: self.fresh_for,
+            writes: self.writes.clone(),
+        }
+    }
+}
+
+impl<C: std::fmt::Debug, D: std::fmt::Debug> std::fmt::Debug for CachedStore<C, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("cache", &self.cache)
+            .field("durable", &self.durable)
+            .field("max_staleness", &self.fresh_for)
+            .finish()
+    }
+}
+
+/// Builds a [`CachedStore`]; start with [`CachedStore::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct CachedStoreBuilder<C, D> {
+    cache: C,
+    durable: D,
+    fresh_for: Duration,
+}
+
+impl<C, D> CachedStoreBuilder<C, D> {
+    /// The longest a cached copy is served after it was read from the durable store (default
+    /// 5 seconds): the bound on how stale a read can be. See [`CachedStore`] for the trade-off.
+    pub fn max_staleness(mut self, bound: Duration) -> Self {
+        self.fresh_for = bound;
+        self
+    }
+
+    /// Checks the settings and builds the store.
+    pub fn build(self) -> Result<CachedStore<C, D>, BuildError> {
+        if self.fresh_for.is_zero() {
+            return Err(BuildError::Timeouts(
+                "the cache's staleness bound must be longer than zero",
+            ));
+        }
+        Ok(CachedStore {
+            cache: self.cache,
+            durable: self.durable,
+            fresh_for: self.fresh_for,
+            writes: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
+        })
+    }
+}
+
+impl<C: SessionCache, D: SessionStore> CachedStore<C, D> {
+    /// Starts building a store that caches `durable` in `cache`.
+    pub fn builder(cache: C, durable: D) -> CachedStoreBuilder<C, D> {
+        CachedStoreBuilder {
+            cache,
+            durable,
+            fresh_for: DEFAULT_STALENESS,
+        }
+    }
+
+    /// A store that caches `durable` in `cache`, with the default staleness bound (5 seconds).
+    pub fn new(cache: C, durable: D) -> Self {
+        Self::builder(cache, durable)
+            .build()
+            .expect("the default staleness bound is valid")
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &C {
+        &self.cache
+    }
+
+    /// The durable store.
+    pub fn durable(&self) -> &D {
+        &self.durable
+    }
+
+    fn stripe(&self, key: &StorageKey) -> &AtomicU64 {
+        let b = key.as_bytes();
+        &self.writes[usize::from(u16::from_le_bytes([b[0], b[1]])) % STRIPES]
+    }
+
+    /// Runs after every durable write, whatever its outcome: counts the write (so that a read
+    /// that raced it does not fill the cache) and drops the cached copy.
+    async fn forget(&self, key: &StorageKey) {
+        self.stripe(key).fetch_add(1, Ordering::SeqCst);
+        if let Err(err) = self.cache.invalidate(key).await {
+            warn("dropping a cached session", &err);
+        }
+    }
+}
+
+fn warn(what: &str, err: &StoreError) {
+    tracing::warn!(
+        error = %err,
+        cause = %std::error::Error::source(err).map(ToString::to_string).unwrap_or_default(),
+        "session cache failed while {what}; going on without it"
+    );
+}
+
+impl<C: SessionCache, D: SessionStore> SessionStore for CachedStore<C, D> {
+    async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
+        match self.cache.get(key, now).await {
+            Ok(Some(record)) => return Ok(Some(record)),
+            Ok(None) => {}
+            Err(err) => warn("reading a session", &err),
+        }
+        let writes = self.stripe(key).load(Ordering::SeqCst);
+        let record = self.durable.load(key, now).await?;
+        if let Some(record) = &record {
+            if self.stripe(key).load(Ordering::SeqCst) == writes {
+                if let Err(err) = self.cache.put(key, record, now, self.fresh_for).await {
+                    warn("caching a session", &err);
+                }
+            }
+        }
+        Ok(record)
+    }
+
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
+        let result = self.durable.create(key, record).await;
+        if matches!(result, Ok(WriteResult::Collision)) {
+            // Nothing was written: the copy of the existing session (if any) stays right.
+            return result;
+        }
+        self.forget(key).await;
+        result
+    }
+
+    async fn update(
+        &self,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        let result = self.durable.update(key, changes, expires_at, now).await;
+        self.forget(key).await;
+        result
+    }
+
+    async fn touch(
+        &self,
+        key: &StorageKey,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        let result = self.durable.touch(key, expires_at, now).await;
+        self.forget(key).await;
+        result
+    }
+
+    async fn renew(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        let result = self.durable.renew(old, new, changes, expires_at, now).await;
+        self.forget(old).await;
+        self.forget(new).await;
+        result
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        let result = self.durable.delete(key).await;
+        self.forget(key).await;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(now: SystemTime) -> Record {
+        Record::new(Default::default(), now, now + Duration::from_secs(60))
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        actix_web::rt::System::new().block_on(f)
+    }
+
+    #[test]
+    fn local_copies_expire_after_the_staleness_bound() {
+        block_on(async {
+            let cache = LocalCache::default();
+            let key = StorageKey::from_bytes([7; 32]);
+            let now = SystemTime::now();
+            cache
+                .put(&key, &record(now), now, Duration::from_millis(30))
+                .await
+                .unwrap();
+            assert!(cache.get(&key, now).await.unwrap().is_some());
+            std::thread::sleep(Duration::from_millis(40));
+            assert!(cache.get(&key, now).await.unwrap().is_none());
+            assert!(cache.is_empty(), "a stale copy is dropped when found");
+        });
+    }
+
+    #[test]
+    fn local_copies_of_expired_sessions_are_never_served() {
+        block_on(async {
+            let cache = LocalCache::default();
+            let key = StorageKey::from_bytes([7; 32]);
+            let now = SystemTime::now();
+            cache
+                .put(&key, &record(now), now, Duration::from_secs(60))
+                .await
+                .unwrap();
+            let later = now + Duration::from_secs(61);
+            assert!(cache.get(&key, later).await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn a_full_local_cache_stays_within_its_capacity() {
+        block_on(async {
+            let cache = LocalCache::with_capacity(3);
+            let now = SystemTime::now();
+            for n in 0..10 {
+                let key = StorageKey::from_bytes([n; 32]);
+                cache
+                    .put(&key, &record(now), now, Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                assert!(cache.len() <= 3);
+            }
+            let newest = StorageKey::from_bytes([9; 32]);
+            assert!(cache.get(&newest, now).await.unwrap().is_some());
+        });
+    }
+}
