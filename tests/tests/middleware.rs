@@ -466,7 +466,11 @@ async fn ids_are_accepted_only_from_the_cookie() {
             .insert_header(("cookie2", format!("session={id}"))),
     ] {
         let reply = c.send_raw(req).await;
-        assert_eq!(reply.status, StatusCode::NOT_FOUND, "an id outside the cookie was adopted");
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "an id outside the cookie was adopted"
+        );
     }
 }
 
