@@ -384,3 +384,83 @@ async fn an_exhausted_pool_fails_the_request_after_the_timeout_instead_of_hangin
     drop(held);
     assert_eq!(c.read("session", "a").await, Some(json!(1)));
 }
+
+/// A restart while requests keep coming: requests fail fast while the server is down (none
+/// hangs past the store timeout), and the application serves the same session again within
+/// seconds of the server accepting connections, without losing it.
+#[actix_web::test]
+async fn a_restart_under_load_recovers_within_seconds_and_loses_nothing() {
+    use std::{cell::RefCell, rc::Rc, sync::Arc, time::Instant};
+
+    let cluster = Arc::new(TempCluster::start());
+    let (_, schema) = pg::store_on(&cluster.url(), 4).await;
+    let timeout = Duration::from_secs(2);
+    let store = PostgresStore::builder(pg::pool(&cluster.url(), 4))
+        .schema(schema.name.clone())
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    let c = client(middleware(store)).await;
+    c.set("session", "user", json!("ann")).await;
+
+    let log: Rc<RefCell<Vec<(Instant, Duration, StatusCode)>>> = Rc::default();
+    let done = std::cell::Cell::new(false);
+    let load = async {
+        while !done.get() {
+            let started = Instant::now();
+            let status = c.get("/session/get/user").await.status;
+            log.borrow_mut()
+                .push((Instant::now(), started.elapsed(), status));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let control = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let down = cluster.clone();
+        tokio::task::spawn_blocking(move || down.stop())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let up = cluster.clone();
+        tokio::task::spawn_blocking(move || up.resume())
+            .await
+            .unwrap();
+        let resumed = Instant::now();
+        let recovered = eventually(Duration::from_secs(15), || async {
+            log.borrow()
+                .iter()
+                .any(|(at, _, status)| *at > resumed && *status == StatusCode::OK)
+        })
+        .await;
+        done.set(true);
+        recovered
+    };
+    let ((), recovered) = tokio::join!(load, control);
+    let log = log.borrow();
+    let failed = log.iter().filter(|(_, _, s)| *s != StatusCode::OK).count();
+    let slowest = log.iter().map(|(_, took, _)| *took).max().unwrap();
+    println!(
+        "restart under load: {} requests, {failed} failed, slowest {slowest:?}, recovered {recovered:?} after the server came back",
+        log.len()
+    );
+    assert!(failed > 0, "the outage was never observed");
+    assert!(
+        log.iter()
+            .all(|(_, _, s)| *s == StatusCode::OK || *s == StatusCode::INTERNAL_SERVER_ERROR),
+        "only successes and opaque failures"
+    );
+    assert!(
+        slowest < timeout + Duration::from_secs(2),
+        "a request hung for {slowest:?}"
+    );
+    let recovered = recovered.expect("no recovery within 15 s of the restart");
+    assert!(
+        recovered < Duration::from_secs(10),
+        "recovery took {recovered:?}"
+    );
+    assert_eq!(
+        c.read("session", "user").await,
+        Some(json!("ann")),
+        "the session was lost"
+    );
+}
