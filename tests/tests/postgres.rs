@@ -436,7 +436,7 @@ async fn a_restart_under_load_recovers_within_seconds_and_loses_nothing() {
         recovered
     };
     let ((), recovered) = tokio::join!(load, control);
-    let log = log.borrow();
+    let log = std::mem::take(&mut *log.borrow_mut());
     let failed = log.iter().filter(|(_, _, s)| *s != StatusCode::OK).count();
     let slowest = log.iter().map(|(_, took, _)| *took).max().unwrap();
     println!(

@@ -1,8 +1,11 @@
 //! The in-process memory store.
 
 use std::{
-    collections::{BTreeSet, HashMap},
-    sync::{Arc, Mutex, MutexGuard, Weak},
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, Weak,
+    },
     time::{Duration, SystemTime},
 };
 
@@ -16,8 +19,9 @@ const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WhenFull {
-    /// Evict the live session closest to its expiry to make room (the default). The evicted
-    /// visitor's next request starts a fresh session; a warning is logged.
+    /// Evict a live session to make room (the default): the one closest to its expiry among a
+    /// sample of 16, so that a full store never scans all its sessions. The evicted visitor's
+    /// next request starts a fresh session; a warning is logged.
     #[default]
     EvictSoonestExpiring,
     /// Refuse the new session: the request that tried to create it fails with the middleware's
@@ -27,8 +31,9 @@ pub enum WhenFull {
 
 /// An in-process session store, for a single instance or for development.
 ///
-/// Change sets are applied under one lock, so parallel requests of one visitor that change
-/// different keys both survive. Sessions expire on their idle and absolute deadlines; a
+/// Change sets are applied under a lock (one of 16 shards, so requests of different visitors
+/// rarely wait for each other), so parallel requests of one visitor that change different keys
+/// both survive. Sessions expire on their idle and absolute deadlines; a
 /// background thread reclaims expired entries every `sweep_interval` without a request having
 /// to touch them, and stops when the last clone of the store is dropped.
 ///
@@ -56,16 +61,57 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
+/// Independent locks: two requests contend only when their sessions share a shard.
+const SHARDS: usize = 16;
+/// How many sessions a full store compares to pick the one to evict.
+const EVICTION_SAMPLE: usize = 16;
+
 struct Inner {
-    table: Mutex<Table>,
+    shards: [Mutex<Shard>; SHARDS],
+    /// Sessions held, expired ones not yet reclaimed included.
+    len: AtomicUsize,
     capacity: usize,
     when_full: WhenFull,
 }
 
+/// One shard of the table. Data is kept as compact JSON bytes, not as a `serde_json::Map`:
+/// a session of a few keys costs a fraction of the memory that way, and is decoded only when
+/// it is loaded.
 #[derive(Default)]
-struct Table {
-    entries: HashMap<StorageKey, Record>,
-    by_expiry: BTreeSet<(SystemTime, StorageKey)>,
+struct Shard {
+    entries: HashMap<StorageKey, Entry>,
+}
+
+struct Entry {
+    data: Box<[u8]>,
+    created_at: SystemTime,
+    expires_at: SystemTime,
+}
+
+impl Entry {
+    fn encode(record: &Record) -> Result<Self, StoreError> {
+        Ok(Self {
+            data: encode(&record.data)?,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        })
+    }
+
+    fn decode(&self) -> Result<Record, StoreError> {
+        let data = serde_json::from_slice(&self.data)
+            .map_err(|e| StoreError::new("decoding a stored session", e))?;
+        Ok(Record::new(data, self.created_at, self.expires_at))
+    }
+
+    fn is_live(&self, now: SystemTime) -> bool {
+        self.expires_at > now
+    }
+}
+
+fn encode(data: &serde_json::Map<String, serde_json::Value>) -> Result<Box<[u8]>, StoreError> {
+    serde_json::to_vec(data)
+        .map(Vec::into_boxed_slice)
+        .map_err(|e| StoreError::new("encoding a session", e))
 }
 
 /// Builds a [`MemoryStore`]; get one with [`MemoryStore::builder`].
@@ -78,7 +124,8 @@ pub struct MemoryStoreBuilder {
 }
 
 impl MemoryStoreBuilder {
-    /// The most live sessions kept at once (at least 1).
+    /// The most sessions kept at once (at least 1). Creations running in parallel on several
+    /// threads can overshoot it by at most one session per thread.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
@@ -99,7 +146,8 @@ impl MemoryStoreBuilder {
     /// Builds the store and starts its sweeper thread.
     pub fn build(self) -> MemoryStore {
         let inner = Arc::new(Inner {
-            table: Mutex::new(Table::default()),
+            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+            len: AtomicUsize::new(0),
             capacity: self.capacity,
             when_full: self.when_full,
         });
@@ -114,13 +162,13 @@ fn spawn_sweeper(store: Weak<Inner>, every: Duration) {
         .spawn(move || loop {
             std::thread::sleep(every);
             let Some(inner) = store.upgrade() else { break };
-            let reclaimed = inner.lock().reclaim_expired(SystemTime::now());
+            let reclaimed = inner.reclaim_expired(SystemTime::now());
             if reclaimed > 0 {
                 tracing::debug!(reclaimed, "memory store reclaimed expired sessions");
             }
         });
     if let Err(err) = spawned {
-        // Without the thread, expired entries are still reclaimed on every create.
+        // Without the thread, a full store still reclaims expired sessions it samples.
         tracing::warn!(error = %err, "memory store could not start its sweeper thread");
     }
 }
@@ -153,7 +201,7 @@ impl MemoryStore {
 
     /// The number of sessions held, including expired ones not reclaimed yet.
     pub fn len(&self) -> usize {
-        self.inner.lock().entries.len()
+        self.inner.len.load(Ordering::Relaxed)
     }
 
     /// Whether the store holds no session.
@@ -164,97 +212,105 @@ impl MemoryStore {
     /// Reclaims every session expired at `now` and returns how many were dropped. The sweeper
     /// thread calls this on its own; call it to reclaim on demand.
     pub fn reclaim_expired(&self, now: SystemTime) -> usize {
-        self.inner.lock().reclaim_expired(now)
+        self.inner.reclaim_expired(now)
     }
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Table> {
-        // A panic while holding the lock cannot leave the table half-updated: every mutation
-        // below keeps `entries` and `by_expiry` in step before it can panic.
-        self.table
+    fn shard_of(&self, key: &StorageKey) -> usize {
+        usize::from(key.as_bytes()[0]) % SHARDS
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        // Every mutation below leaves its shard consistent before anything can panic.
+        self.shards[shard]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
 
-impl Table {
-    fn live(&self, key: &StorageKey, now: SystemTime) -> Option<&Record> {
-        self.entries.get(key).filter(|r| r.expires_at > now)
-    }
-
-    fn insert(&mut self, key: StorageKey, record: Record) {
-        // Drop the old index entry first: it may equal the new one.
-        self.remove(&key);
-        self.by_expiry.insert((record.expires_at, key));
-        self.entries.insert(key, record);
-    }
-
-    fn remove(&mut self, key: &StorageKey) -> Option<Record> {
-        let old = self.entries.remove(key)?;
-        self.by_expiry.remove(&(old.expires_at, *key));
-        Some(old)
-    }
-
-    fn set_expiry(&mut self, key: &StorageKey, expires_at: SystemTime) {
-        if let Some(record) = self.entries.get_mut(key) {
-            self.by_expiry.remove(&(record.expires_at, *key));
-            record.expires_at = expires_at;
-            self.by_expiry.insert((expires_at, *key));
-        }
-    }
-
-    fn reclaim_expired(&mut self, now: SystemTime) -> usize {
+    fn reclaim_expired(&self, now: SystemTime) -> usize {
         let mut reclaimed = 0;
-        while let Some(&(expires_at, key)) = self.by_expiry.first() {
-            if expires_at > now {
-                break;
-            }
-            self.remove(&key);
-            reclaimed += 1;
+        for shard in 0..SHARDS {
+            let mut guard = self.lock(shard);
+            let before = guard.entries.len();
+            guard.entries.retain(|_, e| e.is_live(now));
+            let dropped = before - guard.entries.len();
+            self.len.fetch_sub(dropped, Ordering::Relaxed);
+            reclaimed += dropped;
         }
         reclaimed
+    }
+
+    /// Makes room for one session in a full store: drops the session closest to expiry among a
+    /// sample (an expired one if the sample holds any). Whether a live session may go is the
+    /// policy's call. Locks one shard at a time.
+    fn make_room(&self, now: SystemTime, start: usize) -> Result<(), StoreError> {
+        let mut soonest: Option<(SystemTime, StorageKey)> = None;
+        let mut sampled = 0;
+        for offset in 0..SHARDS {
+            let guard = self.lock((start + offset) % SHARDS);
+            for (key, entry) in guard.entries.iter().take(EVICTION_SAMPLE - sampled) {
+                sampled += 1;
+                if soonest.is_none_or(|(at, _)| entry.expires_at < at) {
+                    soonest = Some((entry.expires_at, *key));
+                }
+            }
+            if sampled >= EVICTION_SAMPLE {
+                break;
+            }
+        }
+        let Some((expires_at, victim)) = soonest else {
+            return Ok(());
+        };
+        let live = expires_at > now;
+        if live && self.when_full == WhenFull::Refuse {
+            return Err(StoreError::new(
+                "creating a session",
+                format!("memory store is full ({} sessions)", self.capacity),
+            ));
+        }
+        let mut guard = self.lock(self.shard_of(&victim));
+        if guard.entries.remove(&victim).is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            if live {
+                tracing::warn!(
+                    capacity = self.capacity,
+                    "memory store is full: evicted the session closest to expiry in a sample"
+                );
+            }
+        }
+        Ok(())
     }
 }
 
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
-        Ok(self.inner.lock().live(key, now).cloned())
+        let inner = &self.inner;
+        let guard = inner.lock(inner.shard_of(key));
+        match guard.entries.get(key) {
+            Some(entry) if entry.is_live(now) => entry.decode().map(Some),
+            _ => Ok(None),
+        }
     }
 
     async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
-        let mut table = self.inner.lock();
+        let inner = &self.inner;
         // A new record is created "now" by the middleware's clock.
         let now = record.created_at;
-        if table.entries.contains_key(key) {
-            if table.live(key, now).is_some() {
-                return Ok(WriteResult::Collision);
-            }
-            table.remove(key);
+        let entry = Entry::encode(record)?;
+        let shard = inner.shard_of(key);
+        if inner.len.load(Ordering::Relaxed) >= inner.capacity {
+            inner.make_room(now, shard)?;
         }
-        if table.entries.len() >= self.inner.capacity {
-            table.reclaim_expired(now);
-        }
-        if table.entries.len() >= self.inner.capacity {
-            match self.inner.when_full {
-                WhenFull::Refuse => {
-                    return Err(StoreError::new(
-                        "creating a session",
-                        format!("memory store is full ({} sessions)", self.inner.capacity),
-                    ))
-                }
-                WhenFull::EvictSoonestExpiring => {
-                    if let Some(&(_, victim)) = table.by_expiry.first() {
-                        table.remove(&victim);
-                        tracing::warn!(
-                            capacity = self.inner.capacity,
-                            "memory store is full: evicted the session closest to expiry"
-                        );
-                    }
-                }
+        let mut guard = inner.lock(shard);
+        match guard.entries.get(key) {
+            Some(existing) if existing.is_live(now) => return Ok(WriteResult::Collision),
+            Some(_) => {}
+            None => {
+                inner.len.fetch_add(1, Ordering::Relaxed);
             }
         }
-        table.insert(*key, record.clone());
+        guard.entries.insert(*key, entry);
         Ok(WriteResult::Done)
     }
 
@@ -265,14 +321,17 @@ impl SessionStore for MemoryStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
-        let mut table = self.inner.lock();
-        if table.live(key, now).is_none() {
+        let inner = &self.inner;
+        let mut guard = inner.lock(inner.shard_of(key));
+        let Some(entry) = guard.entries.get_mut(key).filter(|e| e.is_live(now)) else {
             return Ok(WriteResult::Missing);
-        }
-        if let Some(record) = table.entries.get_mut(key) {
+        };
+        if !changes.is_empty() {
+            let mut record = entry.decode()?;
             changes.apply_to(&mut record.data);
+            entry.data = encode(&record.data)?;
         }
-        table.set_expiry(key, expires_at);
+        entry.expires_at = expires_at;
         Ok(WriteResult::Done)
     }
 
@@ -282,12 +341,15 @@ impl SessionStore for MemoryStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
-        let mut table = self.inner.lock();
-        if table.live(key, now).is_none() {
-            return Ok(WriteResult::Missing);
+        let inner = &self.inner;
+        let mut guard = inner.lock(inner.shard_of(key));
+        match guard.entries.get_mut(key).filter(|e| e.is_live(now)) {
+            Some(entry) => {
+                entry.expires_at = expires_at;
+                Ok(WriteResult::Done)
+            }
+            None => Ok(WriteResult::Missing),
         }
-        table.set_expiry(key, expires_at);
-        Ok(WriteResult::Done)
     }
 
     async fn renew(
@@ -298,25 +360,56 @@ impl SessionStore for MemoryStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
-        let mut table = self.inner.lock();
-        if table.live(old, now).is_none() {
+        let inner = &self.inner;
+        let (a, b) = (inner.shard_of(old), inner.shard_of(new));
+        // Two shards are always locked in index order, so renews cannot deadlock.
+        let (mut first, mut second) = match a.cmp(&b) {
+            std::cmp::Ordering::Equal => (inner.lock(a), None),
+            std::cmp::Ordering::Less => {
+                let first = inner.lock(a);
+                (first, Some(inner.lock(b)))
+            }
+            std::cmp::Ordering::Greater => {
+                let second = inner.lock(b);
+                (inner.lock(a), Some(second))
+            }
+        };
+        if !first.entries.get(old).is_some_and(|e| e.is_live(now)) {
             return Ok(WriteResult::Missing);
         }
-        if table.live(new, now).is_some() {
+        let target = second.as_deref_mut().unwrap_or(&mut first);
+        if target.entries.get(new).is_some_and(|e| e.is_live(now)) {
             return Ok(WriteResult::Collision);
         }
-        let Some(mut record) = table.remove(old) else {
+        let replaced = target.entries.remove(new).is_some();
+        let Some(entry) = first.entries.remove(old) else {
             return Ok(WriteResult::Missing);
         };
+        let mut record = entry.decode()?;
         changes.apply_to(&mut record.data);
         record.expires_at = expires_at;
-        table.remove(new);
-        table.insert(*new, record);
+        let moved = Entry::encode(&record)?;
+        second
+            .as_deref_mut()
+            .unwrap_or(&mut first)
+            .entries
+            .insert(*new, moved);
+        if replaced {
+            inner.len.fetch_sub(1, Ordering::Relaxed);
+        }
         Ok(WriteResult::Done)
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.inner.lock().remove(key);
+        let inner = &self.inner;
+        if inner
+            .lock(inner.shard_of(key))
+            .entries
+            .remove(key)
+            .is_some()
+        {
+            inner.len.fetch_sub(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
