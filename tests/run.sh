@@ -31,6 +31,7 @@ source tests/services.sh
 trap stop_services EXIT
 start_postgres
 start_redis
+find_chromium
 
 step "cargo test (unit, integration, UI and doc tests), logging at TRACE into a capture"
 capture=$(mktemp /tmp/ats-log-capture.XXXXXX)

@@ -5,6 +5,8 @@
 #                 otherwise a throw-away redis-server without persistence runs on a free port.
 #                 The Redis fault tests always start their own redis-server (REDIS_SERVER names
 #                 the program if it is not on the PATH).
+#   CHROMIUM, CHROMEDRIVER  the browser and driver for the browser test; find_chromium looks for
+#                 Debian's /usr/bin/chromium and /usr/bin/chromedriver and installs them as root.
 
 as_postgres() {
   # PostgreSQL refuses to run as root.
@@ -89,6 +91,24 @@ start_redis() {
   done
   export REDIS_URL="redis://127.0.0.1:$port/"
   echo "Redis: throw-away redis-server on 127.0.0.1:$port ($REDIS_TMP)"
+}
+
+find_chromium() {
+  # The browser test (examples/tests/browser.rs) drives Debian's Chromium through chromedriver.
+  # CHROMIUM and CHROMEDRIVER name other programs.
+  local chromium=${CHROMIUM:-/usr/bin/chromium} driver=${CHROMEDRIVER:-/usr/bin/chromedriver}
+  if { [ ! -x "$chromium" ] || [ ! -x "$driver" ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Chromium: chromium or chromedriver not found; installing Debian's chromium and chromium-driver packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  if [ ! -x "$chromium" ] || [ ! -x "$driver" ]; then
+    [ -x "$chromium" ] || echo "Chromium not found at $chromium (Debian package: chromium)." >&2
+    [ -x "$driver" ] || echo "chromedriver not found at $driver (Debian package: chromium-driver)." >&2
+    echo "Install them (apt-get install chromium chromium-driver), or set CHROMIUM and CHROMEDRIVER." >&2
+    exit 1
+  fi
+  export CHROMIUM="$chromium" CHROMEDRIVER="$driver"
+  echo "Chromium: $("$chromium" --version 2>/dev/null | head -n 1) with $driver"
 }
 
 stop_services() {

@@ -1,5 +1,29 @@
 //! Sessions for [actix-web] with pluggable storage, change sets and typed access.
 //!
+//! # What a session is
+//! HTTP forgets: every request arrives on its own. A *session* is what a server remembers about
+//! one visitor from one request to the next: who logged in, what is in the cart, which theme
+//! they chose, a message to show on the next page. The browser brings it back on each request
+//! through a cookie, in one of two ways:
+//!
+//! - the cookie carries the data itself, sealed so that the visitor can neither read nor change
+//!   it ([`CookieStore`]): nothing to run on the server, but at most about 4 KB;
+//! - the cookie carries only a random id, and the data lives in a store on the server
+//!   ([`MemoryStore`], PostgreSQL, Redis, or your own): room for anything, and the server can
+//!   end a session at any time.
+//!
+//! This crate does both side by side. A request can use several **named sessions**, each with
+//! its own cookie and its own backend: preferences in a cookie, a cart in PostgreSQL. Handlers
+//! reach them through extractors: [`Session`] (the default session), [`Sessions`] (any session
+//! by name), or a struct of your own with `#[derive(SessionData)]`, which gives each field a
+//! typed getter and setter.
+//!
+//! The project grew from a 2012 story of a webapp2 application whose cookie sessions silently
+//! lost data once they outgrew the cookie, fixed by moving them to the datastore. The
+//! `walkthrough` example in the repository retells it step by step in this crate's terms, and
+//! the `shop` example is a small application to click through (`cargo run -p examples --bin
+//! shop`).
+//!
 //! # Why
 //! Cookie sessions are limited to about 4 KB and browsers drop a bigger cookie without a word;
 //! server-side sessions meet lost updates when two requests save whole sessions over each other,
@@ -15,6 +39,13 @@
 //! - enforces idle and absolute timeouts on the server, renews ids on login, purges on logout.
 //!
 //! # Getting started
+//! ```sh
+//! cargo add actix-typed-session   # the cookie and memory backends and the derive
+//! ```
+//!
+//! Build a [`SessionMiddleware`] with a secret [`Key`] and at least one backend, wrap your App
+//! in it, and take sessions as handler arguments:
+//!
 //! ```
 //! use actix_web::{test, web, App, HttpResponse};
 //! use actix_typed_session::{CookieStore, Key, MemoryStore, Session, SessionMiddleware, Sessions};
@@ -82,14 +113,51 @@
 //! at `build()`, not at the first request.
 //!
 //! # Choosing a backend
-//! - [`CookieStore`]: no server state; up to ~4 KB, sealed (or signed). It cannot be revoked
-//!   server-side and cannot merge parallel writes.
-//! - [`MemoryStore`]: one process, development and tests.
-//! - [`PostgresStore`] (feature `postgres`): durable, shared by every instance.
-//! - [`RedisStore`] (feature `redis`): shared by every instance, expiry handled by Redis; as
-//!   durable as your Redis configuration.
-//! - [`CachedStore`]: a [`LocalCache`] or Redis in front of a durable store, to spare it reads.
-//! - Your own store: implement [`SessionStore`].
+//! Register backends by name with [`backend`](SessionMiddlewareBuilder::backend); each session
+//! picks one by name (the first registered is the default). Names are yours: `"cookie"`,
+//! `"datastore"`, `"cache"`.
+//!
+//! **[`CookieStore`]** (feature `cookie`, on by default) keeps the whole session in its cookie,
+//! sealed with AES-256-GCM ([`CookieSecurity::Sealed`], the default) or signed with
+//! HMAC-SHA256. No server state at all, so it suits small data that may live as long as the
+//! browser keeps it: preferences, a flash message. Up to about 4 KB: a change that would pass
+//! the browser's limit is refused with [`SessionError::TooLarge`]. It cannot be revoked from
+//! the server and cannot merge parallel writes.
+//! ```sh
+//! cargo add actix-typed-session   # feature `cookie` is on by default
+//! ```
+//!
+//! **[`MemoryStore`]** (feature `memory`, on by default) keeps sessions in this process:
+//! bounded, with change sets merged under a lock and expired sessions reclaimed in the
+//! background. For development, tests and single-instance apps that can lose sessions on a
+//! restart.
+//! ```sh
+//! cargo add actix-typed-session   # feature `memory` is on by default
+//! ```
+//!
+//! **[`PostgresStore`]** (feature `postgres`) keeps sessions in a table, on your own
+//! `deadpool-postgres` pool (the crate is re-exported as [`deadpool_postgres`]): durable,
+//! shared by every instance, change sets merged in one statement, expired rows deleted in
+//! bounded batches. Call [`migrate`](PostgresStore::migrate) once at start-up.
+//! ```sh
+//! cargo add actix-typed-session --features postgres
+//! ```
+//!
+//! **[`RedisStore`]** (feature `redis`) keeps each session in a Redis hash with a TTL, on the
+//! re-exported [`redis`] crate: shared by every instance, expiry handled by Redis, as durable as
+//! your Redis configuration. It reconnects by itself.
+//! ```sh
+//! cargo add actix-typed-session --features redis
+//! ```
+//!
+//! **[`CachedStore`]** puts a cache (a [`LocalCache`] in the process, or Redis) in front of a
+//! durable store, to spare it reads: writes go to the durable store first. Needs no feature of
+//! its own, only those of the stores it combines.
+//! ```sh
+//! cargo add actix-typed-session --features postgres,redis
+//! ```
+//!
+//! **Your own store**: implement [`SessionStore`] (see [Custom stores](#custom-stores)).
 //!
 //! What each backend guarantees when one visitor's requests run in parallel, and when things
 //! fail ("500" is the middleware's failure status: an empty response, the cause in the logs):
@@ -108,6 +176,258 @@
 //! empty 500 (or the configured status). Changes made by a handler that fails (5xx or `Err`)
 //! are not saved.
 //!
+//! # Lifecycle and security
+//! - **Birth.** A session exists once something is stored in it: an empty new session sets no
+//!   cookie and writes nothing.
+//! - **Cookies.** `HttpOnly` (scripts cannot read them), `Secure` and `SameSite=Lax` by
+//!   default; `__Host-` and `__Secure-` cookie names are honoured and checked by `build()`.
+//!   Browsers accept `Secure` cookies from `http://localhost`, so development needs no TLS.
+//! - **Ids.** A server-side session's cookie holds 256 random bits (43 characters); stores
+//!   keep only their SHA-256 hash ([`StorageKey`]). Ids never appear in logs or `Debug`.
+//! - **Expiry, enforced by the server.** An [idle timeout](SessionMiddlewareBuilder::idle_timeout)
+//!   (24 hours by default, sliding, refreshed at most once per
+//!   [refresh interval](SessionMiddlewareBuilder::refresh_interval)) and an
+//!   [absolute timeout](SessionMiddlewareBuilder::absolute_timeout) (7 days). A client that
+//!   ignores `Max-Age` gains nothing: cookie sessions carry their deadlines inside the sealed
+//!   payload.
+//! - **Cookie lifetime.** [`CookieLifetime::BrowserSession`] (the default: no `Max-Age`, gone
+//!   when the browser closes) or [`CookieLifetime::Persistent`] (`Max-Age` *and* `Expires`, for
+//!   browsers that honour only one), for all sessions or per session with [`SessionConfig`].
+//! - **Login: [`renew`](Session::renew).** Keeps the data under a new id and kills the old one,
+//!   so an id planted before the login (session fixation) is worthless afterwards.
+//! - **Logout: [`purge`](Session::purge).** Deletes the stored session and removes the cookie.
+//! - **Keys.** One master key of at least 64 bytes; sealing and signing keys are derived from it
+//!   with HKDF. [`previous_keys`](SessionMiddlewareBuilder::previous_keys) keeps cookies made
+//!   with older keys readable (and re-seals them) while you rotate.
+//!
+//! ```
+//! use std::time::Duration;
+//! use actix_web::{test, web, App, HttpResponse};
+//! use actix_typed_session::{
+//!     CookieLifetime, CookieStore, Key, MemoryStore, SessionConfig, SessionMiddleware, Sessions,
+//! };
+//!
+//! async fn login(sessions: Sessions) -> actix_web::Result<HttpResponse> {
+//!     let account = sessions.open("account").await?;
+//!     account.insert("user", "ann")?;
+//!     account.renew(); // new privileges, new id
+//!     Ok(HttpResponse::Ok().finish())
+//! }
+//!
+//! async fn logout(sessions: Sessions) -> actix_web::Result<HttpResponse> {
+//!     sessions.open("account").await?.purge(); // deleted, and its cookie removed
+//!     Ok(HttpResponse::Ok().finish())
+//! }
+//!
+//! # actix_web::rt::System::new().block_on(async {
+//! let old_key = Key::generate(); // the key before the last rotation
+//! let sessions = SessionMiddleware::builder(Key::generate())
+//!     .previous_keys([old_key])
+//!     .backend("datastore", MemoryStore::default())
+//!     .backend("cookie", CookieStore::default())
+//!     .session("prefs", SessionConfig::new().backend("cookie").lifetime(CookieLifetime::Persistent))
+//!     .idle_timeout(Duration::from_secs(30 * 60))
+//!     .absolute_timeout(Duration::from_secs(8 * 3600))
+//!     .build()
+//!     .unwrap();
+//! let app = test::init_service(
+//!     App::new()
+//!         .wrap(sessions)
+//!         .route("/login", web::post().to(login))
+//!         .route("/logout", web::post().to(logout)),
+//! )
+//! .await;
+//!
+//! let res = test::call_service(&app, test::TestRequest::post().uri("/login").to_request()).await;
+//! let cookie = res.response().cookies().find(|c| c.name() == "account").unwrap().into_owned();
+//! assert_eq!(cookie.http_only(), Some(true));
+//! assert_eq!(cookie.secure(), Some(true));
+//! assert_eq!(cookie.max_age(), None); // a browser-session cookie
+//! assert_eq!(cookie.value().len(), 43); // an opaque id, not the data
+//!
+//! let res = test::call_service(
+//!     &app,
+//!     test::TestRequest::post().uri("/logout").cookie(cookie).to_request(),
+//! )
+//! .await;
+//! let removal = res.response().cookies().find(|c| c.name() == "account").unwrap();
+//! assert_eq!(removal.max_age(), Some(actix_web::cookie::time::Duration::ZERO));
+//! # });
+//! ```
+//!
+//! # Custom stores
+//! Any storage can hold sessions: implement [`SessionStore`] and register the store with
+//! [`backend`](SessionMiddlewareBuilder::backend). The middleware does everything else (ids,
+//! cookies, expiry, change tracking); a store only keeps [`Record`]s under [`StorageKey`]s and
+//! keeps four promises:
+//!
+//! 1. **Never return an expired record** (`expires_at <= now`).
+//! 2. **Never overwrite on create**: a taken key is [`WriteResult::Collision`] (the middleware
+//!    retries with a fresh id).
+//! 3. **Never resurrect**: `update`, `touch` and `renew` of a session that is gone or expired
+//!    write nothing and return [`WriteResult::Missing`], so a slow request cannot bring back a
+//!    session that was logged out in the meantime.
+//! 4. **Merge, do not replace**: apply the [`ChangeSet`] (keys set and removed, or a clear)
+//!    to the stored data atomically, so parallel requests that change different keys both
+//!    survive. [`ChangeSet::apply_to`] does it for a map in memory.
+//!
+//! Failures are [`StoreError`]s: the middleware logs them with their cause and answers with an
+//! opaque error. The futures need not be `Send` (actix-web runs each worker on one thread); the
+//! store itself is shared by all workers, hence `Send + Sync`.
+//!
+//! A complete store, here a map behind a mutex (a real one would talk to a database), and a
+//! request cycle through it:
+//!
+//! ```
+//! use std::{collections::HashMap, sync::{Arc, Mutex}, time::SystemTime};
+//! use actix_web::{test, web, App, HttpResponse};
+//! use actix_typed_session::{
+//!     ChangeSet, Key, Record, Session, SessionMiddleware, SessionStore, StorageKey, StoreError,
+//!     WriteResult,
+//! };
+//!
+//! /// Sessions in a shared map. Clones share the map, like clones of a connection pool.
+//! #[derive(Clone, Default)]
+//! struct MapStore {
+//!     records: Arc<Mutex<HashMap<StorageKey, Record>>>,
+//! }
+//!
+//! impl MapStore {
+//!     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<StorageKey, Record>>, StoreError> {
+//!         // A poisoned lock is a store failure like any other: the request gets an opaque 500.
+//!         self.records.lock().map_err(|_| StoreError::new("locking the map", "poisoned"))
+//!     }
+//!
+//!     fn len(&self) -> usize {
+//!         self.records.lock().unwrap().len()
+//!     }
+//! }
+//!
+//! impl SessionStore for MapStore {
+//!     async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
+//!         // Promise 1: an expired record is as good as absent.
+//!         Ok(self.lock()?.get(key).filter(|r| r.expires_at > now).cloned())
+//!     }
+//!
+//!     async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
+//!         let mut map = self.lock()?;
+//!         if map.contains_key(key) {
+//!             return Ok(WriteResult::Collision); // promise 2
+//!         }
+//!         map.insert(*key, record.clone());
+//!         Ok(WriteResult::Done)
+//!     }
+//!
+//!     async fn update(
+//!         &self,
+//!         key: &StorageKey,
+//!         changes: &ChangeSet,
+//!         expires_at: SystemTime,
+//!         now: SystemTime,
+//!     ) -> Result<WriteResult, StoreError> {
+//!         let mut map = self.lock()?;
+//!         match map.get_mut(key).filter(|r| r.expires_at > now) {
+//!             Some(record) => {
+//!                 changes.apply_to(&mut record.data); // promise 4, atomic under the lock
+//!                 record.expires_at = expires_at;
+//!                 Ok(WriteResult::Done)
+//!             }
+//!             None => Ok(WriteResult::Missing), // promise 3
+//!         }
+//!     }
+//!
+//!     // Optional: the default calls `update` with an empty change set.
+//!     async fn touch(
+//!         &self,
+//!         key: &StorageKey,
+//!         expires_at: SystemTime,
+//!         now: SystemTime,
+//!     ) -> Result<WriteResult, StoreError> {
+//!         let mut map = self.lock()?;
+//!         match map.get_mut(key).filter(|r| r.expires_at > now) {
+//!             Some(record) => {
+//!                 record.expires_at = expires_at;
+//!                 Ok(WriteResult::Done)
+//!             }
+//!             None => Ok(WriteResult::Missing),
+//!         }
+//!     }
+//!
+//!     async fn renew(
+//!         &self,
+//!         old: &StorageKey,
+//!         new: &StorageKey,
+//!         changes: &ChangeSet,
+//!         expires_at: SystemTime,
+//!         now: SystemTime,
+//!     ) -> Result<WriteResult, StoreError> {
+//!         let mut map = self.lock()?;
+//!         if map.contains_key(new) {
+//!             return Ok(WriteResult::Collision);
+//!         }
+//!         // Move, apply and delete the old key in one step: nobody sees a half-renewed session.
+//!         match map.remove(old).filter(|r| r.expires_at > now) {
+//!             Some(mut record) => {
+//!                 changes.apply_to(&mut record.data);
+//!                 record.expires_at = expires_at;
+//!                 map.insert(*new, record);
+//!                 Ok(WriteResult::Done)
+//!             }
+//!             None => Ok(WriteResult::Missing),
+//!         }
+//!     }
+//!
+//!     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+//!         self.lock()?.remove(key);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! async fn visit(session: Session) -> actix_web::Result<HttpResponse> {
+//!     let n: u32 = session.get("visits")?.unwrap_or(0);
+//!     session.insert("visits", n + 1)?;
+//!     Ok(HttpResponse::Ok().body((n + 1).to_string()))
+//! }
+//!
+//! async fn forget(session: Session) -> HttpResponse {
+//!     session.purge();
+//!     HttpResponse::Ok().finish()
+//! }
+//!
+//! # actix_web::rt::System::new().block_on(async {
+//! let store = MapStore::default();
+//! let sessions = SessionMiddleware::builder(Key::generate())
+//!     .backend("map", store.clone())
+//!     .build()
+//!     .unwrap();
+//! let app = test::init_service(
+//!     App::new()
+//!         .wrap(sessions)
+//!         .route("/", web::get().to(visit))
+//!         .route("/forget", web::post().to(forget)),
+//! )
+//! .await;
+//!
+//! let first = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+//! let cookie = first.response().cookies().next().unwrap().into_owned();
+//! assert_eq!(store.len(), 1); // created
+//!
+//! let again = test::TestRequest::get().uri("/").cookie(cookie.clone()).to_request();
+//! assert_eq!(test::call_and_read_body(&app, again).await, "2"); // loaded and updated
+//!
+//! let forget = test::TestRequest::post().uri("/forget").cookie(cookie).to_request();
+//! test::call_service(&app, forget).await;
+//! assert_eq!(store.len(), 0); // deleted
+//! # });
+//! ```
+//!
+//! Run the repository's conformance suite (`tests/src/conformance.rs`) against a new store:
+//! it checks these promises with real requests, parallel ones included.
+//!
+//! # Migrating from actix-session
+//! [`guide::migrating_from_actix_session`] maps each of its types and methods to this crate's,
+//! and says what behaves differently and why.
+//!
 //! [actix-web]: https://docs.rs/actix-web
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
@@ -121,6 +441,7 @@ mod extract;
 #[cfg(feature = "cookie")]
 #[doc(hidden)]
 pub mod fuzz_support;
+pub mod guide;
 mod id;
 mod key;
 mod load;
@@ -129,6 +450,11 @@ mod save;
 mod session;
 mod store;
 mod typed;
+
+/// Crate-private hot paths for `session/benches/` only; not an API.
+#[doc(hidden)]
+#[path = "bench.rs"]
+pub mod __bench;
 
 #[cfg(feature = "cookie")]
 pub use self::store::{CookieSecurity, CookieStore};

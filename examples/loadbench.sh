@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The load benchmark of issue 7: every variant of examples/src/bin/loadbench.rs, interleaved
+# (A B C … A B C …), the server pinned to one core and wrk to the other, then a table and a chart.
+#
+#   bash examples/loadbench.sh                      # 10 s runs, 3 rounds (the published table)
+#   LB_SECONDS=3 LB_ROUNDS=1 bash examples/loadbench.sh   # a quick check
+#
+# Settings (environment):
+#   LB_SECONDS    measured seconds per run (10)          LB_WARMUP  unmeasured seconds first (1)
+#   LB_ROUNDS     rounds over all variants (3)           LB_CONNS   wrk connections (32)
+#   LB_SESSIONS   distinct sessions the requests rotate over (32)
+#   LB_VARIANTS   space-separated subset (default: all that `loadbench list` prints, + pg-loop)
+#   LB_OUT        where results, table and chart go (examples/loadbench)
+#   LB_SERVER_CPU / LB_CLIENT_CPU   the two cores (0 / 1)
+#   DATABASE_URL  a PostgreSQL to use; otherwise a throw-away cluster (tests/services.sh)
+#   REDIS_URL     a Redis to use; otherwise a throw-away redis-server on a free port
+# Every load loop is bounded: wrk by -d, pg-loop by LB_SECONDS, each server by a `timeout`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+SECONDS_PER_RUN=${LB_SECONDS:-10}
+WARMUP=${LB_WARMUP:-1}
+ROUNDS=${LB_ROUNDS:-3}
+CONNS=${LB_CONNS:-32}
+SESSIONS=${LB_SESSIONS:-32}
+OUT=${LB_OUT:-$ROOT/examples/loadbench}
+SCPU=${LB_SERVER_CPU:-0}
+CCPU=${LB_CLIENT_CPU:-1}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/loadbench.XXXXXX)
+
+# shellcheck source=../tests/services.sh
+source "$ROOT/tests/services.sh"
+
+REDIS_PID=
+SERVER_PID=
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+  stop_services
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { echo "installing $2"; apt-get install -y -qq "$2" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }; }
+need wrk wrk
+need curl curl
+need taskset util-linux
+
+# --- build -------------------------------------------------------------------------------------
+FEATURES=postgres
+# Our Redis store, once the examples package has a `redis` feature for it.
+grep -q '^redis = ' examples/Cargo.toml && FEATURES="$FEATURES,redis"
+cargo build --release -q -p examples --features "$FEATURES" --bin loadbench --bin loadbench_report
+BIN=$CARGO_TARGET_DIR/release/loadbench
+REPORT=$CARGO_TARGET_DIR/release/loadbench_report
+
+# --- services ----------------------------------------------------------------------------------
+start_postgres
+if [ -z "${REDIS_URL:-}" ]; then
+  rport=$(free_port)
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --loglevel warning >"$WORK/redis.log" 2>&1 &
+  REDIS_PID=$!
+  export REDIS_URL="redis://127.0.0.1:$rport"
+  for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "Redis: throw-away server on 127.0.0.1:$rport"
+fi
+
+VARIANTS=${LB_VARIANTS:-"$("$BIN" list | tr '\n' ' ') pg-loop"}
+PORT=$(free_port)
+export LB_PORT=$PORT LB_CONNS=$CONNS LB_ROWS=$SESSIONS
+
+# wrk sends the requests in turn over the collected cookies (one request string per session).
+cat >"$WORK/rotate.lua" <<'LUA'
+local reqs, i = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do
+    reqs[#reqs + 1] = wrk.format("GET", "/", { ["Cookie"] = line })
+  end
+end
+function request()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+LUA
+
+RESULTS="$OUT/results.tsv"
+printf 'variant\tround\trps\tp99_ms\tpeak_rss_kb\n' >"$RESULTS"
+
+to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+
+run_variant() { # variant round
+  local v=$1 round=$2 cookies="$WORK/cookies" rc=0
+  if [ "$v" = pg-loop ]; then
+    local line
+    line=$(LB_SECONDS=$SECONDS_PER_RUN timeout $((SECONDS_PER_RUN + 60)) taskset -c "$SCPU" "$BIN" pg-loop | grep '^RESULT') || rc=$?
+    if [ $rc -ne 0 ]; then echo "  $v: failed ($rc)"; return; fi
+    local rps p99
+    rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")
+    p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$v" "$round" "$rps" "$p99" 0 >>"$RESULTS"
+    printf '  %-16s %10.0f req/s  p99 %7.2f ms\n' "$v" "$rps" "$p99"
+    return
+  fi
+  timeout $((SECONDS_PER_RUN + WARMUP + 120)) taskset -c "$SCPU" "$BIN" "$v" 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  local up=
+  for _ in $(seq 300); do
+    if curl -s -o /dev/null "http://127.0.0.1:$PORT/init" 2>/dev/null; then up=1; break; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ -z "$up" ]; then
+    wait "$SERVER_PID" || rc=$?
+    SERVER_PID=
+    if [ $rc -eq 3 ]; then echo "  $v: skipped ($(grep -o 'SKIP: .*' "$WORK/server.log" | head -1))"
+    else echo "  $v: server did not start ($rc): $(tail -1 "$WORK/server.log")"; fi
+    return
+  fi
+  : >"$cookies"
+  for _ in $(seq "$SESSIONS"); do
+    curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/init" \
+      | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' >>"$cookies"
+  done
+  # Variants without sessions still send a cookie of an id's size, like a real browser would.
+  [ -s "$cookies" ] || for i in $(seq "$SESSIONS"); do printf 'visitor=%043d\n' "$i" >>"$cookies"; done
+  taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/rotate.lua" \
+    "http://127.0.0.1:$PORT/" -- "$cookies" >/dev/null
+  taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/rotate.lua" \
+    "http://127.0.0.1:$PORT/" -- "$cookies" >"$WORK/wrk.out"
+  local hwm rps p99 errors
+  # $SERVER_PID is `timeout`; the server is its child.
+  hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$(pgrep -P "$SERVER_PID" | head -1)/status" 2>/dev/null || echo 0)
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.out")
+  p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.out")")
+  errors=$(grep -E 'Non-2xx|Socket errors' "$WORK/wrk.out" || true)
+  [ -n "$errors" ] && echo "  $v: WARNING: $errors"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$v" "$round" "$rps" "$p99" "${hwm:-0}" >>"$RESULTS"
+  printf '  %-16s %10.0f req/s  p99 %7.2f ms  peak RSS %6d KB\n' "$v" "$rps" "$p99" "${hwm:-0}"
+}
+
+started=$(date +%s)
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+  for v in $VARIANTS; do run_variant "$v" "$round"; done
+done
+
+# --- memory-store targets (not pinned: the two-thread case needs both cores) ------------------
+echo "memory store:"
+LB_SECONDS=$(( SECONDS_PER_RUN < 5 ? SECONDS_PER_RUN : 5 )) timeout 120 "$BIN" mem-scaling | tee "$OUT/memory.txt"
+timeout 300 "$BIN" mem-capacity | tee -a "$OUT/memory.txt"
+
+{
+  echo "command: LB_SECONDS=$SECONDS_PER_RUN LB_ROUNDS=$ROUNDS LB_CONNS=$CONNS LB_SESSIONS=$SESSIONS bash examples/loadbench.sh"
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "cores: $(nproc); cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1); kernel: $(uname -r)"
+  echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "wall time: $(( $(date +%s) - started )) s"
+} >"$OUT/machine.txt"
+"$REPORT" "$OUT"
+echo "table: $OUT/table.md   chart: $OUT/ratios.png"

@@ -1,0 +1,507 @@
+//! The load-benchmark server (issue 7): one variant per process, selected by argument.
+//!
+//! Driven by `examples/loadbench.sh`, which pins this server to one core and `wrk` to the other,
+//! interleaves the variants and hands the numbers to `loadbench_report`. Every variant serves the
+//! same counter handler on `GET /` (`rw`: read `n`, write `n + 1`; `ro`: read `n` only) and
+//! `GET /init`, which creates a session holding `n = 0` so the driver can collect cookies.
+//!
+//! ```text
+//! loadbench <variant>        serve on 127.0.0.1:$LB_PORT (default 8088)
+//! loadbench pg-loop          a bare tokio-postgres loop issuing our store's single-row UPDATE
+//! loadbench mem-capacity     1,000,000 sessions of ~100 B in the memory store: resident memory
+//! loadbench mem-scaling      memory-store load+save ops/s on one thread, then on two at once
+//! loadbench list             the variants this build can serve
+//! ```
+//!
+//! Environment: `LB_PORT`, `DATABASE_URL` (PostgreSQL variants), `REDIS_URL` (Redis variants),
+//! `LB_CONNS`, `LB_ROWS`, `LB_SECONDS` (the loops), `LB_SESSIONS` (mem-capacity).
+//! Exit status 3 means "this variant is not built in" (the driver reports it as skipped).
+
+use std::{
+    future::Future,
+    time::{Duration, Instant, SystemTime},
+};
+
+use actix_typed_session::{
+    ChangeSet, CookieStore, Key, MemoryStore, Record, Session, SessionMiddleware, SessionStore,
+    StorageKey,
+};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::{json, Map, Value};
+
+/// Variants a server process can serve; `ours-redis-*` wait for our Redis store.
+const VARIANTS: &[&str] = &[
+    "bare",
+    "as-cookie-rw",
+    "as-cookie-ro",
+    "as-redis-rw",
+    "as-redis-ro",
+    "ours-untouched",
+    "ours-cookie-rw",
+    "ours-cookie-ro",
+    "ours-memory-rw",
+    "ours-memory-ro",
+    "ours-redis-rw",
+    "ours-redis-ro",
+    "ours-pg-rw",
+    "ours-pg-ro",
+];
+
+#[cfg_attr(all(feature = "postgres", feature = "redis"), allow(dead_code))]
+const NOT_BUILT: i32 = 3;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[cfg_attr(all(feature = "postgres", feature = "redis"), allow(dead_code))]
+fn skip(why: &str) -> ! {
+    eprintln!("SKIP: {why}");
+    std::process::exit(NOT_BUILT)
+}
+
+fn main() -> std::io::Result<()> {
+    let variant = std::env::args().nth(1).unwrap_or_else(|| "list".into());
+    match variant.as_str() {
+        "list" => {
+            for v in VARIANTS {
+                println!("{v}");
+            }
+            Ok(())
+        }
+        "pg-loop" => pg_loop(),
+        "mem-capacity" => mem_capacity(),
+        "mem-scaling" => mem_scaling(),
+        v if VARIANTS.contains(&v) => actix_web::rt::System::new().block_on(serve(variant)),
+        other => {
+            eprintln!("unknown variant {other:?}; `loadbench list` shows them");
+            std::process::exit(2)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The handlers: the same work in each flavour.
+
+async fn bare() -> HttpResponse {
+    HttpResponse::Ok().body("1")
+}
+
+async fn ours_rw(session: Session) -> actix_web::Result<HttpResponse> {
+    let n: u64 = session.get("n")?.unwrap_or(0);
+    session.insert("n", n + 1)?;
+    Ok(HttpResponse::Ok().body((n + 1).to_string()))
+}
+
+async fn ours_ro(session: Session) -> actix_web::Result<HttpResponse> {
+    let n: u64 = session.get("n")?.unwrap_or(0);
+    Ok(HttpResponse::Ok().body(n.to_string()))
+}
+
+async fn ours_init(session: Session) -> actix_web::Result<HttpResponse> {
+    session.insert("n", 0u64)?;
+    Ok(HttpResponse::Ok().body("0"))
+}
+
+async fn as_rw(session: actix_session::Session) -> actix_web::Result<HttpResponse> {
+    let n: u64 = session.get("n")?.unwrap_or(0);
+    session.insert("n", n + 1)?;
+    Ok(HttpResponse::Ok().body((n + 1).to_string()))
+}
+
+async fn as_ro(session: actix_session::Session) -> actix_web::Result<HttpResponse> {
+    let n: u64 = session.get("n")?.unwrap_or(0);
+    Ok(HttpResponse::Ok().body(n.to_string()))
+}
+
+async fn as_init(session: actix_session::Session) -> actix_web::Result<HttpResponse> {
+    session.insert("n", 0u64)?;
+    Ok(HttpResponse::Ok().body("0"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The servers.
+
+fn port() -> u16 {
+    env_or("LB_PORT", 8088)
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Serves `variant` on one worker until killed.
+async fn serve(variant: String) -> std::io::Result<()> {
+    let addr = ("127.0.0.1", port());
+    let (rw, ro) = (variant.ends_with("-rw"), variant.ends_with("-ro"));
+    macro_rules! start {
+        ($factory:expr) => {{
+            let server = HttpServer::new($factory)
+                .workers(1)
+                .backlog(1024)
+                .bind(addr)?
+                .run();
+            eprintln!("serving {variant} on {}:{}", addr.0, addr.1);
+            server.await
+        }};
+    }
+    match variant.as_str() {
+        "bare" => start!(|| App::new().route("/", web::get().to(bare))),
+        "as-cookie-rw" | "as-cookie-ro" | "as-redis-rw" | "as-redis-ro" => {
+            use actix_session::{
+                storage::{CookieSessionStore, RedisSessionStore},
+                SessionMiddleware as AsMiddleware,
+            };
+            let key = actix_web::cookie::Key::generate();
+            let handler = move |app: App<_>| {
+                let app = app.route("/init", web::get().to(as_init));
+                if rw {
+                    app.route("/", web::get().to(as_rw))
+                } else {
+                    app.route("/", web::get().to(as_ro))
+                }
+            };
+            if variant.starts_with("as-cookie") {
+                start!(move || handler(App::new()).wrap(AsMiddleware::new(
+                    CookieSessionStore::default(),
+                    key.clone()
+                )))
+            } else {
+                let store = RedisSessionStore::new(redis_url())
+                    .await
+                    .map_err(std::io::Error::other)?;
+                start!(
+                    move || handler(App::new()).wrap(AsMiddleware::new(store.clone(), key.clone()))
+                )
+            }
+        }
+        "ours-untouched" => {
+            // The middleware is wrapped, the handler never extracts a session; `/init` hands out a
+            // real cookie so that the requests carry one.
+            let sessions = ours_middleware(CookieStore::default())?;
+            start!(move || App::new()
+                .wrap(sessions.clone())
+                .route("/init", web::get().to(ours_init))
+                .route("/", web::get().to(bare)))
+        }
+        _ => {
+            let sessions = match variant.trim_end_matches("-rw").trim_end_matches("-ro") {
+                "ours-cookie" => ours_middleware(CookieStore::default())?,
+                "ours-memory" => ours_middleware(
+                    MemoryStore::builder()
+                        .capacity(1_000_000)
+                        .sweep_interval(Duration::from_secs(600))
+                        .build(),
+                )?,
+                "ours-pg" => ours_middleware(postgres_store().await?)?,
+                "ours-redis" => ours_middleware(redis_store()?)?,
+                other => unreachable!("variant {other}"),
+            };
+            debug_assert!(rw || ro);
+            start!(move || {
+                let app = App::new()
+                    .wrap(sessions.clone())
+                    .route("/init", web::get().to(ours_init));
+                if rw {
+                    app.route("/", web::get().to(ours_rw))
+                } else {
+                    app.route("/", web::get().to(ours_ro))
+                }
+            })
+        }
+    }
+}
+
+fn ours_middleware(
+    backend: impl Into<actix_typed_session::Backend>,
+) -> std::io::Result<SessionMiddleware> {
+    SessionMiddleware::builder(Key::generate())
+        .backend("store", backend)
+        .build()
+        .map_err(std::io::Error::other)
+}
+
+#[cfg(feature = "postgres")]
+fn pg_pool(size: usize) -> std::io::Result<actix_typed_session::deadpool_postgres::Pool> {
+    use actix_typed_session::deadpool_postgres::{tokio_postgres::NoTls, Config, Runtime};
+    let url = std::env::var("DATABASE_URL")
+        .map_err(|_| std::io::Error::other("set DATABASE_URL for the PostgreSQL variants"))?;
+    let mut config = Config::new();
+    config.url = Some(url);
+    config.pool = Some(actix_typed_session::deadpool_postgres::PoolConfig::new(
+        size,
+    ));
+    config
+        .create_pool(Some(Runtime::Tokio1), NoTls)
+        .map_err(std::io::Error::other)
+}
+
+/// Our store on a pool as large as the driver's concurrency, in a table emptied for this run.
+#[cfg(feature = "postgres")]
+async fn postgres_store() -> std::io::Result<actix_typed_session::PostgresStore> {
+    let pool = pg_pool(env_or("LB_CONNS", 32))?;
+    let store = actix_typed_session::PostgresStore::builder(pool.clone())
+        .schema("loadbench")
+        .table("sessions")
+        .build()
+        .map_err(std::io::Error::other)?;
+    store.migrate().await.map_err(std::io::Error::other)?;
+    let client = pool.get().await.map_err(std::io::Error::other)?;
+    client
+        .batch_execute("TRUNCATE loadbench.sessions")
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(store)
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_store() -> std::io::Result<MemoryStore> {
+    skip("built without the `postgres` feature")
+}
+
+/// Our Redis store on `REDIS_URL`, under a prefix of its own.
+#[cfg(feature = "redis")]
+fn redis_store() -> std::io::Result<actix_typed_session::RedisStore> {
+    let client =
+        actix_typed_session::redis::Client::open(redis_url()).map_err(std::io::Error::other)?;
+    actix_typed_session::RedisStore::builder(client)
+        .prefix("loadbench:ours:")
+        .build()
+        .map_err(std::io::Error::other)
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_store() -> std::io::Result<MemoryStore> {
+    skip("built without the `redis` feature (our Redis store)")
+}
+
+// ---------------------------------------------------------------------------------------------
+// pg-loop: the PostgreSQL reference.
+
+/// The statement our store's `update` issues, on the same table.
+#[cfg(feature = "postgres")]
+const UPDATE: &str = "UPDATE \"loadbench\".\"sessions\" SET
+     data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
+     expires_at = $5
+ WHERE id_hash = $1 AND expires_at > $6";
+
+/// `LB_CONNS` tasks on one thread, each on its own connection, issue the single-row UPDATE of
+/// our store on `LB_ROWS` rows in turn for `LB_SECONDS`; prints one `RESULT` line.
+#[cfg(feature = "postgres")]
+fn pg_loop() -> std::io::Result<()> {
+    use actix_typed_session::deadpool_postgres::tokio_postgres::types::Json;
+    use std::{cell::Cell, rc::Rc};
+
+    let conns: usize = env_or("LB_CONNS", 32);
+    let rows: u64 = env_or("LB_ROWS", 32);
+    let seconds: f64 = env_or("LB_SECONDS", 10.0);
+    actix_web::rt::System::new().block_on(async move {
+        let pool = pg_pool(conns)?;
+        let store = postgres_store().await?;
+        // Rows shaped like a counter session.
+        let now = SystemTime::now();
+        let keys: Vec<StorageKey> = (0..rows).map(key_for).collect();
+        for key in &keys {
+            let mut data = Map::new();
+            data.insert("n".into(), json!(0));
+            store
+                .create(
+                    key,
+                    &Record::new(data, now, now + Duration::from_secs(3600)),
+                )
+                .await
+                .map_err(std::io::Error::other)?;
+        }
+        let next = Rc::new(Cell::new(0usize));
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs_f64(seconds);
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let client = pool.get().await.map_err(std::io::Error::other)?;
+            let keys = keys.clone();
+            let next = next.clone();
+            tasks.push(actix_web::rt::spawn(async move {
+                let stmt = client.prepare_cached(UPDATE).await.expect("prepare");
+                let empty: Vec<&str> = Vec::new();
+                let mut latencies = Vec::new();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let i = next.get();
+                    next.set(i + 1);
+                    let key = keys[i % keys.len()];
+                    n += 1;
+                    let mut patch = Map::new();
+                    patch.insert("n".into(), json!(n));
+                    let now = SystemTime::now();
+                    let began = Instant::now();
+                    client
+                        .execute(
+                            &stmt,
+                            &[
+                                &key.as_bytes().as_slice(),
+                                &false,
+                                &empty,
+                                &Json(&patch),
+                                &(now + Duration::from_secs(3600)),
+                                &now,
+                            ],
+                        )
+                        .await
+                        .expect("update");
+                    latencies.push(began.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.map_err(std::io::Error::other)?);
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        latencies.sort();
+        let p99 = latencies
+            .get(latencies.len() * 99 / 100)
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "RESULT rps={:.1} p99_ms={:.3}",
+            latencies.len() as f64 / elapsed,
+            p99.as_secs_f64() * 1e3
+        );
+        Ok(())
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+fn pg_loop() -> std::io::Result<()> {
+    skip("built without the `postgres` feature")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The memory-store targets.
+
+fn key_for(i: u64) -> StorageKey {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&i.to_le_bytes());
+    bytes[8..16].copy_from_slice(&i.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+    StorageKey::from_bytes(bytes)
+}
+
+/// Runs a future that never waits (the memory store's are ready at once).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// About 100 bytes of JSON, as a small logged-in session would hold.
+fn hundred_bytes(i: u64) -> Map<String, Value> {
+    let mut data = Map::new();
+    data.insert("user_id".into(), json!(i));
+    data.insert("name".into(), json!(format!("visitor-{i:010}")));
+    data.insert("role".into(), json!("customer:gold"));
+    data.insert("cart".into(), json!(["sku-00012", "sku-00345"]));
+    data
+}
+
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn mem_capacity() -> std::io::Result<()> {
+    let sessions: u64 = env_or("LB_SESSIONS", 1_000_000);
+    let payload = serde_json::to_vec(&hundred_bytes(sessions - 1))?.len();
+    let before = status_kb("VmRSS:");
+    let store = MemoryStore::builder()
+        .capacity(sessions as usize + 1)
+        .sweep_interval(Duration::from_secs(3600))
+        .build();
+    let now = SystemTime::now();
+    let expires = now + Duration::from_secs(3600);
+    let start = Instant::now();
+    for i in 0..sessions {
+        let record = Record::new(hundred_bytes(i), now, expires);
+        block_on(store.create(&key_for(i), &record)).map_err(std::io::Error::other)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = status_kb("VmRSS:");
+    assert_eq!(store.len() as u64, sessions);
+    println!(
+        "RESULT sessions={sessions} payload_bytes={payload} rss_mb={:.1} added_mb={:.1} hwm_mb={:.1} create_per_s={:.0}",
+        after as f64 / 1024.0,
+        (after - before) as f64 / 1024.0,
+        status_kb("VmHWM:") as f64 / 1024.0,
+        sessions as f64 / secs
+    );
+    Ok(())
+}
+
+fn mem_scaling() -> std::io::Result<()> {
+    let seconds: f64 = env_or("LB_SECONDS", 3.0);
+    let sessions = 100_000u64;
+    let store = MemoryStore::builder()
+        .capacity(sessions as usize + 1)
+        .build();
+    let now = SystemTime::now();
+    let expires = now + Duration::from_secs(3600);
+    for i in 0..sessions {
+        block_on(store.create(&key_for(i), &Record::new(hundred_bytes(i), now, expires)))
+            .map_err(std::io::Error::other)?;
+    }
+    let work = |thread: u64| {
+        let store = store.clone();
+        move || {
+            let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+            let mut ops = 0u64;
+            let mut i = thread.wrapping_mul(7919);
+            while Instant::now() < deadline {
+                for _ in 0..64 {
+                    i = (i + 104_729) % sessions;
+                    let key = key_for(i);
+                    let now = SystemTime::now();
+                    let record = block_on(store.load(&key, now))
+                        .expect("load")
+                        .expect("live");
+                    let n = record
+                        .data
+                        .get("user_id")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    let mut changes = ChangeSet::default();
+                    changes.set("user_id", json!(n + 1));
+                    block_on(store.update(&key, &changes, expires, now)).expect("update");
+                    ops += 1;
+                }
+            }
+            ops
+        }
+    };
+    let start = Instant::now();
+    let one =
+        std::thread::spawn(work(0)).join().expect("thread") as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let (a, b) = (std::thread::spawn(work(1)), std::thread::spawn(work(2)));
+    let two = (a.join().expect("thread") + b.join().expect("thread")) as f64
+        / start.elapsed().as_secs_f64();
+    println!(
+        "RESULT one_thread={one:.0} two_threads={two:.0} scaling={:.2}",
+        two / one
+    );
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Turns the raw results of `examples/loadbench.sh` into the table of BENCHMARKS.md and a chart.
+//!
+//! ```text
+//! loadbench_report <dir>   reads <dir>/results.tsv (+ memory.txt, machine.txt),
+//!                          writes <dir>/table.md and <dir>/ratios.png
+//! ```
+//!
+//! Medians over the rounds; each ratio is between medians measured in the same run.
+
+use std::{collections::BTreeMap, fmt::Write as _, path::Path};
+
+use plotters::prelude::*;
+
+/// What each variant is compared with, and the issue's target for it.
+struct Target {
+    variant: &'static str,
+    /// The variant it is compared with (`bare` when only the bare ratio matters).
+    against: &'static str,
+    /// The lowest acceptable ratio `variant / against`.
+    at_least: f64,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        variant: "ours-untouched",
+        against: "bare",
+        at_least: 0.97,
+    },
+    Target {
+        variant: "ours-cookie-rw",
+        against: "as-cookie-rw",
+        at_least: 1.25,
+    },
+    Target {
+        variant: "ours-cookie-ro",
+        against: "as-cookie-ro",
+        at_least: 1.2,
+    },
+    Target {
+        variant: "ours-redis-rw",
+        against: "as-redis-rw",
+        at_least: 1.5,
+    },
+    Target {
+        variant: "ours-redis-ro",
+        against: "as-redis-ro",
+        at_least: 1.5,
+    },
+    Target {
+        variant: "ours-pg-rw",
+        against: "pg-loop",
+        at_least: 0.7,
+    },
+];
+
+/// The actix-session variant matching one of ours (for the "× actix-session" column).
+fn peer(variant: &str) -> Option<String> {
+    let rest = variant.strip_prefix("ours-")?;
+    (rest.starts_with("cookie") || rest.starts_with("redis")).then(|| format!("as-{rest}"))
+}
+
+/// Display order: the table and the chart follow it.
+const ORDER: &[&str] = &[
+    "bare",
+    "ours-untouched",
+    "as-cookie-rw",
+    "ours-cookie-rw",
+    "as-cookie-ro",
+    "ours-cookie-ro",
+    "as-redis-rw",
+    "ours-redis-rw",
+    "as-redis-ro",
+    "ours-redis-ro",
+    "ours-memory-rw",
+    "ours-memory-ro",
+    "pg-loop",
+    "ours-pg-rw",
+    "ours-pg-ro",
+];
+
+struct Row {
+    rps: f64,
+    p99_ms: f64,
+    peak_mb: f64,
+    rounds: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "examples/loadbench".into());
+    let dir = Path::new(&dir);
+    let raw = std::fs::read_to_string(dir.join("results.tsv"))?;
+    let mut samples: BTreeMap<String, Vec<[f64; 3]>> = BTreeMap::new();
+    for line in raw.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 5 {
+            continue;
+        }
+        let num = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+        samples.entry(f[0].to_owned()).or_default().push([
+            num(f[2]),
+            num(f[3]),
+            num(f[4]) / 1024.0,
+        ]);
+    }
+    let rows: BTreeMap<String, Row> = samples
+        .into_iter()
+        .map(|(variant, s)| {
+            let col = |i: usize| median(s.iter().map(|r| r[i]).collect());
+            let row = Row {
+                rps: col(0),
+                p99_ms: col(1),
+                peak_mb: col(2),
+                rounds: s.len(),
+            };
+            (variant, row)
+        })
+        .collect();
+    let ratio = |a: &str, b: &str| Some(rows.get(a)?.rps / rows.get(b)?.rps);
+    let mut order: Vec<&str> = ORDER
+        .iter()
+        .copied()
+        .filter(|v| rows.contains_key(*v))
+        .collect();
+    order.extend(
+        rows.keys()
+            .map(String::as_str)
+            .filter(|v| !ORDER.contains(v)),
+    );
+
+    let mut md = String::new();
+    writeln!(
+        md,
+        "| variant | req/s (median) | p99 latency | peak server RSS | × bare | × actix-session | target | met? |"
+    )?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---|---|")?;
+    for v in &order {
+        let row = &rows[*v];
+        let vs_bare = ratio(v, "bare").map_or("–".into(), |r| format!("{r:.2}"));
+        let vs_peer = peer(v)
+            .and_then(|p| ratio(v, &p))
+            .map_or("–".into(), |r| format!("{r:.2}"));
+        let (target, met) = match TARGETS.iter().find(|t| t.variant == *v) {
+            None => ("".to_owned(), "".to_owned()),
+            Some(t) => {
+                let label = if t.against == "bare" {
+                    format!("≥ {:.2} × bare", t.at_least)
+                } else {
+                    format!("≥ {:.2} × {}", t.at_least, t.against)
+                };
+                let met = match ratio(v, t.against) {
+                    None => format!("no {} in this run", t.against),
+                    Some(r) if r >= t.at_least => format!("yes ({r:.2})"),
+                    Some(r) => format!(
+                        "**no**: {r:.2}, {:.0} % short",
+                        (1.0 - r / t.at_least) * 100.0
+                    ),
+                };
+                (label, met)
+            }
+        };
+        let peak = if row.peak_mb > 0.0 {
+            format!("{:.1} MB", row.peak_mb)
+        } else {
+            "–".into()
+        };
+        writeln!(
+            md,
+            "| `{v}`{} | {:.0} | {:.2} ms | {peak} | {vs_bare} | {vs_peer} | {target} | {met} |",
+            if row.rounds > 1 {
+                String::new()
+            } else {
+                " (1 round)".into()
+            },
+            row.rps,
+            row.p99_ms,
+        )?;
+    }
+    for missing in TARGETS.iter().filter(|t| !rows.contains_key(t.variant)) {
+        writeln!(
+            md,
+            "| `{}` | not run | | | | | ≥ {:.2} × {} | not measured |",
+            missing.variant, missing.at_least, missing.against
+        )?;
+    }
+    if let Ok(memory) = std::fs::read_to_string(dir.join("memory.txt")) {
+        writeln!(md)?;
+        let field = |key: &str| {
+            memory
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let (Some(sessions), Some(rss), Some(payload)) =
+            (field("sessions"), field("rss_mb"), field("payload_bytes"))
+        {
+            let met = if rss <= 400.0 {
+                "yes".to_owned()
+            } else {
+                format!("**no**: {:.1} × the budget", rss / 400.0)
+            };
+            writeln!(
+                md,
+                "Memory store, {sessions:.0} live sessions of {payload:.0} B of JSON each: \
+                 **{rss:.0} MB** resident (target ≤ 400 MB: {met})."
+            )?;
+        }
+        if let (Some(one), Some(two), Some(scaling)) =
+            (field("one_thread"), field("two_threads"), field("scaling"))
+        {
+            let met = if scaling >= 1.6 {
+                "yes".to_owned()
+            } else {
+                format!("**no**, {:.0} % short", (1.0 - scaling / 1.6) * 100.0)
+            };
+            writeln!(
+                md,
+                "Memory store load+save: {one:.0} ops/s on one thread, {two:.0} ops/s on two \
+                 at once = **{scaling:.2} ×** (target ≥ 1.6 ×: {met})."
+            )?;
+        }
+    }
+    std::fs::write(dir.join("table.md"), &md)?;
+    print!("{md}");
+    chart(dir, &order, &rows)?;
+    Ok(())
+}
+
+/// A horizontal bar per variant: its throughput as a ratio to bare actix-web.
+fn chart(
+    dir: &Path,
+    order: &[&str],
+    rows: &BTreeMap<String, Row>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(bare) = rows.get("bare").map(|r| r.rps) else {
+        eprintln!("no `bare` variant: no chart");
+        return Ok(());
+    };
+    let font = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .ok_or("no DejaVuSans.ttf (Debian: apt-get install fonts-dejavu-core)")?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into()))
+        .map_err(|_| "DejaVuSans.ttf is not a usable font")?;
+
+    // Bottom to top, so that the table's first row is the chart's top bar.
+    let bars: Vec<(&str, f64)> = order
+        .iter()
+        .rev()
+        .filter(|v| **v != "pg-loop")
+        .map(|v| (*v, rows[*v].rps / bare))
+        .collect();
+    let path = dir.join("ratios.png");
+    let height = 90 + 34 * bars.len() as u32;
+    let root = BitMapBackend::new(&path, (900, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let n = bars.len() as i32;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Throughput as a ratio to bare actix-web (higher is better)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(150)
+        .build_cartesian_2d(0.0..1.1f64, (0..n).into_segmented())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(bars.len())
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(i) => bars
+                .get(*i as usize)
+                .map(|(v, _)| (*v).to_owned())
+                .unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("× bare actix-web req/s (medians of one run)")
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    let colour = |v: &str| {
+        if v == "bare" {
+            RGBColor(120, 120, 120)
+        } else if v.starts_with("as-") {
+            RGBColor(230, 140, 60)
+        } else {
+            RGBColor(50, 110, 190)
+        }
+    };
+    chart.draw_series(bars.iter().enumerate().map(|(i, (v, r))| {
+        let i = i as i32;
+        let mut bar = Rectangle::new(
+            [
+                (0.0, SegmentValue::Exact(i)),
+                (*r, SegmentValue::Exact(i + 1)),
+            ],
+            colour(v).filled(),
+        );
+        bar.set_margin(4, 4, 0, 0);
+        bar
+    }))?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, r))| {
+        Text::new(
+            format!("{r:.2}"),
+            (r + 0.01, SegmentValue::CenterOf(i as i32)),
+            ("sans-serif", 13),
+        )
+    }))?;
+    root.present()?;
+    eprintln!("chart: {}", path.display());
+    Ok(())
+}

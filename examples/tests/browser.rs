@@ -1,0 +1,569 @@
+//! End-to-end: the `shop` example driven in headless Chromium through WebDriver.
+//!
+//! Checks what only a browser can: cookies hidden from scripts, kept across navigation, kept or
+//! dropped across a browser restart with the same profile, removed on logout; and that the
+//! library's 4096-byte check matches what Chromium really does with a bigger cookie.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`bash tests/run.sh` installs them when run
+//! as root). `CHROMEDRIVER` and `CHROMIUM` name other programs.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{TcpListener, TcpStream},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use actix_web::{cookie::Cookie as ActixCookie, web, App, HttpRequest, HttpResponse, HttpServer};
+use fantoccini::{cookies::Cookie, Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A child process leading a process group of its own: the whole group is killed when the test
+/// ends, so a failing test leaves no Chromium behind (chromedriver's browsers stay in its group).
+struct KilledGroup(Child);
+
+impl Drop for KilledGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A directory removed when the test ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        // A port number just handed out by the kernel makes the name unique enough.
+        let dir = std::env::temp_dir().join(format!(
+            "ats-browser-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn program(env: &str, default: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} not found. Install Debian's `chromium` and `chromium-driver` packages \
+         (apt-get install chromium chromium-driver; `bash tests/run.sh` does it when run as \
+         root), or set {env} to the program. Missing here: the `{package}` package.",
+        path.display()
+    );
+    path
+}
+
+/// A running chromedriver, and a directory for the profiles of the browsers it starts.
+/// Each browser is a WebDriver session on it.
+struct Driver {
+    url: String,
+    // Fields drop in this order: the processes end before their profiles are removed.
+    _process: KilledGroup,
+    profiles: TempDir,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let chromedriver = program("CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver");
+        let port = free_port();
+        let process = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start chromedriver");
+        let process = KilledGroup(process);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            _process: process,
+            profiles: TempDir::new("profiles"),
+        }
+    }
+
+    /// A browser profile directory (`--user-data-dir`); the same name gives the same profile.
+    fn profile(&self, name: &str) -> PathBuf {
+        let dir = self.profiles.0.join(name);
+        std::fs::create_dir_all(&dir).expect("create a profile directory");
+        dir
+    }
+
+    /// Starts Chromium on the profile directory `profile`, as a new WebDriver session.
+    async fn browser(&self, profile: &Path) -> Client {
+        let chromium = program("CHROMIUM", "/usr/bin/chromium", "chromium");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-quic",
+                    "--no-first-run",
+                    // Without these Chromium keeps calling home, which floods a closed network.
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a WebDriver session on Chromium")
+    }
+}
+
+/// An example's binary on a free port, with no `DATABASE_URL` or `REDIS_URL`: its
+/// server-side sessions live in memory.
+struct Example {
+    base: String,
+    _process: Killed,
+}
+
+impl Example {
+    fn start(name: &str, program: &str) -> Self {
+        let mut process = Command::new(program)
+            .env("ADDR", "127.0.0.1")
+            .env("PORT", "0")
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env_remove("SESSION_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the {name} example: {e}"));
+        let stdout = process.stdout.take().expect("piped stdout");
+        let process = Killed(process);
+        let mut base = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("the shop's output");
+            if let Some(rest) = line.strip_prefix(&format!("{name} listening on ")) {
+                base = rest
+                    .split_whitespace()
+                    .next()
+                    .map(|u| u.trim_end_matches('/').to_owned());
+                break;
+            }
+        }
+        Self {
+            base: base.unwrap_or_else(|| panic!("{name} did not print its address")),
+            _process: process,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+async fn cookie(client: &Client, name: &str) -> Option<Cookie<'static>> {
+    client
+        .get_all_cookies()
+        .await
+        .expect("the browser's cookies")
+        .into_iter()
+        .find(|c| c.name() == name)
+}
+
+async fn cookie_names(client: &Client) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .get_all_cookies()
+        .await
+        .expect("the browser's cookies")
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The text of the first element matching `css`, once it satisfies `ok` (waits up to 10 s).
+async fn text_when(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = String::from("(no such element)");
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if ok(&text) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{css}` never matched; last text: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking `{css}`: {e}"));
+}
+
+/// Sets a form field's value by script (fast for long values) and submits its form with its
+/// submit button, like a person pasting and clicking.
+async fn fill_and_submit(client: &Client, field: &str, value: &str, button: &str) {
+    client
+        .execute(
+            "document.getElementById(arguments[0]).value = arguments[1];",
+            vec![json!(field), json!(value)],
+        )
+        .await
+        .expect("set the field");
+    click(client, &format!("#{button}")).await;
+}
+
+async fn flash(client: &Client, ok: impl Fn(&str) -> bool) -> String {
+    text_when(client, "#flash", ok).await
+}
+
+async fn quantity(client: &Client, sku: &str) -> Option<String> {
+    let css = format!("#cart tr[data-sku=\"{sku}\"] .quantity");
+    match client.find(Locator::Css(&css)).await {
+        Ok(cell) => Some(cell.text().await.expect("cell text")),
+        Err(_) => None,
+    }
+}
+
+async fn value_of(client: &Client, id: &str) -> String {
+    client
+        .execute(
+            "return document.getElementById(arguments[0]).value;",
+            vec![json!(id)],
+        )
+        .await
+        .expect("read the field")
+        .as_str()
+        .expect("a string")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn shop_sessions_behave_in_headless_chromium() {
+    let driver = Driver::start();
+    let shop = Example::start("shop", env!("CARGO_BIN_EXE_shop"));
+    let profile = driver.profile("shop");
+    let browser = driver.browser(&profile).await;
+
+    // A first visit reads three empty sessions: nothing to keep, so no cookie at all.
+    browser.goto(&shop.url("/")).await.expect("open the shop");
+    text_when(&browser, "#cart-empty", |t| t.contains("empty")).await;
+    assert_eq!(cookie_names(&browser).await, Vec::<String>::new());
+
+    // Add to the cart: a flash message, and a cart cookie that holds only an id.
+    click(&browser, "#add-tea").await;
+    flash(&browser, |t| t.contains("Added Green tea")).await;
+    assert_eq!(quantity(&browser, "tea").await.as_deref(), Some("1"));
+    let cart = cookie(&browser, "cart").await.expect("a cart cookie");
+    assert_eq!(
+        cart.http_only(),
+        Some(true),
+        "the session cookie is HttpOnly"
+    );
+    assert_eq!(
+        cart.secure(),
+        Some(true),
+        "Chromium keeps Secure cookies from http://localhost"
+    );
+    assert_eq!(cart.value().len(), 43, "an opaque id, not the cart");
+    assert!(
+        cart.expires().is_none(),
+        "the cart cookie ends with the browser"
+    );
+    // The flash message was shown once, so its session (and cookie) is gone again.
+    assert_eq!(cookie_names(&browser).await, ["cart"]);
+
+    // HttpOnly: scripts on the page cannot see the session cookie.
+    let visible = browser
+        .execute("return document.cookie;", vec![])
+        .await
+        .expect("run a script");
+    assert_eq!(
+        visible,
+        json!(""),
+        "document.cookie shows no session cookie"
+    );
+
+    // Survives navigation: another page, then back; same cookie, same cart.
+    click(&browser, "a[href=\"/sessions\"]").await;
+    let report = text_when(&browser, "#session-cart", |t| t.contains("tea")).await;
+    assert!(report.contains("opaque 43-character random id"), "{report}");
+    click(&browser, "nav a[href=\"/\"]").await;
+    text_when(&browser, "#cart", |t| t.contains("Green tea")).await;
+    click(&browser, "#add-tea").await;
+    flash(&browser, |t| t.contains("Added Green tea")).await;
+    assert_eq!(quantity(&browser, "tea").await.as_deref(), Some("2"));
+    assert_eq!(
+        cookie(&browser, "cart").await.expect("cart cookie").value(),
+        cart.value()
+    );
+
+    // Logging in renews the id; the cart moves with it. The name is shown escaped.
+    fill_and_submit(&browser, "user-name", "ann <b>", "login").await;
+    flash(&browser, |t| t.contains("Welcome, ann <b>.")).await;
+    assert_eq!(
+        text_when(&browser, "#user", |t| !t.is_empty()).await,
+        "ann <b>"
+    );
+    let renewed = cookie(&browser, "cart")
+        .await
+        .expect("cart cookie after login");
+    assert_ne!(
+        renewed.value(),
+        cart.value(),
+        "login gives the session a new id"
+    );
+    assert_eq!(quantity(&browser, "tea").await.as_deref(), Some("2"));
+
+    // Preferences live in a persistent, sealed cookie.
+    browser
+        .execute("document.getElementById('theme').value = 'dark';", vec![])
+        .await
+        .expect("choose a theme");
+    click(&browser, "#save-theme").await;
+    flash(&browser, |t| t.contains("Theme set to dark")).await;
+    let prefs = cookie(&browser, "prefs").await.expect("a prefs cookie");
+    assert!(prefs.expires().is_some(), "the prefs cookie is persistent");
+    assert_eq!(prefs.http_only(), Some(true));
+    fill_and_submit(&browser, "note", "remember the milk", "save-note").await;
+    flash(&browser, |t| t.contains("Note saved")).await;
+    let prefs = cookie(&browser, "prefs").await.expect("a prefs cookie");
+
+    // A note too big for a cookie: the library's error on the page, and nothing lost.
+    fill_and_submit(&browser, "note", &"x".repeat(5000), "save-note").await;
+    let error = text_when(&browser, "#flash li.error", |t| !t.is_empty()).await;
+    assert!(
+        error.contains("Your note was not saved")
+            && error.contains("session `prefs` would need a")
+            && error.contains("over the 4096-byte browser limit"),
+        "{error}"
+    );
+    assert_eq!(value_of(&browser, "note").await, "remember the milk");
+    assert_eq!(
+        cookie(&browser, "prefs")
+            .await
+            .expect("prefs cookie")
+            .value(),
+        prefs.value(),
+        "the prefs cookie is untouched"
+    );
+    assert_eq!(
+        quantity(&browser, "tea").await.as_deref(),
+        Some("2"),
+        "the cart is untouched"
+    );
+
+    // Logging out purges the cart session: its cookie is removed, the preferences stay.
+    click(&browser, "#logout").await;
+    flash(&browser, |t| t.contains("You are logged out")).await;
+    text_when(&browser, "#cart-empty", |t| t.contains("empty")).await;
+    assert_eq!(cookie_names(&browser).await, ["prefs"]);
+
+    // A new cart, then a browser restart on the same profile: the browser-session cart cookie
+    // is gone, the persistent preferences cookie is not.
+    click(&browser, "#add-mug").await;
+    flash(&browser, |t| t.contains("Added Enamel mug")).await;
+    assert_eq!(cookie_names(&browser).await, ["cart", "prefs"]);
+    browser.close().await.expect("quit Chromium");
+
+    let browser = driver.browser(&profile).await;
+    browser
+        .goto(&shop.url("/"))
+        .await
+        .expect("open the shop again");
+    text_when(&browser, "#cart-empty", |t| t.contains("empty")).await;
+    assert_eq!(cookie_names(&browser).await, ["prefs"]);
+    assert_eq!(value_of(&browser, "note").await, "remember the milk");
+    let theme = browser
+        .execute("return document.body.className;", vec![])
+        .await
+        .expect("read the theme");
+    assert_eq!(theme, json!("dark"));
+    browser.close().await.expect("quit Chromium");
+}
+
+/// A plain actix-web handler, no session library: three cookies whose name and value together
+/// are 3995, 4096 and 4097 bytes. The next request shows which ones Chromium kept.
+async fn set_three_cookies() -> HttpResponse {
+    let cookie = |name: &'static str, size: usize| {
+        ActixCookie::build(name, "v".repeat(size - name.len()))
+            .path("/")
+            .finish()
+    };
+    HttpResponse::Ok()
+        .cookie(cookie("small", 3995))
+        .cookie(cookie("edge", 4096))
+        .cookie(cookie("big", 4097))
+        .content_type("text/html")
+        .body("<p id=\"set\">three cookies set</p>")
+}
+
+/// Lists the cookies the browser sent as `name:size`, size being name and value together.
+async fn echo_cookie_header(req: HttpRequest) -> HttpResponse {
+    let mut sent: Vec<String> = req
+        .headers()
+        .get_all("cookie")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split("; "))
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            format!("{name}:{}", name.len() + value.len())
+        })
+        .collect();
+    sent.sort();
+    HttpResponse::Ok()
+        .content_type("text/html")
+        .body(format!("<p id=\"sent\">{}</p>", sent.join(" ")))
+}
+
+#[tokio::test]
+async fn chromium_drops_a_cookie_over_4096_bytes() {
+    // Its own actix system on a thread of its own, on 127.0.0.1 (the shop uses localhost, so
+    // the two never share cookies).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(|| {
+                App::new()
+                    .route("/set", web::get().to(set_three_cookies))
+                    .route("/echo", web::get().to(echo_cookie_header))
+            })
+            .workers(1)
+            .bind(("127.0.0.1", 0))
+            .expect("bind a free port");
+            tx.send(server.addrs()[0].port()).expect("send the port");
+            server.run().await
+        })
+    });
+    let port = rx.recv().expect("the plain server's port");
+
+    let driver = Driver::start();
+    let browser = driver.browser(&driver.profile("limit")).await;
+    browser
+        .goto(&format!("http://127.0.0.1:{port}/set"))
+        .await
+        .expect("load the page that sets the cookies");
+    text_when(&browser, "#set", |t| !t.is_empty()).await;
+    browser
+        .goto(&format!("http://127.0.0.1:{port}/echo"))
+        .await
+        .expect("load the echo page");
+    let sent = text_when(&browser, "#sent", |_| true).await;
+    // Chromium's rule: name and value together at most 4096 bytes. A bigger cookie is dropped
+    // without a word: the response was a 200, and nothing tells the server or the page. The
+    // library refuses a cookie whose `name=value` passes 4096 bytes, one byte inside that rule.
+    assert_eq!(
+        sent, "edge:4096 small:3995",
+        "Chromium keeps cookies up to 4096 bytes and silently drops a 4097-byte one"
+    );
+    assert_eq!(cookie_names(&browser).await, ["edge", "small"]);
+    browser.close().await.expect("quit Chromium");
+}
+
+#[tokio::test]
+async fn walkthrough_refuses_the_big_cookie_and_keeps_it_in_the_datastore() {
+    let driver = Driver::start();
+    let walkthrough = Example::start("walkthrough", env!("CARGO_BIN_EXE_walkthrough"));
+    let browser = driver.browser(&driver.profile("walkthrough")).await;
+    browser
+        .goto(&walkthrough.url("/"))
+        .await
+        .expect("open the walkthrough");
+
+    // session['foo'] = 'bar', on both backends.
+    click(&browser, "#set-foo").await;
+    text_when(&browser, "body", |t| {
+        t.contains("foo in the cookie session: bar")
+    })
+    .await;
+
+    // The blog's failure, made loud: the cookie session refuses 5,000 bytes ...
+    click(&browser, "#notes-securecookie").await;
+    let refused = text_when(&browser, "body", |t| t.contains("Not saved")).await;
+    assert!(
+        refused.contains("over the 4096-byte browser limit"),
+        "{refused}"
+    );
+    click(&browser, "#back").await;
+    // ... and the session still has what it had.
+    text_when(&browser, "body", |t| {
+        t.contains("foo in the cookie session: bar")
+    })
+    .await;
+
+    // The same notes on the datastore backend are fine.
+    click(&browser, "#notes-datastore").await;
+    text_when(&browser, "body", |t| t.contains("Saved 5160 bytes")).await;
+    click(&browser, "#back").await;
+    text_when(&browser, "body", |t| {
+        t.contains("datastore session: 5160 bytes")
+    })
+    .await;
+    let datastore = cookie(&browser, "in_datastore")
+        .await
+        .expect("a datastore cookie");
+    assert_eq!(
+        datastore.value().len(),
+        43,
+        "the datastore session's cookie is only an id"
+    );
+
+    // Destroying both sessions removes their cookies; the visit counter stays.
+    click(&browser, "#destroy").await;
+    text_when(&browser, "body", |t| {
+        t.contains("foo in the cookie session: (unset)")
+    })
+    .await;
+    assert_eq!(cookie_names(&browser).await, ["visits"]);
+    browser.close().await.expect("quit Chromium");
+}
