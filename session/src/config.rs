@@ -97,6 +97,43 @@ impl SessionConfig {
 ///
 /// Nothing is checked until [`build`](Self::build), which validates the whole configuration and
 /// returns a [`BuildError`] instead of panicking.
+///
+/// Every setting in one place:
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_typed_session::{
+///     CookieLifetime, CookieStore, Key, MemoryStore, SameSite, SessionConfig, SessionMiddleware,
+///     StatusCode,
+/// };
+///
+/// let current = Key::generate();
+/// let retired = Key::generate(); // still accepted for reading during a rotation
+/// let middleware = SessionMiddleware::builder(current)
+///     .previous_keys([retired])
+///     .backend("cookie", CookieStore::default())
+///     .backend("memory", MemoryStore::default())
+///     .default_backend("cookie")
+///     .session(
+///         "cart",
+///         SessionConfig::new()
+///             .backend("memory")
+///             .cookie_name("__Host-cart")
+///             .lifetime(CookieLifetime::BrowserSession),
+///     )
+///     .default_session("session")
+///     .cookie_path("/")
+///     .cookie_secure(true)
+///     .cookie_http_only(true)
+///     .cookie_same_site(SameSite::Lax)
+///     .cookie_lifetime(CookieLifetime::Persistent)
+///     .idle_timeout(Duration::from_secs(30 * 60))
+///     .absolute_timeout(Duration::from_secs(8 * 3600))
+///     .refresh_interval(Duration::from_secs(60))
+///     .failure_status(StatusCode::SERVICE_UNAVAILABLE)
+///     .build();
+/// assert!(middleware.is_ok());
+/// ```
 #[must_use]
 pub struct SessionMiddlewareBuilder {
     key: Key,

@@ -122,12 +122,29 @@ impl Session {
     }
 
     /// The session's name.
+    ///
+    /// ```
+    /// # use actix_typed_session::Sessions;
+    /// async fn which(sessions: Sessions) -> actix_web::Result<String> {
+    ///     let cart = sessions.open("cart").await?;
+    ///     assert_eq!(cart.name(), "cart");
+    ///     Ok(cart.name().to_owned())
+    /// }
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.spec.name
     }
 
     /// Reads `key` as a `T`. `Ok(None)` when the key is absent; an error when the stored value
     /// does not deserialize into `T`.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn greet(session: Session) -> actix_web::Result<String> {
+    ///     let name: Option<String> = session.get("name")?;
+    ///     Ok(format!("hello, {}", name.as_deref().unwrap_or("stranger")))
+    /// }
+    /// ```
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let state = self.inner.state.borrow();
         match state.entries.get(key) {
@@ -148,6 +165,18 @@ impl Session {
     ///
     /// On a cookie-backed session, fails with [`SessionError::TooLarge`] if the cookie would
     /// exceed 4096 bytes; the session then keeps its previous state.
+    ///
+    /// ```
+    /// # use actix_typed_session::{Session, SessionError};
+    /// async fn remember(session: Session) -> actix_web::Result<&'static str> {
+    ///     match session.insert("notes", "n".repeat(10_000)) {
+    ///         Ok(()) => Ok("saved"),
+    ///         // On a cookie session: refused instead of a cookie the browser would drop.
+    ///         Err(SessionError::TooLarge { .. }) => Ok("too large for a cookie session"),
+    ///         Err(other) => Err(other.into()),
+    ///     }
+    /// }
+    /// ```
     pub fn insert<T: Serialize>(
         &self,
         key: impl Into<String>,
@@ -176,6 +205,16 @@ impl Session {
     }
 
     /// Removes `key`, returning its value if it was there.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn forget_coupon(session: Session) -> String {
+    ///     match session.remove("coupon") {
+    ///         Some(old) => format!("removed {old}"),
+    ///         None => "there was no coupon".into(),
+    ///     }
+    /// }
+    /// ```
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.inner.state.borrow_mut();
         let removed = state.entries.remove(key)?;
@@ -185,6 +224,14 @@ impl Session {
 
     /// Removes `key` and returns its value as a `T`. `Ok(None)` when absent. When the value does
     /// not deserialize into `T` it is not removed.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn pop_notice(session: Session) -> actix_web::Result<String> {
+    ///     let notice: Option<String> = session.remove_as("notice")?; // shown once
+    ///     Ok(notice.unwrap_or_default())
+    /// }
+    /// ```
     pub fn remove_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let value = self.get::<T>(key)?;
         if value.is_some() {
@@ -194,6 +241,17 @@ impl Session {
     }
 
     /// Whether `key` is set.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn logged_in(session: Session) -> &'static str {
+    ///     if session.contains_key("user") {
+    ///         "yes"
+    ///     } else {
+    ///         "no"
+    ///     }
+    /// }
+    /// ```
     pub fn contains_key(&self, key: &str) -> bool {
         self.inner.state.borrow().entries.contains_key(key)
     }
@@ -201,11 +259,28 @@ impl Session {
     /// A read-only view of every entry.
     ///
     /// Do not hold it across a call that changes the session (that call would panic).
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn keys(session: Session) -> String {
+    ///     let entries = session.entries();
+    ///     entries.keys().cloned().collect::<Vec<_>>().join(", ")
+    /// }
+    /// ```
     pub fn entries(&self) -> Ref<'_, Map<String, Value>> {
         Ref::map(self.inner.state.borrow(), |s| &s.entries)
     }
 
     /// Removes every entry. The session (and its id) stays.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn reset(session: Session) -> &'static str {
+    ///     session.clear();
+    ///     assert!(session.entries().is_empty());
+    ///     "cleared"
+    /// }
+    /// ```
     pub fn clear(&self) {
         let mut state = self.inner.state.borrow_mut();
         if state.entries.is_empty() && !matches!(state.origin, Origin::Loaded { .. }) {
@@ -219,6 +294,15 @@ impl Session {
     /// visitor's privileges change (login), against session fixation.
     ///
     /// A new session gets a fresh id anyway, so renewing it changes nothing.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn login(session: Session) -> actix_web::Result<&'static str> {
+    ///     session.insert("user", "ann")?;
+    ///     session.renew(); // the id the visitor had before logging in dies with this response
+    ///     Ok("welcome")
+    /// }
+    /// ```
     pub fn renew(&self) {
         let mut state = self.inner.state.borrow_mut();
         if matches!(state.origin, Origin::Loaded { .. }) {
@@ -228,6 +312,15 @@ impl Session {
 
     /// Deletes the session: its data, its stored record and (in the response) its cookie. Keys
     /// inserted afterwards start a brand-new session with a new id.
+    ///
+    /// ```
+    /// # use actix_typed_session::{Session, SessionStatus};
+    /// async fn logout(session: Session) -> &'static str {
+    ///     session.purge();
+    ///     assert_eq!(session.status(), SessionStatus::Purged);
+    ///     "bye"
+    /// }
+    /// ```
     pub fn purge(&self) {
         let mut state = self.inner.state.borrow_mut();
         let origin = std::mem::replace(&mut state.origin, Origin::New);
@@ -243,6 +336,15 @@ impl Session {
     }
 
     /// What has happened to the session so far in this request.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn touch(session: Session) -> actix_web::Result<String> {
+    ///     let before = session.status();
+    ///     session.insert("seen", true)?;
+    ///     Ok(format!("{before:?} -> {:?}", session.status()))
+    /// }
+    /// ```
     pub fn status(&self) -> SessionStatus {
         let state = self.inner.state.borrow();
         if state.purged && state.entries.is_empty() {
