@@ -30,7 +30,9 @@ use actix_web::{
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-pub use stores::{CountingStore, Counts, FailingStore, FailureMode, SECRET_DETAIL};
+pub use stores::{
+    CountingStore, Counts, FailingStore, FailureMode, HookedStore, Op, SECRET_DETAIL,
+};
 
 /// Real time plus an offset that a test moves forward.
 #[derive(Debug, Clone, Default)]

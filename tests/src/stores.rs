@@ -1,4 +1,5 @@
-//! Store wrappers for tests: one that counts calls, one that fails on demand.
+//! Store wrappers for tests: one wrapper that runs a hook before every operation, and the two
+//! hooks the tests use (count calls; fail on demand).
 
 use std::{
     sync::{
@@ -11,6 +12,90 @@ use std::{
 use actix_typed_session::{
     ChangeSet, MemoryStore, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
+
+/// A store operation, as seen by a [`HookedStore`]'s hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Load,
+    Create,
+    Update,
+    Touch,
+    Renew,
+    Delete,
+}
+
+impl Op {
+    /// Whether the operation writes.
+    pub fn writes(self) -> bool {
+        self != Op::Load
+    }
+}
+
+type Hook = dyn Fn(Op) -> Result<(), StoreError> + Send + Sync;
+
+/// Wraps a store and runs a hook before each operation; an `Err` from the hook is returned
+/// instead of running the operation.
+pub struct HookedStore<S> {
+    inner: S,
+    hook: Box<Hook>,
+}
+
+impl<S> HookedStore<S> {
+    pub fn new(
+        inner: S,
+        hook: impl Fn(Op) -> Result<(), StoreError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner,
+            hook: Box::new(hook),
+        }
+    }
+}
+
+impl<S: SessionStore> SessionStore for HookedStore<S> {
+    async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
+        (self.hook)(Op::Load)?;
+        self.inner.load(key, now).await
+    }
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
+        (self.hook)(Op::Create)?;
+        self.inner.create(key, record).await
+    }
+    async fn update(
+        &self,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        (self.hook)(Op::Update)?;
+        self.inner.update(key, changes, expires_at, now).await
+    }
+    async fn touch(
+        &self,
+        key: &StorageKey,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        (self.hook)(Op::Touch)?;
+        self.inner.touch(key, expires_at, now).await
+    }
+    async fn renew(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        (self.hook)(Op::Renew)?;
+        self.inner.renew(old, new, changes, expires_at, now).await
+    }
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        (self.hook)(Op::Delete)?;
+        self.inner.delete(key).await
+    }
+}
 
 /// How many times each store operation ran.
 #[derive(Debug, Default)]
@@ -43,73 +128,32 @@ impl Counts {
     pub fn get(&self, which: &AtomicUsize) -> usize {
         which.load(Ordering::SeqCst)
     }
+    fn counter(&self, op: Op) -> &AtomicUsize {
+        match op {
+            Op::Load => &self.loads,
+            Op::Create => &self.creates,
+            Op::Update => &self.updates,
+            Op::Touch => &self.touches,
+            Op::Renew => &self.renews,
+            Op::Delete => &self.deletes,
+        }
+    }
 }
 
-fn bump(c: &AtomicUsize) {
-    c.fetch_add(1, Ordering::SeqCst);
-}
+/// A store that counts its operations.
+pub struct CountingStore;
 
-/// Wraps a store and counts its operations.
-pub struct CountingStore<S> {
-    inner: S,
-    pub counts: Arc<Counts>,
-}
-
-impl<S> CountingStore<S> {
-    pub fn new(inner: S) -> (Self, Arc<Counts>) {
+impl CountingStore {
+    /// Wraps `inner`; the counts are shared with the returned handle.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<S: SessionStore>(inner: S) -> (HookedStore<S>, Arc<Counts>) {
         let counts = Arc::new(Counts::default());
-        (
-            Self {
-                inner,
-                counts: counts.clone(),
-            },
-            counts,
-        )
-    }
-}
-
-impl<S: SessionStore> SessionStore for CountingStore<S> {
-    async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
-        bump(&self.counts.loads);
-        self.inner.load(key, now).await
-    }
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
-        bump(&self.counts.creates);
-        self.inner.create(key, record).await
-    }
-    async fn update(
-        &self,
-        key: &StorageKey,
-        changes: &ChangeSet,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<WriteResult, StoreError> {
-        bump(&self.counts.updates);
-        self.inner.update(key, changes, expires_at, now).await
-    }
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<WriteResult, StoreError> {
-        bump(&self.counts.touches);
-        self.inner.touch(key, expires_at, now).await
-    }
-    async fn renew(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        changes: &ChangeSet,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<WriteResult, StoreError> {
-        bump(&self.counts.renews);
-        self.inner.renew(old, new, changes, expires_at, now).await
-    }
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        bump(&self.counts.deletes);
-        self.inner.delete(key).await
+        let seen = counts.clone();
+        let store = HookedStore::new(inner, move |op| {
+            seen.counter(op).fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        (store, counts)
     }
 }
 
@@ -127,37 +171,44 @@ impl FailureMode {
     pub fn fail_writes(&self) {
         self.0.store(2, Ordering::SeqCst);
     }
-    fn loads_fail(&self) -> bool {
-        self.0.load(Ordering::SeqCst) == 1
+    fn fails(&self, op: Op) -> bool {
+        match self.0.load(Ordering::SeqCst) {
+            1 => !op.writes(),
+            2 => op.writes(),
+            _ => false,
+        }
     }
-    fn writes_fail(&self) -> bool {
-        self.0.load(Ordering::SeqCst) == 2
-    }
-}
-
-/// A memory store that fails on demand, with an error whose text must never reach a client.
-pub struct FailingStore {
-    inner: MemoryStore,
-    pub mode: FailureMode,
 }
 
 /// Text that appears in the store's error and must appear in logs only.
 pub const SECRET_DETAIL: &str = "db.internal:5432 password=hunter2";
 
+/// A memory store that fails on demand, with an error whose text must never reach a client.
+pub struct FailingStore;
+
 impl FailingStore {
-    pub fn new() -> (Self, FailureMode) {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> (HookedStore<MemoryStore>, FailureMode) {
         let mode = FailureMode::default();
-        (
-            Self {
-                inner: MemoryStore::default(),
-                mode: mode.clone(),
-            },
-            mode,
-        )
+        let switch = mode.clone();
+        let store = HookedStore::new(MemoryStore::default(), move |op| {
+            if switch.fails(op) {
+                return Err(refused(op));
+            }
+            Ok(())
+        });
+        (store, mode)
     }
 }
 
-fn refused(operation: &'static str) -> StoreError {
+fn refused(op: Op) -> StoreError {
+    let operation = match op {
+        Op::Load => "loading a session",
+        Op::Create => "creating a session",
+        Op::Update | Op::Touch => "updating a session",
+        Op::Renew => "renewing a session",
+        Op::Delete => "deleting a session",
+    };
     StoreError::new(
         operation,
         std::io::Error::new(
@@ -165,50 +216,4 @@ fn refused(operation: &'static str) -> StoreError {
             format!("connection refused by {SECRET_DETAIL}"),
         ),
     )
-}
-
-impl SessionStore for FailingStore {
-    async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
-        if self.mode.loads_fail() {
-            return Err(refused("loading a session"));
-        }
-        self.inner.load(key, now).await
-    }
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
-        if self.mode.writes_fail() {
-            return Err(refused("creating a session"));
-        }
-        self.inner.create(key, record).await
-    }
-    async fn update(
-        &self,
-        key: &StorageKey,
-        changes: &ChangeSet,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<WriteResult, StoreError> {
-        if self.mode.writes_fail() {
-            return Err(refused("updating a session"));
-        }
-        self.inner.update(key, changes, expires_at, now).await
-    }
-    async fn renew(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        changes: &ChangeSet,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<WriteResult, StoreError> {
-        if self.mode.writes_fail() {
-            return Err(refused("renewing a session"));
-        }
-        self.inner.renew(old, new, changes, expires_at, now).await
-    }
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        if self.mode.writes_fail() {
-            return Err(refused("deleting a session"));
-        }
-        self.inner.delete(key).await
-    }
 }

@@ -7,10 +7,10 @@ use std::{
 };
 
 use actix_typed_session::{
-    CachedStore, ChangeSet, Key, LocalCache, MemoryStore, PostgresStore, Record, RedisStore,
-    SessionCache, SessionMiddleware, SessionStore, StatusCode, StorageKey, StoreError, WriteResult,
+    CachedStore, Key, LocalCache, MemoryStore, PostgresStore, Record, RedisStore, SessionCache,
+    SessionMiddleware, SessionStore, StatusCode, StorageKey, StoreError,
 };
-use actix_typed_session_tests::{client, pg, redis};
+use actix_typed_session_tests::{client, pg, redis, HookedStore, Op};
 use serde_json::json;
 
 type Guards = (pg::TestSchema, Option<redis::TestPrefix>);
@@ -186,56 +186,21 @@ impl SessionCache for LoggedCache {
 }
 
 /// A durable store that logs its operations and can be made to fail writes.
-struct LoggedDurable {
-    inner: MemoryStore,
-    log: Log,
-    fail: Arc<Mutex<bool>>,
-}
-
-impl LoggedDurable {
-    fn write(&self, what: &str) -> Result<(), StoreError> {
-        self.log.push(what);
-        if *self.fail.lock().unwrap() {
+fn logged_durable(log: Log, fail: Arc<Mutex<bool>>) -> HookedStore<MemoryStore> {
+    HookedStore::new(MemoryStore::default(), move |op| {
+        log.push(match op {
+            Op::Load => "durable load",
+            Op::Create => "durable create",
+            // A refresh counts as an update in this log.
+            Op::Update | Op::Touch => "durable update",
+            Op::Renew => "durable renew",
+            Op::Delete => "durable delete",
+        });
+        if op.writes() && *fail.lock().unwrap() {
             return Err(StoreError::new("writing", "crashed before the write"));
         }
         Ok(())
-    }
-}
-
-impl SessionStore for LoggedDurable {
-    async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
-        self.log.push("durable load");
-        self.inner.load(key, now).await
-    }
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
-        self.write("durable create")?;
-        self.inner.create(key, record).await
-    }
-    async fn update(
-        &self,
-        key: &StorageKey,
-        changes: &ChangeSet,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<WriteResult, StoreError> {
-        self.write("durable update")?;
-        self.inner.update(key, changes, expires_at, now).await
-    }
-    async fn renew(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        changes: &ChangeSet,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<WriteResult, StoreError> {
-        self.write("durable renew")?;
-        self.inner.renew(old, new, changes, expires_at, now).await
-    }
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.write("durable delete")?;
-        self.inner.delete(key).await
-    }
+    })
 }
 
 #[actix_web::test]
@@ -244,11 +209,7 @@ async fn writes_reach_the_durable_store_before_the_cache_and_a_failed_write_cach
     let fail = Arc::new(Mutex::new(false));
     let store = CachedStore::new(
         LoggedCache(LocalCache::default(), log.clone()),
-        LoggedDurable {
-            inner: MemoryStore::default(),
-            log: log.clone(),
-            fail: fail.clone(),
-        },
+        logged_durable(log.clone(), fail.clone()),
     );
     let c = client(middleware(store)).await;
     c.set("session", "a", json!(1)).await;
