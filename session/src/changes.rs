@@ -27,11 +27,27 @@ use serde_json::{Map, Value};
 ///
 /// assert_eq!(serde_json::Value::Object(stored), json!({"b": 2, "c": 3}));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct ChangeSet {
     cleared: bool,
     set: Map<String, Value>,
     removed: BTreeSet<String>,
+    owner: Option<Option<String>>,
+}
+
+impl std::fmt::Debug for ChangeSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are the application's names; values and the owner are its data.
+        f.debug_struct("ChangeSet")
+            .field("cleared", &self.cleared)
+            .field("set", &self.set.keys().collect::<Vec<_>>())
+            .field("removed", &self.removed)
+            .field(
+                "owner",
+                &self.owner.as_ref().map(|o| o.as_ref().map(|_| "<owner>")),
+            )
+            .finish()
+    }
 }
 
 impl ChangeSet {
@@ -57,6 +73,27 @@ impl ChangeSet {
         self.removed.clear();
     }
 
+    /// Records that the session is now tied to `owner` (`None`: to no owner).
+    ///
+    /// ```
+    /// use actix_typed_session::ChangeSet;
+    ///
+    /// let mut changes = ChangeSet::default();
+    /// assert_eq!(changes.owner(), None); // the owner is not changed
+    /// changes.set_owner(Some("alice".into()));
+    /// assert_eq!(changes.owner(), Some(Some("alice")));
+    /// assert!(!changes.is_empty());
+    /// ```
+    pub fn set_owner(&mut self, owner: Option<String>) {
+        self.owner = Some(owner);
+    }
+
+    /// The owner change: `None` when the owner is unchanged, `Some(None)` when the session is
+    /// no longer tied to an owner, `Some(Some(owner))` when it is now tied to `owner`.
+    pub fn owner(&self) -> Option<Option<&str>> {
+        self.owner.as_ref().map(Option::as_deref)
+    }
+
     /// Whether the stored data is dropped before the patch is applied.
     pub fn is_cleared(&self) -> bool {
         self.cleared
@@ -72,9 +109,10 @@ impl ChangeSet {
         self.removed.iter().map(String::as_str)
     }
 
-    /// Whether applying this change set would leave any stored data unchanged.
+    /// Whether applying this change set would leave any stored data (entries and owner)
+    /// unchanged.
     pub fn is_empty(&self) -> bool {
-        !self.cleared && self.set.is_empty() && self.removed.is_empty()
+        !self.cleared && self.set.is_empty() && self.removed.is_empty() && self.owner.is_none()
     }
 
     /// Applies the change to `data`: clear if cleared, drop the removed keys, then merge the patch.
@@ -87,6 +125,30 @@ impl ChangeSet {
         }
         for (key, value) in &self.set {
             data.insert(key.clone(), value.clone());
+        }
+    }
+
+    /// Applies the change to a stored record: its entries as [`apply_to`](Self::apply_to) does,
+    /// and its owner. Expiry and `last_seen` are the store's to set.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use actix_typed_session::{ChangeSet, Record};
+    /// use serde_json::json;
+    ///
+    /// let now = SystemTime::now();
+    /// let mut record = Record::new(Default::default(), now, now);
+    /// let mut changes = ChangeSet::default();
+    /// changes.set("user", json!(7));
+    /// changes.set_owner(Some("user-7".into()));
+    /// changes.apply_to_record(&mut record);
+    /// assert_eq!(record.data["user"], json!(7));
+    /// assert_eq!(record.owner.as_deref(), Some("user-7"));
+    /// ```
+    pub fn apply_to_record(&self, record: &mut crate::Record) {
+        self.apply_to(&mut record.data);
+        if let Some(owner) = &self.owner {
+            record.owner.clone_from(owner);
         }
     }
 }

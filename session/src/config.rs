@@ -32,6 +32,10 @@ pub(crate) fn later(t: SystemTime, d: Duration) -> SystemTime {
         .unwrap_or_else(|| SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 40))
 }
 const DEFAULT_SESSION: &str = "session";
+/// How long a renewed session's old id stays readable by default.
+const DEFAULT_RENEW_GRACE: Duration = Duration::from_secs(5);
+/// The longest renew grace window accepted.
+const MAX_RENEW_GRACE: Duration = Duration::from_secs(60);
 
 /// Whether a session's cookie outlives the browser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,6 +151,7 @@ pub struct SessionMiddlewareBuilder {
     idle: Duration,
     absolute: Duration,
     refresh: Option<Duration>,
+    renew_grace: Duration,
     failure_status: StatusCode,
     clock: Arc<dyn Clock>,
     typed: Vec<Registration>,
@@ -196,6 +201,7 @@ impl SessionMiddlewareBuilder {
             idle: Duration::from_secs(24 * 3600),
             absolute: Duration::from_secs(7 * 24 * 3600),
             refresh: None,
+            renew_grace: DEFAULT_RENEW_GRACE,
             failure_status: StatusCode::INTERNAL_SERVER_ERROR,
             clock: Arc::new(SystemClock),
             typed: Vec::new(),
@@ -334,6 +340,33 @@ impl SessionMiddlewareBuilder {
         self
     }
 
+    /// How long the old id of a renewed server-side session stays readable (default 5 seconds;
+    /// zero turns it off, at most one minute).
+    ///
+    /// Renewing (on login, say) gives the session a new id. Requests the visitor sent before the
+    /// response with the new id arrived still carry the old one; without a grace window they
+    /// would find no session, start an anonymous one and overwrite the new cookie, logging the
+    /// visitor out. Within the window they see the session **as it was before the renew**,
+    /// read-only: writes fail with [`SessionError::ReadOnly`](crate::SessionError::ReadOnly) and
+    /// no cookie is sent, so the new id stays in the browser. Someone who knew the old id learns
+    /// nothing new: the new data is never readable through it. [`purge`](crate::Session::purge)
+    /// ends a session at once, without a window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use actix_typed_session::{Key, MemoryStore, SessionMiddleware};
+    ///
+    /// let middleware = SessionMiddleware::builder(Key::generate())
+    ///     .backend("memory", MemoryStore::default())
+    ///     .renew_grace(Duration::from_secs(2))
+    ///     .build();
+    /// assert!(middleware.is_ok());
+    /// ```
+    pub fn renew_grace(mut self, grace: Duration) -> Self {
+        self.renew_grace = grace;
+        self
+    }
+
     /// The status of the opaque response sent when a store fails (default 500; 503 also fits).
     pub fn failure_status(mut self, status: StatusCode) -> Self {
         self.failure_status = status;
@@ -410,6 +443,7 @@ impl SessionMiddlewareBuilder {
             idle: self.idle,
             absolute: self.absolute,
             refresh,
+            renew_grace: self.renew_grace,
             failure_status: self.failure_status,
             clock: self.clock.clone(),
         };
@@ -457,6 +491,11 @@ impl SessionMiddlewareBuilder {
         if refresh >= self.idle {
             return Err(BuildError::Timeouts(
                 "the refresh interval must be shorter than the idle timeout",
+            ));
+        }
+        if self.renew_grace > MAX_RENEW_GRACE {
+            return Err(BuildError::Timeouts(
+                "the renew grace window must be at most one minute",
             ));
         }
         Ok(refresh)
@@ -574,6 +613,7 @@ pub(crate) struct Config {
     pub(crate) idle: Duration,
     pub(crate) absolute: Duration,
     pub(crate) refresh: Duration,
+    pub(crate) renew_grace: Duration,
     pub(crate) failure_status: StatusCode,
     pub(crate) clock: Arc<dyn Clock>,
 }

@@ -477,8 +477,8 @@ pub use self::{
     middleware::SessionMiddleware,
     session::{Session, SessionStatus},
     store::{
-        Backend, CachedStore, CachedStoreBuilder, LocalCache, Record, SessionCache, SessionStore,
-        StoreError, WriteResult,
+        Backend, CachedStore, CachedStoreBuilder, LocalCache, OwnedSession, Record, SessionCache,
+        SessionStore, StoreError, WriteResult,
     },
     typed::SessionData,
 };

@@ -177,10 +177,19 @@ async fn save_server(
             let key = id.storage_key();
             let persistent = spec.lifetime == CookieLifetime::Persistent;
             if renew {
+                let retire_until =
+                    (!config.renew_grace.is_zero()).then(|| later(now, config.renew_grace));
                 for _ in 0..ID_ATTEMPTS {
                     let new = SessionId::generate(&config.rng);
                     match store
-                        .renew(&key, &new.storage_key(), &changes, target, now)
+                        .renew(
+                            &key,
+                            &new.storage_key(),
+                            &changes,
+                            target,
+                            now,
+                            retire_until,
+                        )
                         .await
                     {
                         Ok(WriteResult::Done) => return Ok(Some(cookie(&new, target))),

@@ -10,7 +10,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::{BuildError, ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult};
+use crate::{
+    BuildError, ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult,
+};
 
 const DEFAULT_STALENESS: Duration = Duration::from_secs(5);
 const DEFAULT_CAPACITY: usize = 10_000;
@@ -398,8 +400,12 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedStore<C, D> {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
-        let result = self.durable.renew(old, new, changes, expires_at, now).await;
+        let result = self
+            .durable
+            .renew(old, new, changes, expires_at, now, retire_until)
+            .await;
         self.forget(old).await;
         self.forget(new).await;
         result
@@ -409,6 +415,36 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedStore<C, D> {
         let result = self.durable.delete(key).await;
         self.forget(key).await;
         result
+    }
+
+    fn indexes_owners(&self) -> bool {
+        self.durable.indexes_owners()
+    }
+
+    async fn list_owned(
+        &self,
+        owner: &str,
+        now: SystemTime,
+    ) -> Result<Vec<OwnedSession>, StoreError> {
+        self.durable.list_owned(owner, now).await
+    }
+
+    async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {
+        let result = self.durable.delete_owned(owner, key).await;
+        self.forget(key).await;
+        result
+    }
+
+    async fn delete_all_owned(
+        &self,
+        owner: &str,
+        keep: Option<&StorageKey>,
+    ) -> Result<Vec<StorageKey>, StoreError> {
+        let deleted = self.durable.delete_all_owned(owner, keep).await?;
+        for key in &deleted {
+            self.forget(key).await;
+        }
+        Ok(deleted)
     }
 }
 

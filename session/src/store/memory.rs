@@ -1,7 +1,7 @@
 //! The in-process memory store.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, Weak,
@@ -9,7 +9,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::{ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult};
+use crate::{ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult};
 
 const DEFAULT_CAPACITY: usize = 100_000;
 const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -77,15 +77,23 @@ struct Inner {
 /// One shard of the table. Data is kept as compact JSON bytes, not as a `serde_json::Map`:
 /// a session of a few keys costs a fraction of the memory that way, and is decoded only when
 /// it is loaded.
+///
+/// The owner index of the shard's sessions lives in the shard too, so every write keeps it exact
+/// under the one lock it already holds. All insertions and removals go through [`Shard::put`]
+/// and [`Shard::take`], which maintain the index.
 #[derive(Default)]
 struct Shard {
     entries: HashMap<StorageKey, Entry>,
+    owners: HashMap<Arc<str>, HashSet<StorageKey>>,
 }
 
 struct Entry {
     data: Box<[u8]>,
     created_at: SystemTime,
     expires_at: SystemTime,
+    last_seen: SystemTime,
+    owner: Option<Arc<str>>,
+    retired: bool,
 }
 
 impl Entry {
@@ -94,17 +102,108 @@ impl Entry {
             data: encode(&record.data)?,
             created_at: record.created_at,
             expires_at: record.expires_at,
+            last_seen: record.last_seen,
+            owner: record.owner.as_deref().map(Arc::from),
+            retired: record.retired,
         })
     }
 
     fn decode(&self) -> Result<Record, StoreError> {
         let data = serde_json::from_slice(&self.data)
             .map_err(|e| StoreError::new("decoding a stored session", e))?;
-        Ok(Record::new(data, self.created_at, self.expires_at))
+        Ok(Record::new(data, self.created_at, self.expires_at)
+            .with_owner(self.owner.as_deref().map(str::to_owned))
+            .with_activity(self.last_seen, self.retired))
     }
 
     fn is_live(&self, now: SystemTime) -> bool {
         self.expires_at > now
+    }
+
+    fn is_writable(&self, now: SystemTime) -> bool {
+        self.is_live(now) && !self.retired
+    }
+
+    fn indexed_owner(&self) -> Option<&Arc<str>> {
+        self.owner.as_ref().filter(|_| !self.retired)
+    }
+}
+
+impl Shard {
+    /// Inserts `entry` (replacing any entry of `key`) and indexes it; whether one was replaced.
+    fn put(&mut self, key: StorageKey, entry: Entry) -> bool {
+        let replaced = self.take(&key).is_some();
+        if let Some(owner) = entry.indexed_owner() {
+            self.owners.entry(owner.clone()).or_default().insert(key);
+        }
+        self.entries.insert(key, entry);
+        replaced
+    }
+
+    /// Removes the entry of `key` and its index entry.
+    fn take(&mut self, key: &StorageKey) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        if let Some(owner) = entry.indexed_owner() {
+            if let Some(keys) = self.owners.get_mut(owner) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.owners.remove(owner);
+                }
+            }
+        }
+        Some(entry)
+    }
+
+    /// Applies `changes` to the live, writable entry of `key`; `false` when there is none.
+    fn change(
+        &mut self,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let Some(entry) = self.entries.get_mut(key).filter(|e| e.is_writable(now)) else {
+            return Ok(false);
+        };
+        if changes.owner().is_none() {
+            if !changes.is_empty() {
+                let mut record = entry.decode()?;
+                changes.apply_to(&mut record.data);
+                entry.data = encode(&record.data)?;
+            }
+            entry.expires_at = expires_at;
+            entry.last_seen = now;
+            return Ok(true);
+        }
+        // The owner changes: re-file the entry so that the index follows.
+        let Some(entry) = self.take(key) else {
+            return Ok(false);
+        };
+        let mut record = entry.decode()?;
+        changes.apply_to_record(&mut record);
+        record.expires_at = expires_at;
+        record.last_seen = now;
+        let updated = match Entry::encode(&record) {
+            Ok(updated) => updated,
+            Err(err) => {
+                self.put(*key, entry);
+                return Err(err);
+            }
+        };
+        self.put(*key, updated);
+        Ok(true)
+    }
+
+    /// The keys of `owner`'s live, writable sessions in this shard.
+    fn owned(&self, owner: &str, now: SystemTime) -> impl Iterator<Item = (&StorageKey, &Entry)> {
+        self.owners
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter_map(move |key| {
+                let entry = self.entries.get(key)?;
+                entry.is_writable(now).then_some((key, entry))
+            })
     }
 }
 
@@ -232,9 +331,16 @@ impl Inner {
         let mut reclaimed = 0;
         for shard in 0..SHARDS {
             let mut guard = self.lock(shard);
-            let before = guard.entries.len();
-            guard.entries.retain(|_, e| e.is_live(now));
-            let dropped = before - guard.entries.len();
+            let expired: Vec<StorageKey> = guard
+                .entries
+                .iter()
+                .filter(|(_, e)| !e.is_live(now))
+                .map(|(k, _)| *k)
+                .collect();
+            for key in &expired {
+                guard.take(key);
+            }
+            let dropped = expired.len();
             self.len.fetch_sub(dropped, Ordering::Relaxed);
             reclaimed += dropped;
         }
@@ -270,7 +376,7 @@ impl Inner {
             ));
         }
         let mut guard = self.lock(self.shard_of(&victim));
-        if guard.entries.remove(&victim).is_some() {
+        if guard.take(&victim).is_some() {
             self.len.fetch_sub(1, Ordering::Relaxed);
             if live {
                 tracing::warn!(
@@ -303,14 +409,12 @@ impl SessionStore for MemoryStore {
             inner.make_room(now, shard)?;
         }
         let mut guard = inner.lock(shard);
-        match guard.entries.get(key) {
-            Some(existing) if existing.is_live(now) => return Ok(WriteResult::Collision),
-            Some(_) => {}
-            None => {
-                inner.len.fetch_add(1, Ordering::Relaxed);
-            }
+        if guard.entries.get(key).is_some_and(|e| e.is_live(now)) {
+            return Ok(WriteResult::Collision);
         }
-        guard.entries.insert(*key, entry);
+        if !guard.put(*key, entry) {
+            inner.len.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(WriteResult::Done)
     }
 
@@ -323,16 +427,11 @@ impl SessionStore for MemoryStore {
     ) -> Result<WriteResult, StoreError> {
         let inner = &self.inner;
         let mut guard = inner.lock(inner.shard_of(key));
-        let Some(entry) = guard.entries.get_mut(key).filter(|e| e.is_live(now)) else {
-            return Ok(WriteResult::Missing);
-        };
-        if !changes.is_empty() {
-            let mut record = entry.decode()?;
-            changes.apply_to(&mut record.data);
-            entry.data = encode(&record.data)?;
-        }
-        entry.expires_at = expires_at;
-        Ok(WriteResult::Done)
+        Ok(if guard.change(key, changes, expires_at, now)? {
+            WriteResult::Done
+        } else {
+            WriteResult::Missing
+        })
     }
 
     async fn touch(
@@ -343,9 +442,10 @@ impl SessionStore for MemoryStore {
     ) -> Result<WriteResult, StoreError> {
         let inner = &self.inner;
         let mut guard = inner.lock(inner.shard_of(key));
-        match guard.entries.get_mut(key).filter(|e| e.is_live(now)) {
+        match guard.entries.get_mut(key).filter(|e| e.is_writable(now)) {
             Some(entry) => {
                 entry.expires_at = expires_at;
+                entry.last_seen = now;
                 Ok(WriteResult::Done)
             }
             None => Ok(WriteResult::Missing),
@@ -359,6 +459,7 @@ impl SessionStore for MemoryStore {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
         let inner = &self.inner;
         let (a, b) = (inner.shard_of(old), inner.shard_of(new));
@@ -374,43 +475,120 @@ impl SessionStore for MemoryStore {
                 (inner.lock(a), Some(second))
             }
         };
-        if !first.entries.get(old).is_some_and(|e| e.is_live(now)) {
+        if !first.entries.get(old).is_some_and(|e| e.is_writable(now)) {
             return Ok(WriteResult::Missing);
         }
         let target = second.as_deref_mut().unwrap_or(&mut first);
         if target.entries.get(new).is_some_and(|e| e.is_live(now)) {
             return Ok(WriteResult::Collision);
         }
-        let replaced = target.entries.remove(new).is_some();
-        let Some(entry) = first.entries.remove(old) else {
+        let Some(entry) = first.take(old) else {
             return Ok(WriteResult::Missing);
         };
         let mut record = entry.decode()?;
-        changes.apply_to(&mut record.data);
+        changes.apply_to_record(&mut record);
         record.expires_at = expires_at;
-        let moved = Entry::encode(&record)?;
-        second
-            .as_deref_mut()
-            .unwrap_or(&mut first)
-            .entries
-            .insert(*new, moved);
-        if replaced {
-            inner.len.fetch_sub(1, Ordering::Relaxed);
+        record.last_seen = now;
+        let moved = match Entry::encode(&record) {
+            Ok(moved) => moved,
+            Err(err) => {
+                first.put(*old, entry);
+                return Err(err);
+            }
+        };
+        let mut added = 1;
+        if let Some(until) = retire_until {
+            // The old key stays, read-only and out of the index, as it was before this renew.
+            let mut retired = entry;
+            retired.retired = true;
+            retired.expires_at = retired.expires_at.min(until);
+            first.put(*old, retired);
+        } else {
+            added -= 1;
         }
+        let replaced = second.as_deref_mut().unwrap_or(&mut first).put(*new, moved);
+        if replaced {
+            added -= 1;
+        }
+        match added {
+            1 => inner.len.fetch_add(1, Ordering::Relaxed),
+            -1 => inner.len.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
         Ok(WriteResult::Done)
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         let inner = &self.inner;
-        if inner
-            .lock(inner.shard_of(key))
-            .entries
-            .remove(key)
-            .is_some()
-        {
+        if inner.lock(inner.shard_of(key)).take(key).is_some() {
             inner.len.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    fn indexes_owners(&self) -> bool {
+        true
+    }
+
+    async fn list_owned(
+        &self,
+        owner: &str,
+        now: SystemTime,
+    ) -> Result<Vec<OwnedSession>, StoreError> {
+        let inner = &self.inner;
+        let mut listed = Vec::new();
+        for shard in 0..SHARDS {
+            let guard = inner.lock(shard);
+            listed.extend(
+                guard.owned(owner, now).map(|(key, e)| {
+                    OwnedSession::new(*key, e.created_at, e.last_seen, e.expires_at)
+                }),
+            );
+        }
+        Ok(listed)
+    }
+
+    async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let mut guard = inner.lock(inner.shard_of(key));
+        let owned = guard
+            .entries
+            .get(key)
+            .and_then(Entry::indexed_owner)
+            .is_some_and(|o| &**o == owner);
+        if owned && guard.take(key).is_some() {
+            inner.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(owned)
+    }
+
+    async fn delete_all_owned(
+        &self,
+        owner: &str,
+        keep: Option<&StorageKey>,
+    ) -> Result<Vec<StorageKey>, StoreError> {
+        let inner = &self.inner;
+        // Every shard is locked (in index order) for one atomic step: no session of `owner` can
+        // be filed in a shard already visited while the others are being emptied.
+        let mut guards: Vec<_> = (0..SHARDS).map(|shard| inner.lock(shard)).collect();
+        let mut deleted = Vec::new();
+        for guard in &mut guards {
+            let keys: Vec<StorageKey> = guard
+                .owners
+                .get(owner)
+                .into_iter()
+                .flatten()
+                .filter(|k| Some(*k) != keep)
+                .copied()
+                .collect();
+            for key in keys {
+                if guard.take(&key).is_some() {
+                    inner.len.fetch_sub(1, Ordering::Relaxed);
+                    deleted.push(key);
+                }
+            }
+        }
+        Ok(deleted)
     }
 }
 
@@ -511,7 +689,7 @@ mod tests {
             WriteResult::Missing
         );
         assert_eq!(
-            block_on(store.renew(&key(1), &key(2), &changes, later, now)).unwrap(),
+            block_on(store.renew(&key(1), &key(2), &changes, later, now, None)).unwrap(),
             WriteResult::Missing
         );
         assert_eq!(
@@ -536,6 +714,7 @@ mod tests {
             &changes,
             now + Duration::from_secs(60),
             now,
+            None,
         ));
         assert_eq!(result.unwrap(), WriteResult::Done);
         assert!(block_on(store.load(&key(1), now)).unwrap().is_none());

@@ -21,7 +21,7 @@ pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub(crate) use self::server::{DynStore, ErasedStore};
-pub use self::server::{Record, SessionStore, StoreError, WriteResult};
+pub use self::server::{OwnedSession, Record, SessionStore, StoreError, WriteResult};
 
 use std::sync::Arc;
 

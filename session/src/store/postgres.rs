@@ -450,6 +450,7 @@ impl SessionStore for PostgresStore {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        _retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
         let op = "renewing a session";
         self.bounded(op, async {

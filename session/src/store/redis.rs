@@ -565,6 +565,7 @@ impl SessionStore for RedisStore {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        _retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
         let code = self
             .change(

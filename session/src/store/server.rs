@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::{ChangeSet, StorageKey};
 
 /// One stored session as a server-side store hands it back.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Record {
     /// The session's entries.
@@ -18,6 +18,29 @@ pub struct Record {
     /// When the session expires unless it is used again (the idle deadline, capped by the
     /// absolute one).
     pub expires_at: SystemTime,
+    /// When the session was last written: its creation, a change, or a (throttled) idle refresh.
+    pub last_seen: SystemTime,
+    /// The owner the session is tied to (the logged-in user), if any; stores that
+    /// [index owners](SessionStore::indexes_owners) list it under this owner.
+    pub owner: Option<String>,
+    /// The session was renewed: this record is the old id's read-only copy, kept for the renew
+    /// grace window so that requests already in flight with the old id are not logged out.
+    /// Stores never apply writes to a retired record.
+    pub retired: bool,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Entries and owner are the application's data: show only their shape.
+        f.debug_struct("Record")
+            .field("keys", &self.data.len())
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("last_seen", &self.last_seen)
+            .field("owned", &self.owner.is_some())
+            .field("retired", &self.retired)
+            .finish()
+    }
 }
 
 impl Record {
@@ -35,6 +58,85 @@ impl Record {
         Self {
             data,
             created_at,
+            expires_at,
+            last_seen: created_at,
+            owner: None,
+            retired: false,
+        }
+    }
+
+    /// The same record, tied to `owner`.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use actix_typed_session::Record;
+    ///
+    /// let now = SystemTime::now();
+    /// let record = Record::new(Default::default(), now, now + Duration::from_secs(60))
+    ///     .with_owner(Some("alice".into()));
+    /// assert_eq!(record.owner.as_deref(), Some("alice"));
+    /// ```
+    pub fn with_owner(mut self, owner: Option<String>) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// The same record with its `last_seen` and `retired` fields set, e.g. from a row a store has
+    /// read.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use actix_typed_session::Record;
+    ///
+    /// let then = SystemTime::now();
+    /// let now = then + Duration::from_secs(5);
+    /// let record = Record::new(Default::default(), then, now + Duration::from_secs(60))
+    ///     .with_activity(now, true);
+    /// assert_eq!(record.last_seen, now);
+    /// assert!(record.retired);
+    /// ```
+    pub fn with_activity(mut self, last_seen: SystemTime, retired: bool) -> Self {
+        self.last_seen = last_seen;
+        self.retired = retired;
+        self
+    }
+}
+
+/// One live session of an owner, as [`SessionStore::list_owned`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OwnedSession {
+    /// The session's storage key (a hash of its id; it cannot be turned back into the id).
+    pub key: StorageKey,
+    /// When the session was created.
+    pub created_at: SystemTime,
+    /// When the session was last written.
+    pub last_seen: SystemTime,
+    /// When the session expires unless it is used again.
+    pub expires_at: SystemTime,
+}
+
+impl OwnedSession {
+    /// Describes one owned session, e.g. from a row a store has read.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use actix_typed_session::{OwnedSession, StorageKey};
+    ///
+    /// let now = SystemTime::now();
+    /// let listed = OwnedSession::new(StorageKey::from_bytes([7; 32]), now, now, now + Duration::from_secs(60));
+    /// assert!(listed.expires_at > listed.last_seen);
+    /// ```
+    pub fn new(
+        key: StorageKey,
+        created_at: SystemTime,
+        last_seen: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
+        Self {
+            key,
+            created_at,
+            last_seen,
             expires_at,
         }
     }
@@ -90,6 +192,22 @@ impl StoreError {
     pub fn operation(&self) -> &'static str {
         self.operation
     }
+
+    /// The error of a store that does not implement `operation` (the default of the owner-index
+    /// methods of [`SessionStore`]).
+    ///
+    /// ```
+    /// use actix_typed_session::StoreError;
+    ///
+    /// let err = StoreError::unsupported("listing an owner's sessions");
+    /// assert!(std::error::Error::source(&err).unwrap().to_string().contains("does not"));
+    /// ```
+    pub fn unsupported(operation: &'static str) -> Self {
+        Self::new(
+            operation,
+            "this store does not index sessions by owner (see SessionStore::indexes_owners)",
+        )
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -112,15 +230,29 @@ impl StdError for StoreError {
 ///
 /// The futures need not be `Send`: actix-web runs each worker on one thread. The store value
 /// itself is shared by all workers, so it is `Send + Sync` (a connection pool, an `Arc`).
-/// `now` is the middleware's clock; stores compare expiry against it.
+/// `now` is the middleware's clock; stores compare expiry against it, and every write sets the
+/// record's `last_seen` to it.
+///
+/// Two parts are optional, with defaults that keep a simple store correct:
+///
+/// - the **renew grace**: [`renew`](Self::renew) may keep the old key as a read-only, retired
+///   copy until `retire_until`; a store that deletes the old key at once is still correct, it
+///   just logs out requests that were in flight during a renew;
+/// - the **owner index** ([`indexes_owners`](Self::indexes_owners) and the `*_owned` methods),
+///   which lists and ends the sessions of one owner. Without it, tying a session to an owner is
+///   refused with a clear error.
 ///
 /// ```
-/// use std::{cell::RefCell, collections::HashMap, sync::Mutex, time::SystemTime};
+/// use std::{collections::HashMap, sync::Mutex, time::SystemTime};
 /// use actix_typed_session::{ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult};
 ///
 /// /// A toy store: one map behind a mutex (see `MemoryStore` for the real one).
 /// #[derive(Default)]
 /// struct MapStore(Mutex<HashMap<StorageKey, Record>>);
+///
+/// fn writable(r: &Record, now: SystemTime) -> bool {
+///     r.expires_at > now && !r.retired
+/// }
 ///
 /// impl SessionStore for MapStore {
 ///     async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
@@ -135,17 +267,28 @@ impl StdError for StoreError {
 ///     async fn update(&self, key: &StorageKey, changes: &ChangeSet, expires_at: SystemTime, now: SystemTime)
 ///         -> Result<WriteResult, StoreError> {
 ///         let mut map = self.0.lock().unwrap();
-///         match map.get_mut(key).filter(|r| r.expires_at > now) {
-///             Some(r) => { changes.apply_to(&mut r.data); r.expires_at = expires_at; Ok(WriteResult::Done) }
+///         match map.get_mut(key).filter(|r| writable(r, now)) {
+///             Some(r) => {
+///                 changes.apply_to_record(r);
+///                 (r.expires_at, r.last_seen) = (expires_at, now);
+///                 Ok(WriteResult::Done)
+///             }
 ///             None => Ok(WriteResult::Missing),
 ///         }
 ///     }
 ///     async fn renew(&self, old: &StorageKey, new: &StorageKey, changes: &ChangeSet,
-///         expires_at: SystemTime, now: SystemTime) -> Result<WriteResult, StoreError> {
+///         expires_at: SystemTime, now: SystemTime, _retire_until: Option<SystemTime>)
+///         -> Result<WriteResult, StoreError> {
+///         // No grace window here: the old key dies at once.
 ///         let mut map = self.0.lock().unwrap();
 ///         if map.contains_key(new) { return Ok(WriteResult::Collision) }
-///         match map.remove(old).filter(|r| r.expires_at > now) {
-///             Some(mut r) => { changes.apply_to(&mut r.data); r.expires_at = expires_at; map.insert(*new, r); Ok(WriteResult::Done) }
+///         match map.remove(old).filter(|r| writable(r, now)) {
+///             Some(mut r) => {
+///                 changes.apply_to_record(&mut r);
+///                 (r.expires_at, r.last_seen) = (expires_at, now);
+///                 map.insert(*new, r);
+///                 Ok(WriteResult::Done)
+///             }
 ///             None => Ok(WriteResult::Missing),
 ///         }
 ///     }
@@ -157,7 +300,8 @@ impl StdError for StoreError {
 /// ```
 pub trait SessionStore: Send + Sync + 'static {
     /// Loads a session. Returns `None` when it does not exist or has expired (`expires_at <= now`):
-    /// an expired session must never be returned.
+    /// an expired session must never be returned. A retired record (see [`renew`](Self::renew))
+    /// is returned with `retired` set while it lasts.
     fn load(
         &self,
         key: &StorageKey,
@@ -171,9 +315,9 @@ pub trait SessionStore: Send + Sync + 'static {
         record: &Record,
     ) -> impl Future<Output = Result<WriteResult, StoreError>>;
 
-    /// Applies `changes` to a live session and moves its expiry to `expires_at`, in one atomic
-    /// step. A session that is gone or expired (`expires_at <= now`) is [`WriteResult::Missing`]
-    /// and is not created.
+    /// Applies `changes` (entries and owner) to a live session, moves its expiry to `expires_at`
+    /// and its `last_seen` to `now`, in one atomic step. A session that is gone, expired
+    /// (`expires_at <= now`) or retired is [`WriteResult::Missing`] and is not created.
     fn update(
         &self,
         key: &StorageKey,
@@ -182,8 +326,9 @@ pub trait SessionStore: Send + Sync + 'static {
         now: SystemTime,
     ) -> impl Future<Output = Result<WriteResult, StoreError>>;
 
-    /// Moves only the expiry of a live session (the throttled idle refresh). The default calls
-    /// [`update`](Self::update) with an empty change set; stores override it with a cheaper write.
+    /// Moves only the expiry (and `last_seen`) of a live session: the throttled idle refresh.
+    /// The default calls [`update`](Self::update) with an empty change set; stores override it
+    /// with a cheaper write.
     fn touch(
         &self,
         key: &StorageKey,
@@ -196,9 +341,13 @@ pub trait SessionStore: Send + Sync + 'static {
         }
     }
 
-    /// Moves a live session from `old` to `new`, applying `changes`, and deletes `old`, in one
-    /// atomic step. [`WriteResult::Missing`] when `old` is gone or expired,
-    /// [`WriteResult::Collision`] when `new` is taken; in both cases nothing changes.
+    /// Moves a live session from `old` to `new`, applying `changes`, in one atomic step.
+    /// [`WriteResult::Missing`] when `old` is gone, expired or retired, [`WriteResult::Collision`]
+    /// when `new` is taken; in both cases nothing changes.
+    ///
+    /// With `retire_until` set, `old` is not deleted but becomes a read-only copy of the session
+    /// as it was before this renew (`retired` set, out of the owner index), which expires at
+    /// `retire_until` or at its own deadline, whichever comes first. Without it, `old` is deleted.
     fn renew(
         &self,
         old: &StorageKey,
@@ -206,10 +355,48 @@ pub trait SessionStore: Send + Sync + 'static {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        retire_until: Option<SystemTime>,
     ) -> impl Future<Output = Result<WriteResult, StoreError>>;
 
-    /// Deletes a session if it exists.
+    /// Deletes a session (live or retired) if it exists.
     fn delete(&self, key: &StorageKey) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// Whether this store keeps an index from owners to their sessions, maintained in the same
+    /// atomic step as every write. `false` by default; a store that returns `true` implements the
+    /// three `*_owned` methods.
+    fn indexes_owners(&self) -> bool {
+        false
+    }
+
+    /// The live, non-retired sessions tied to `owner`, in no particular order.
+    fn list_owned(
+        &self,
+        owner: &str,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<Vec<OwnedSession>, StoreError>> {
+        let _ = (owner, now);
+        async { Err(StoreError::unsupported("listing an owner's sessions")) }
+    }
+
+    /// Deletes the session `key` if it is tied to `owner`; whether it was.
+    fn delete_owned(
+        &self,
+        owner: &str,
+        key: &StorageKey,
+    ) -> impl Future<Output = Result<bool, StoreError>> {
+        let _ = (owner, key);
+        async { Err(StoreError::unsupported("ending one of an owner's sessions")) }
+    }
+
+    /// Deletes every session tied to `owner` except `keep`, in one atomic step; the keys deleted.
+    fn delete_all_owned(
+        &self,
+        owner: &str,
+        keep: Option<&StorageKey>,
+    ) -> impl Future<Output = Result<Vec<StorageKey>, StoreError>> {
+        let _ = (owner, keep);
+        async { Err(StoreError::unsupported("ending an owner's sessions")) }
+    }
 }
 
 /// The object-safe form of [`SessionStore`], so that one registry can hold stores of
@@ -246,8 +433,25 @@ pub(crate) trait DynStore: Send + Sync {
         changes: &'a ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        retire_until: Option<SystemTime>,
     ) -> LocalBoxFuture<'a, Result<WriteResult, StoreError>>;
     fn delete<'a>(&'a self, key: &'a StorageKey) -> LocalBoxFuture<'a, Result<(), StoreError>>;
+    fn indexes_owners(&self) -> bool;
+    fn list_owned<'a>(
+        &'a self,
+        owner: &'a str,
+        now: SystemTime,
+    ) -> LocalBoxFuture<'a, Result<Vec<OwnedSession>, StoreError>>;
+    fn delete_owned<'a>(
+        &'a self,
+        owner: &'a str,
+        key: &'a StorageKey,
+    ) -> LocalBoxFuture<'a, Result<bool, StoreError>>;
+    fn delete_all_owned<'a>(
+        &'a self,
+        owner: &'a str,
+        keep: Option<&'a StorageKey>,
+    ) -> LocalBoxFuture<'a, Result<Vec<StorageKey>, StoreError>>;
 }
 
 pub(crate) struct ErasedStore<S>(pub(crate) S);
@@ -294,10 +498,38 @@ impl<S: SessionStore> DynStore for ErasedStore<S> {
         changes: &'a ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        retire_until: Option<SystemTime>,
     ) -> LocalBoxFuture<'a, Result<WriteResult, StoreError>> {
-        Box::pin(self.0.renew(old, new, changes, expires_at, now))
+        Box::pin(
+            self.0
+                .renew(old, new, changes, expires_at, now, retire_until),
+        )
     }
     fn delete<'a>(&'a self, key: &'a StorageKey) -> LocalBoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.0.delete(key))
+    }
+    fn indexes_owners(&self) -> bool {
+        self.0.indexes_owners()
+    }
+    fn list_owned<'a>(
+        &'a self,
+        owner: &'a str,
+        now: SystemTime,
+    ) -> LocalBoxFuture<'a, Result<Vec<OwnedSession>, StoreError>> {
+        Box::pin(self.0.list_owned(owner, now))
+    }
+    fn delete_owned<'a>(
+        &'a self,
+        owner: &'a str,
+        key: &'a StorageKey,
+    ) -> LocalBoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.0.delete_owned(owner, key))
+    }
+    fn delete_all_owned<'a>(
+        &'a self,
+        owner: &'a str,
+        keep: Option<&'a StorageKey>,
+    ) -> LocalBoxFuture<'a, Result<Vec<StorageKey>, StoreError>> {
+        Box::pin(self.0.delete_all_owned(owner, keep))
     }
 }
