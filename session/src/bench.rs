@@ -30,7 +30,7 @@ impl Sealer {
     /// The plaintext the save path seals for `data` (the payload with its deadlines).
     pub fn plaintext(data: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
         let now = std::time::SystemTime::now();
-        let payload = crate::CookieStore::payload(data, now, now);
+        let payload = crate::CookieStore::payload(data, now, now, None, None);
         serde_json::to_vec(&payload).expect("a JSON map serializes")
     }
 

@@ -626,6 +626,13 @@ pub(crate) struct Spec {
     pub(crate) backend_name: String,
     pub(crate) backend: Backend,
     pub(crate) lifetime: CookieLifetime,
+    /// The middleware's clock, for owner operations run from a handler.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The absolute timeout: how long a cookie revocation must be remembered.
+    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
+    pub(crate) absolute: Duration,
+    /// The status of the opaque response when a store fails.
+    pub(crate) failure_status: StatusCode,
 }
 
 impl Config {
@@ -718,6 +725,9 @@ impl Config {
             backend_name,
             backend,
             lifetime,
+            clock: self.clock.clone(),
+            absolute: self.absolute,
+            failure_status: self.failure_status,
         })
     }
 

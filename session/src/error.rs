@@ -204,8 +204,8 @@ pub enum SessionError {
         /// The limit (4096 bytes).
         limit: usize,
     },
-    /// The session's store failed.
-    #[error("session `{session}` could not be loaded")]
+    /// The session's store failed (loading it, or an owner operation).
+    #[error("the store of session `{session}` failed")]
     Store {
         /// The session's name.
         session: String,
@@ -240,6 +240,37 @@ pub enum SessionError {
         configured: String,
         /// The backend that was asked for.
         requested: String,
+    },
+    /// The request carried the old id of a session renewed moments ago, within the
+    /// [renew grace window](crate::SessionMiddlewareBuilder::renew_grace): the session can be
+    /// read but not changed (its new id is already with the browser).
+    #[error(
+        "session `{session}` was renewed by another request moments ago; this request sees it \
+         read-only"
+    )]
+    ReadOnly {
+        /// The session's name.
+        session: String,
+    },
+    /// The session's backend cannot tie sessions to owners, or cannot do the owner operation
+    /// asked for (a server-side store without an owner index, or the cookie backend without a
+    /// revocation store).
+    #[error("session `{session}` on backend `{backend}` cannot {operation}")]
+    OwnersUnsupported {
+        /// The session's name.
+        session: String,
+        /// The backend's name.
+        backend: String,
+        /// What was asked for.
+        operation: &'static str,
+    },
+    /// An owner value that cannot be stored: empty, or longer than 256 bytes.
+    #[error("invalid owner for session `{session}`: {reason}")]
+    InvalidOwner {
+        /// The session's name.
+        session: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// No `SessionMiddleware` wraps the app or scope serving this request.
     #[error("no session middleware on this request: is `SessionMiddleware` wrapping this App?")]

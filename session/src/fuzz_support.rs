@@ -55,7 +55,7 @@ impl CookieCodec {
     /// Seals `data` as the cookie backend would.
     pub fn seal(&self, cookie_name: &str, data: &Map<String, Value>) -> String {
         let now = std::time::SystemTime::now();
-        let plain = serde_json::to_vec(&CookieStore::payload(data, now, now))
+        let plain = serde_json::to_vec(&CookieStore::payload(data, now, now, None, None))
             .expect("a JSON map serializes");
         self.store.seal(&self.keys, &self.rng, cookie_name, plain)
     }
@@ -69,6 +69,9 @@ pub fn detached_session(data: Map<String, Value>) -> Session {
         backend_name: "cookie".into(),
         backend: Backend::from(CookieStore::default()),
         lifetime: CookieLifetime::BrowserSession,
+        clock: Arc::new(crate::SystemClock),
+        absolute: std::time::Duration::from_secs(3600),
+        failure_status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
     };
     Session::new(Arc::new(spec), State::new(Origin::New, data))
 }

@@ -446,6 +446,7 @@ mod id;
 mod key;
 mod load;
 mod middleware;
+mod owner;
 mod save;
 mod session;
 mod store;
@@ -475,6 +476,7 @@ pub use self::{
     id::StorageKey,
     key::Key,
     middleware::SessionMiddleware,
+    owner::{InvalidHandle, SessionAdmin, SessionHandle, SessionInfo},
     session::{Session, SessionStatus},
     store::{
         Backend, CachedStore, CachedStoreBuilder, LocalCache, OwnedSession, Record, SessionCache,

@@ -31,6 +31,26 @@ pub(crate) async fn load(
             for value in &values {
                 match store.open(&config.keys, &spec.cookie_name, value) {
                     Ok(opened) => {
+                        if let Some(owner) = &opened.owner {
+                            match store.is_revoked(owner, opened.valid_from, now).await {
+                                Ok(false) => {}
+                                Ok(true) => {
+                                    ignored(
+                                        &spec,
+                                        "its owner's sessions were ended after it was issued",
+                                    );
+                                    continue;
+                                }
+                                Err(source) => {
+                                    log_store_error(&spec, "check revocation", &source);
+                                    return Err(SessionError::Store {
+                                        session: spec.name.clone(),
+                                        source,
+                                        status: config.failure_status,
+                                    });
+                                }
+                            }
+                        }
                         match live_until(config, opened.created_at, opened.expires_at, now) {
                             Some(expires_at) => {
                                 let mut state = State::new(
@@ -42,6 +62,9 @@ pub(crate) async fn load(
                                     opened.data,
                                 );
                                 state.reseal = opened.stale_key;
+                                state.owner = opened.owner;
+                                state.valid_from = (opened.valid_from != opened.created_at)
+                                    .then_some(opened.valid_from);
                                 loaded = Some(state);
                                 break;
                             }
@@ -82,14 +105,23 @@ pub(crate) async fn load(
                         match live_until(config, record.created_at, record.expires_at, now) {
                             None => ignored(&spec, "its session has expired"),
                             Some(expires_at) => {
-                                loaded = Some(State::new(
+                                if record.retired {
+                                    tracing::debug!(
+                                        session = %spec.name,
+                                        "old id of a session renewed moments ago: read-only"
+                                    );
+                                }
+                                let mut state = State::new(
                                     Origin::Loaded {
                                         id: Some(id),
                                         created_at: record.created_at,
                                         expires_at,
                                     },
                                     record.data,
-                                ));
+                                );
+                                state.owner = record.owner;
+                                state.read_only = record.retired;
+                                loaded = Some(state);
                                 break;
                             }
                         }

@@ -79,6 +79,22 @@ impl SessionMiddleware {
         SessionMiddlewareBuilder::new(key)
     }
 
+    /// Lists and ends the sessions of any owner outside of a request (see [`SessionAdmin`]).
+    ///
+    /// ```
+    /// use actix_typed_session::{Key, MemoryStore, SessionMiddleware};
+    ///
+    /// let middleware = SessionMiddleware::builder(Key::generate())
+    ///     .backend("memory", MemoryStore::default())
+    ///     .build()
+    ///     .unwrap();
+    /// let admin = middleware.admin(); // keep it in the app's data for admin routes
+    /// # let _ = admin;
+    /// ```
+    pub fn admin(&self) -> crate::SessionAdmin {
+        crate::SessionAdmin::new(self.config.clone())
+    }
+
     pub(crate) fn from_config(config: Config) -> Self {
         Self {
             config: Arc::new(config),

@@ -56,7 +56,7 @@ fn save_cookie(
 ) -> Result<Option<Cookie<'static>>, SaveFailed> {
     let state = session.state();
     let (created_at, expires_at) = match state.origin {
-        Origin::New if state.entries.is_empty() => {
+        Origin::New if state.entries.is_empty() && state.owner.is_none() => {
             return Ok(state
                 .stale_cookie
                 .then(|| removal_cookie(&config.cookie, &spec.cookie_name)));
@@ -67,7 +67,7 @@ fn save_cookie(
             expires_at,
             ..
         } => {
-            if state.entries.is_empty() && !state.changes.is_empty() {
+            if state.entries.is_empty() && state.owner.is_none() && !state.changes.is_empty() {
                 // Emptied: a cookie with no data is just a removal.
                 return Ok(Some(removal_cookie(&config.cookie, &spec.cookie_name)));
             }
@@ -82,7 +82,13 @@ fn save_cookie(
             (created_at, target)
         }
     };
-    let payload = crate::CookieStore::payload(&state.entries, created_at, expires_at);
+    let payload = crate::CookieStore::payload(
+        &state.entries,
+        created_at,
+        expires_at,
+        state.owner.as_deref(),
+        state.valid_from,
+    );
     let plaintext = serde_json::to_vec(&payload).map_err(|err| {
         tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
         SaveFailed
@@ -117,12 +123,25 @@ async fn save_server(
     now: SystemTime,
 ) -> Result<Option<Cookie<'static>>, SaveFailed> {
     // Copy what is needed out of the state: no borrow may live across an await.
-    let (origin, entries, changes, renew, delete, stale_cookie) = {
+    let (origin, entries, owner, changes, renew, delete, stale_cookie) = {
         let mut state = session.state();
-        let entries = (!state.entries.is_empty()).then(|| state.entries.clone());
+        if state.read_only && state.delete.is_none() {
+            // The old id of a session renewed moments ago: its new id is already with the
+            // browser, so nothing is written and no cookie is sent.
+            if !state.changes.is_empty() {
+                tracing::info!(
+                    session = %spec.name,
+                    "changes to a renewed session through its old id are dropped"
+                );
+            }
+            return Ok(None);
+        }
+        let entries =
+            (!state.entries.is_empty() || state.owner.is_some()).then(|| state.entries.clone());
         (
             state.origin.clone(),
             entries,
+            state.owner.clone(),
             state.changes.clone(),
             state.renew,
             state.delete.take(),
@@ -156,7 +175,7 @@ async fn save_server(
             let Some(data) = entries else {
                 return Ok(stale_cookie.then(|| removal_cookie(&config.cookie, &spec.cookie_name)));
             };
-            let record = Record::new(data, now, deadline(config, now, now));
+            let record = Record::new(data, now, deadline(config, now, now)).with_owner(owner);
             for _ in 0..ID_ATTEMPTS {
                 let id = SessionId::generate(&config.rng);
                 match store.create(&id.storage_key(), &record).await {

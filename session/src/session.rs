@@ -86,6 +86,13 @@ pub(crate) struct State {
     pub(crate) stale_cookie: bool,
     /// Opened with a previous key: re-seal with the current key.
     pub(crate) reseal: bool,
+    /// The owner the session is tied to (after this request's changes).
+    pub(crate) owner: Option<String>,
+    /// Loaded through a renewed session's old id within the grace window: nothing is saved.
+    pub(crate) read_only: bool,
+    /// Cookie sessions: revocations of the owner's sessions issued before this time do not
+    /// apply to this one (it survived an "end all other sessions").
+    pub(crate) valid_from: Option<SystemTime>,
 }
 
 impl State {
@@ -99,6 +106,17 @@ impl State {
             delete: None,
             stale_cookie: false,
             reseal: false,
+            owner: None,
+            read_only: false,
+            valid_from: None,
+        }
+    }
+
+    /// Records an owner change (a no-op when the owner stays the same).
+    pub(crate) fn change_owner(&mut self, owner: Option<String>) {
+        if self.owner != owner {
+            self.owner.clone_from(&owner);
+            self.changes.set_owner(owner);
         }
     }
 }
@@ -163,6 +181,10 @@ impl Session {
 
     /// Sets `key` to `value`. Setting a value equal to the current one is not a change.
     ///
+    /// Fails with [`SessionError::ReadOnly`] when the request came with the old id of a session
+    /// renewed moments ago (see
+    /// [`renew_grace`](crate::SessionMiddlewareBuilder::renew_grace)).
+    ///
     /// On a cookie-backed session, fails with [`SessionError::TooLarge`] if the cookie would
     /// exceed 4096 bytes; the session then keeps its previous state.
     ///
@@ -191,6 +213,11 @@ impl Session {
         let mut state = self.inner.state.borrow_mut();
         if state.entries.get(&key) == Some(&value) {
             return Ok(());
+        }
+        if state.read_only {
+            return Err(SessionError::ReadOnly {
+                session: self.name().to_owned(),
+            });
         }
         let previous = state.entries.insert(key.clone(), value.clone());
         if let Err(err) = self.check_size(&state) {
@@ -288,12 +315,16 @@ impl Session {
         }
         state.entries.clear();
         state.changes.clear();
+        state.change_owner(None);
     }
 
     /// Keeps the data under a new session id and makes the old id dead. Call it when the
     /// visitor's privileges change (login), against session fixation.
     ///
-    /// A new session gets a fresh id anyway, so renewing it changes nothing.
+    /// A new session gets a fresh id anyway, so renewing it changes nothing. On a server-side
+    /// backend, requests already in flight with the old id still see the session as it was
+    /// before the renew, read-only, for the
+    /// [renew grace window](crate::SessionMiddlewareBuilder::renew_grace).
     ///
     /// ```
     /// # use actix_typed_session::Session;
@@ -333,6 +364,9 @@ impl Session {
         state.renew = false;
         state.reseal = false;
         state.purged = true;
+        state.owner = None;
+        state.valid_from = None;
+        state.read_only = false;
     }
 
     /// What has happened to the session so far in this request.
@@ -358,7 +392,7 @@ impl Session {
         }
     }
 
-    fn check_size(&self, state: &State) -> Result<(), SessionError> {
+    pub(crate) fn check_size(&self, state: &State) -> Result<(), SessionError> {
         let size = cookie_size(&self.inner.spec, state);
         match size {
             Some(size) if size > COOKIE_LIMIT => Err(SessionError::TooLarge {
@@ -385,7 +419,13 @@ fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
             // Deadlines in the future have the same number of digits as now.
             Origin::New => (SystemTime::now(), SystemTime::now()),
         };
-        let payload = crate::CookieStore::payload(&state.entries, created, expires);
+        let payload = crate::CookieStore::payload(
+            &state.entries,
+            created,
+            expires,
+            state.owner.as_deref(),
+            state.valid_from,
+        );
         let plain_len = serde_json::to_vec(&payload).map_or(usize::MAX / 2, |v| v.len());
         return Some(spec.cookie_name.len() + 1 + store.encoded_len(plain_len));
     }

@@ -1,6 +1,9 @@
 //! The cookie backend: the whole session sealed (or signed) into its cookie.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ring::{
@@ -11,7 +14,11 @@ use ring::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::key::KeyRing;
+use crate::{
+    key::KeyRing,
+    store::{DynStore, ErasedStore},
+    ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
+};
 
 /// The format version bound into every cookie; a cookie of another version does not open.
 const FORMAT: &[u8] = b"actix-typed-session cookie v1";
@@ -46,7 +53,9 @@ pub enum CookieSecurity {
 ///   of letting the data vanish; move such sessions to a server-side backend.
 /// - The server cannot revoke a cookie that a client kept: [`purge`](crate::Session::purge)
 ///   removes it from a cooperating browser, but a copy stays valid until its deadlines pass.
-///   Use short timeouts, or a server-side backend, where that matters.
+///   Use short timeouts, or a server-side backend, where that matters, or give the backend a
+///   revocation store ([`with_revocations`](Self::with_revocations)) so that all cookies of one
+///   owner can be refused at once.
 /// - Parallel requests cannot be merged: the last response to arrive sets the cookie.
 ///
 /// ```
@@ -57,21 +66,136 @@ pub enum CookieSecurity {
 /// assert_eq!(sealed.security(), CookieSecurity::Sealed);
 /// assert_eq!(signed.security(), CookieSecurity::Signed);
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct CookieStore {
     security: CookieSecurity,
+    revocations: Option<Arc<dyn DynStore>>,
+}
+
+impl std::fmt::Debug for CookieStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieStore")
+            .field("security", &self.security)
+            .field(
+                "revocations",
+                &self.revocations.as_ref().map(|s| s.type_name()),
+            )
+            .finish()
+    }
 }
 
 impl CookieStore {
     /// A cookie backend with the given protection.
     pub fn new(security: CookieSecurity) -> Self {
-        Self { security }
+        Self {
+            security,
+            revocations: None,
+        }
     }
 
     /// How this backend protects its cookies.
     pub fn security(&self) -> CookieSecurity {
         self.security
     }
+
+    /// Keeps per-owner revocations in `store` (a server-side store, e.g. the application's
+    /// PostgreSQL or Redis store), so that the cookies of an owner can be ended although browsers
+    /// hold them: [`Session::end_other_sessions`](crate::Session::end_other_sessions),
+    /// [`end_all_sessions`](crate::Session::end_all_sessions) and
+    /// [`SessionAdmin::end_all`](crate::SessionAdmin::end_all) record "not valid before now" for
+    /// the owner, and every cookie session with an owner is checked against it when it loads.
+    ///
+    /// The cost: one store read for every request that loads a cookie session tied to an owner
+    /// (anonymous cookie sessions cost nothing), and a failing store fails those requests as
+    /// a server-side backend would. A revocation is remembered for the absolute timeout, after
+    /// which every cookie it applies to has expired anyway. Cookies cannot be listed or ended
+    /// one by one: only "all of this owner's cookies issued before now".
+    ///
+    /// ```
+    /// use actix_typed_session::{CookieStore, MemoryStore};
+    ///
+    /// let cookies = CookieStore::default().with_revocations(MemoryStore::default());
+    /// assert!(cookies.revocable());
+    /// ```
+    pub fn with_revocations(mut self, store: impl SessionStore) -> Self {
+        self.revocations = Some(Arc::new(ErasedStore(store)));
+        self
+    }
+
+    /// Whether this backend keeps revocations (see [`with_revocations`](Self::with_revocations)).
+    pub fn revocable(&self) -> bool {
+        self.revocations.is_some()
+    }
+
+    /// Records that `owner`'s cookies issued before `now` are revoked, until `keep_until`.
+    /// `None` when there is no revocation store.
+    pub(crate) async fn revoke_before(
+        &self,
+        owner: &str,
+        now: SystemTime,
+        keep_until: SystemTime,
+    ) -> Option<Result<(), StoreError>> {
+        let store = self.revocations.as_ref()?;
+        let key = revocation_key(owner);
+        let mut changes = ChangeSet::default();
+        changes.set(NOT_BEFORE, Value::from(unix_millis(now)));
+        Some(
+            async {
+                for _ in 0..3 {
+                    if store.update(&key, &changes, keep_until, now).await? == WriteResult::Done {
+                        return Ok(());
+                    }
+                    let mut record = Record::new(Map::new(), now, keep_until);
+                    changes.apply_to(&mut record.data);
+                    if store.create(&key, &record).await? == WriteResult::Done {
+                        return Ok(());
+                    }
+                }
+                Err(StoreError::new(
+                    "revoking an owner's cookies",
+                    "the revocation record kept changing under this write",
+                ))
+            }
+            .await,
+        )
+    }
+
+    /// Whether a cookie of `owner`, valid from `valid_from`, has been revoked. `Ok(false)` when
+    /// there is no revocation store.
+    pub(crate) async fn is_revoked(
+        &self,
+        owner: &str,
+        valid_from: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let Some(store) = &self.revocations else {
+            return Ok(false);
+        };
+        let Some(record) = store.load(&revocation_key(owner), now).await? else {
+            return Ok(false);
+        };
+        let not_before = record.data.get(NOT_BEFORE).and_then(Value::as_u64);
+        Ok(not_before.is_some_and(|nbf| unix_millis(valid_from) < nbf))
+    }
+}
+
+/// The entry of a revocation record: unix milliseconds before which cookies are refused.
+const NOT_BEFORE: &str = "not_before_ms";
+
+/// Where an owner's revocation lives: a hash of the owner, in a domain of its own (no session
+/// id hashes to it).
+fn revocation_key(owner: &str) -> StorageKey {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"actix-typed-session cookie revocation\0");
+    ctx.update(owner.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    StorageKey::from_bytes(out)
+}
+
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What a session cookie carries.
@@ -82,6 +206,12 @@ pub(crate) struct PayloadRef<'a> {
     /// Expiry (idle deadline capped by the absolute one), unix seconds.
     e: u64,
     d: &'a Map<String, Value>,
+    /// The owner, if the session is tied to one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<&'a str>,
+    /// Revocations before this time (unix milliseconds) spare the cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +219,10 @@ struct PayloadOwned {
     c: u64,
     e: u64,
     d: Map<String, Value>,
+    #[serde(default)]
+    o: Option<String>,
+    #[serde(default)]
+    v: Option<u64>,
 }
 
 /// A cookie that opened.
@@ -97,6 +231,10 @@ pub(crate) struct Opened {
     pub(crate) data: Map<String, Value>,
     pub(crate) created_at: SystemTime,
     pub(crate) expires_at: SystemTime,
+    pub(crate) owner: Option<String>,
+    /// When revocations stop applying to it: its creation unless it was re-issued by
+    /// "end all other sessions".
+    pub(crate) valid_from: SystemTime,
     /// Opened with a previous key: re-seal with the current one.
     pub(crate) stale_key: bool,
 }
@@ -142,11 +280,15 @@ impl CookieStore {
         data: &'a Map<String, Value>,
         created_at: SystemTime,
         expires_at: SystemTime,
+        owner: Option<&'a str>,
+        valid_from: Option<SystemTime>,
     ) -> PayloadRef<'a> {
         PayloadRef {
             c: unix(created_at),
             e: unix(expires_at),
             d: data,
+            o: owner,
+            v: valid_from.map(unix_millis),
         }
     }
 
@@ -247,10 +389,19 @@ impl CookieStore {
         };
         let payload: PayloadOwned =
             serde_json::from_slice(&plaintext).map_err(|_| Rejected::BadPayload)?;
+        let created_at = from_unix(payload.c).ok_or(Rejected::BadPayload)?;
+        let valid_from = match payload.v {
+            Some(ms) => UNIX_EPOCH
+                .checked_add(Duration::from_millis(ms))
+                .ok_or(Rejected::BadPayload)?,
+            None => created_at,
+        };
         Ok(Opened {
             data: payload.d,
-            created_at: from_unix(payload.c).ok_or(Rejected::BadPayload)?,
+            created_at,
             expires_at: from_unix(payload.e).ok_or(Rejected::BadPayload)?,
+            owner: payload.o,
+            valid_from,
             stale_key: key_index != 0,
         })
     }
@@ -297,6 +448,8 @@ mod tests {
             data,
             now,
             now + Duration::from_secs(60),
+            None,
+            None,
         ))
         .unwrap()
     }

@@ -61,6 +61,17 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// The server-side store, unless this is the cookie backend.
+    pub(crate) fn server(&self) -> Option<&Arc<dyn DynStore>> {
+        match &self.kind {
+            #[cfg(feature = "cookie")]
+            BackendKind::Cookie(_) => None,
+            BackendKind::Server(store) => Some(store),
+        }
+    }
+}
+
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
