@@ -12,6 +12,7 @@ use actix_typed_session::{
 use actix_web::{http::StatusCode, test::TestRequest};
 use serde_json::json;
 
+pub use crate::owners::*;
 use crate::{client, TestClock};
 
 pub const IDLE: Duration = Duration::from_secs(60);
@@ -164,7 +165,8 @@ fn plain_like<S>(_: &crate::Client<S>) -> SessionMiddleware {
 
 pub async fn renew_keeps_the_data_under_a_new_cookie(backend: Backend) {
     let server_side = !backend.is_cookie();
-    let c = client(plain(backend).0).await;
+    let (middleware, clock) = plain(backend);
+    let c = client(middleware).await;
     c.set("s", "user", json!("ann")).await;
     let old = c.cookie("s").unwrap();
     let reply = c.post("/s/renew").await;
@@ -176,6 +178,8 @@ pub async fn renew_keeps_the_data_under_a_new_cookie(backend: Backend) {
     assert_eq!(c.read("s", "user").await, Some(json!("ann")));
     if server_side {
         assert_ne!(new, old, "renew must change the id");
+        // Past the renew grace window (see `owners::renew_grace_*` for what happens within it).
+        clock.advance(Duration::from_secs(6));
         let replay = c
             .send_raw(
                 TestRequest::get()
@@ -418,7 +422,8 @@ pub async fn slow_request_does_not_resurrect_a_purged_session(backend: Backend) 
 }
 
 pub async fn slow_request_does_not_resurrect_a_renewed_session(backend: Backend) {
-    let c = client(plain(backend).0).await;
+    let (middleware, clock) = plain(backend);
+    let c = client(middleware).await;
     c.set("s", "user", json!("ann")).await;
     let old = c.cookie("s").unwrap();
     let slow = c.post_json("/s/wait-then-set/late", json!(1));
@@ -433,6 +438,7 @@ pub async fn slow_request_does_not_resurrect_a_renewed_session(backend: Backend)
         slow.cookie("s").is_none(),
         "the slow response re-issued the old id"
     );
+    clock.advance(Duration::from_secs(6)); // past the renew grace window
     let replay = c
         .send_raw(
             TestRequest::get()
@@ -533,7 +539,14 @@ macro_rules! server_conformance_tests {
             parallel_requests_changing_different_keys_both_survive,
             slow_request_does_not_resurrect_a_purged_session,
             slow_request_does_not_resurrect_a_renewed_session,
-            unknown_well_formed_id_is_never_adopted
+            unknown_well_formed_id_is_never_adopted,
+            owners_list_sessions_of_logins_from_two_clients,
+            owners_end_one_session_by_its_handle,
+            owners_end_all_but_the_current_session,
+            owners_end_all_sessions_including_the_current_one,
+            owners_index_forgets_expired_and_purged_sessions,
+            renew_grace_keeps_the_old_id_readable_then_kills_it,
+            renew_without_grace_kills_the_old_id_at_once
         );
     };
     ($backend:expr) => {

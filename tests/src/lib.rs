@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 pub mod conformance;
+pub mod owners;
 pub mod pg;
 pub mod redis;
 mod stores;
@@ -188,6 +189,36 @@ async fn wait_then_set(
     Ok(HttpResponse::Ok().finish())
 }
 
+async fn set_owner(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, owner) = key_of(&p);
+    let session = s.open(name).await?;
+    session.renew();
+    session.set_owner(owner)?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn owned(s: Sessions, p: web::Path<String>) -> Handler {
+    let listed = s.open(&p).await?.owned_sessions().await?;
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+async fn end_one(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, handle) = key_of(&p);
+    let handle = handle.parse().map_err(ErrorBadRequest)?;
+    let ended = s.open(name).await?.end_session(&handle).await?;
+    Ok(HttpResponse::Ok().json(ended))
+}
+
+async fn end_others(s: Sessions, p: web::Path<String>) -> Handler {
+    let ended = s.open(&p).await?.end_other_sessions().await?;
+    Ok(HttpResponse::Ok().json(ended))
+}
+
+async fn end_all(s: Sessions, p: web::Path<String>) -> Handler {
+    let ended = s.open(&p).await?.end_all_sessions().await?;
+    Ok(HttpResponse::Ok().json(ended))
+}
+
 async fn untouched() -> HttpResponse {
     HttpResponse::Ok().body("no session here")
 }
@@ -219,7 +250,12 @@ pub async fn client(
             .route("/{s}/purge", web::post().to(purge))
             .route("/{s}/set-then-500/{k}", web::post().to(set_then_500))
             .route("/{s}/set-then-err/{k}", web::post().to(set_then_err))
-            .route("/{s}/wait-then-set/{k}", web::post().to(wait_then_set)),
+            .route("/{s}/wait-then-set/{k}", web::post().to(wait_then_set))
+            .route("/{s}/login/{owner}", web::post().to(set_owner))
+            .route("/{s}/owned", web::get().to(owned))
+            .route("/{s}/end/{handle}", web::post().to(end_one))
+            .route("/{s}/end-others", web::post().to(end_others))
+            .route("/{s}/end-all", web::post().to(end_all)),
     )
     .await;
     Client {

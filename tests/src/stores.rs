@@ -10,7 +10,7 @@ use std::{
 };
 
 use actix_typed_session::{
-    ChangeSet, MemoryStore, Record, SessionStore, StorageKey, StoreError, WriteResult,
+    ChangeSet, MemoryStore, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
 
 /// A store operation, as seen by a [`HookedStore`]'s hook.
@@ -22,6 +22,8 @@ pub enum Op {
     Touch,
     Renew,
     Delete,
+    /// Listing or ending an owner's sessions.
+    Owners,
 }
 
 impl Op {
@@ -87,13 +89,39 @@ impl<S: SessionStore> SessionStore for HookedStore<S> {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
         (self.hook)(Op::Renew)?;
-        self.inner.renew(old, new, changes, expires_at, now).await
+        self.inner
+            .renew(old, new, changes, expires_at, now, retire_until)
+            .await
     }
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         (self.hook)(Op::Delete)?;
         self.inner.delete(key).await
+    }
+    fn indexes_owners(&self) -> bool {
+        self.inner.indexes_owners()
+    }
+    async fn list_owned(
+        &self,
+        owner: &str,
+        now: SystemTime,
+    ) -> Result<Vec<OwnedSession>, StoreError> {
+        (self.hook)(Op::Owners)?;
+        self.inner.list_owned(owner, now).await
+    }
+    async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {
+        (self.hook)(Op::Owners)?;
+        self.inner.delete_owned(owner, key).await
+    }
+    async fn delete_all_owned(
+        &self,
+        owner: &str,
+        keep: Option<&StorageKey>,
+    ) -> Result<Vec<StorageKey>, StoreError> {
+        (self.hook)(Op::Owners)?;
+        self.inner.delete_all_owned(owner, keep).await
     }
 }
 
@@ -106,6 +134,7 @@ pub struct Counts {
     pub touches: AtomicUsize,
     pub renews: AtomicUsize,
     pub deletes: AtomicUsize,
+    pub owners: AtomicUsize,
 }
 
 impl Counts {
@@ -136,6 +165,7 @@ impl Counts {
             Op::Touch => &self.touches,
             Op::Renew => &self.renews,
             Op::Delete => &self.deletes,
+            Op::Owners => &self.owners,
         }
     }
 }
@@ -208,6 +238,7 @@ fn refused(op: Op) -> StoreError {
         Op::Update | Op::Touch => "updating a session",
         Op::Renew => "renewing a session",
         Op::Delete => "deleting a session",
+        Op::Owners => "listing an owner's sessions",
     };
     StoreError::new(
         operation,

@@ -195,6 +195,7 @@ fn logged_durable(log: Log, fail: Arc<Mutex<bool>>) -> HookedStore<MemoryStore> 
             Op::Update | Op::Touch => "durable update",
             Op::Renew => "durable renew",
             Op::Delete => "durable delete",
+            Op::Owners => "durable owners",
         });
         if op.writes() && *fail.lock().unwrap() {
             return Err(StoreError::new("writing", "crashed before the write"));

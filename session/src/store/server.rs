@@ -388,7 +388,8 @@ pub trait SessionStore: Send + Sync + 'static {
         async { Err(StoreError::unsupported("ending one of an owner's sessions")) }
     }
 
-    /// Deletes every session tied to `owner` except `keep`, in one atomic step; the keys deleted.
+    /// Deletes every session tied to `owner` except `keep`, in one atomic step; the keys deleted
+    /// (which may include sessions that had expired but were not reclaimed yet).
     fn delete_all_owned(
         &self,
         owner: &str,
