@@ -306,12 +306,19 @@ impl Session {
                 session: spec.name.clone(),
             });
         }
-        let (previous, changes) = (state.owner.clone(), state.changes.clone());
+        let (previous, changes, valid_from) =
+            (state.owner.clone(), state.changes.clone(), state.valid_from);
+        if state.owner.as_deref() != Some(owner.as_str()) && spec.backend.is_cookie() {
+            // A cookie tied to an owner from now on: revocations issued before now (in
+            // milliseconds, finer than the cookie's creation second) do not apply to it.
+            state.valid_from = Some(spec.clock.now());
+        }
         state.change_owner(Some(owner));
         if let Err(err) = self.check_size(&state) {
             // A cookie session keeps its previous state when the cookie would be too large.
             state.owner = previous;
             state.changes = changes;
+            state.valid_from = valid_from;
             return Err(err);
         }
         Ok(())
@@ -409,10 +416,10 @@ impl Session {
         let keep = self.current_key();
         let ended = end_all(self.spec(), self.failure_status(), &owner, keep.as_ref()).await?;
         if self.spec().backend.is_cookie() {
-            // Re-issue this cookie as valid from now, so that the revocation spares it.
+            // Re-issue this cookie as valid from just after the revocation, which spares it.
             let now = self.spec().clock.now();
             let mut state = self.state();
-            state.valid_from = Some(now);
+            state.valid_from = Some(now + std::time::Duration::from_millis(1));
             state.reseal = true;
         }
         Ok(ended)

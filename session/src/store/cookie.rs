@@ -175,7 +175,8 @@ impl CookieStore {
             return Ok(false);
         };
         let not_before = record.data.get(NOT_BEFORE).and_then(Value::as_u64);
-        Ok(not_before.is_some_and(|nbf| unix_millis(valid_from) < nbf))
+        // Fail closed: a cookie issued in the very millisecond of the revocation is refused.
+        Ok(not_before.is_some_and(|nbf| unix_millis(valid_from) <= nbf))
     }
 }
 
