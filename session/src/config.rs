@@ -446,6 +446,7 @@ impl SessionMiddlewareBuilder {
             renew_grace: self.renew_grace,
             failure_status: self.failure_status,
             clock: self.clock.clone(),
+            writes: Default::default(),
         };
         let mut cookie_owner: HashMap<String, String> = HashMap::new();
         let sessions = self.typed_sessions(&config.backends)?;
@@ -616,6 +617,8 @@ pub(crate) struct Config {
     pub(crate) renew_grace: Duration,
     pub(crate) failure_status: StatusCode,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Detects change sets that merged with another write (metric only).
+    pub(crate) writes: crate::telemetry::WriteClock,
 }
 
 /// Everything needed to load and save one named session.
@@ -633,6 +636,9 @@ pub(crate) struct Spec {
     pub(crate) absolute: Duration,
     /// The status of the opaque response when a store fails.
     pub(crate) failure_status: StatusCode,
+    /// The labels of this session's metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) labels: crate::telemetry::Labels,
 }
 
 impl Config {
@@ -719,6 +725,7 @@ impl Config {
                 "persistent cookies live at most 400 days in browsers; lower the absolute timeout",
             ));
         }
+        let labels = crate::telemetry::labels(name, &backend_name);
         Ok(Spec {
             name: name.to_owned(),
             cookie_name,
@@ -728,6 +735,7 @@ impl Config {
             clock: self.clock.clone(),
             absolute: self.absolute,
             failure_status: self.failure_status,
+            labels,
         })
     }
 

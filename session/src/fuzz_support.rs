@@ -72,6 +72,7 @@ pub fn detached_session(data: Map<String, Value>) -> Session {
         clock: Arc::new(crate::SystemClock),
         absolute: std::time::Duration::from_secs(3600),
         failure_status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+        labels: crate::telemetry::labels("fuzz", "cookie"),
     };
     Session::new(Arc::new(spec), State::new(Origin::New, data))
 }

@@ -450,6 +450,7 @@ mod owner;
 mod save;
 mod session;
 mod store;
+mod telemetry;
 mod typed;
 
 /// Crate-private hot paths for `session/benches/` only; not an API.

@@ -11,6 +11,7 @@ use crate::{
     id::SessionId,
     session::{Origin, State},
     store::BackendKind,
+    telemetry::{count, timed, Event},
     Session, SessionError, StoreError,
 };
 
@@ -32,7 +33,8 @@ pub(crate) async fn load(
                 match store.open(&config.keys, &spec.cookie_name, value) {
                     Ok(opened) => {
                         if let Some(owner) = &opened.owner {
-                            match store.is_revoked(owner, opened.valid_from, now).await {
+                            let revoked = store.is_revoked(owner, opened.valid_from, now);
+                            match timed(&spec, "check revocation", revoked).await {
                                 Ok(false) => {}
                                 Ok(true) => {
                                     ignored(
@@ -91,7 +93,8 @@ pub(crate) async fn load(
                 .take(MAX_IDS_TRIED);
             let mut loaded = None;
             for id in ids {
-                match store.load(&id.storage_key(), now).await {
+                let key = id.storage_key();
+                match timed(&spec, "load", store.load(&key, now)).await {
                     Err(source) => {
                         log_store_error(&spec, "load", &source);
                         return Err(SessionError::Store {
@@ -121,6 +124,7 @@ pub(crate) async fn load(
                                 );
                                 state.owner = record.owner;
                                 state.read_only = record.retired;
+                                state.loaded_seq = config.writes.now();
                                 loaded = Some(state);
                                 break;
                             }
@@ -131,6 +135,9 @@ pub(crate) async fn load(
             loaded
         }
     };
+    if state.is_some() {
+        count(&spec, Event::Loaded);
+    }
     let state = state.unwrap_or_else(|| {
         let mut state = State::new(Origin::New, Map::new());
         state.stale_cookie = !values.is_empty();

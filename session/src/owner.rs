@@ -10,6 +10,7 @@ use crate::{
     load::log_store_error,
     session::Origin,
     store::BackendKind,
+    telemetry::timed,
     Session, SessionError, StorageKey, StoreError,
 };
 
@@ -167,8 +168,7 @@ async fn list(
         ));
     }
     let now = spec.clock.now();
-    let mut listed: Vec<SessionInfo> = store
-        .list_owned(owner, now)
+    let mut listed: Vec<SessionInfo> = timed(spec, "list owned", store.list_owned(owner, now))
         .await
         .map_err(|e| store_failed(spec, status, e))?
         .into_iter()
@@ -181,7 +181,7 @@ async fn list(
             current: Some(&s.key) == current,
         })
         .collect();
-    listed.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    listed.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
     Ok(listed)
 }
 
@@ -205,15 +205,13 @@ async fn end_one(
         ));
     }
     let now = spec.clock.now();
-    let owned = store
-        .list_owned(owner, now)
+    let owned = timed(spec, "list owned", store.list_owned(owner, now))
         .await
         .map_err(|e| store_failed(spec, status, e))?;
     let Some(target) = owned.iter().find(|s| SessionHandle::of(&s.key) == *handle) else {
         return Ok(false);
     };
-    store
-        .delete_owned(owner, &target.key)
+    timed(spec, "delete owned", store.delete_owned(owner, &target.key))
         .await
         .map_err(|e| store_failed(spec, status, e))
 }
@@ -230,16 +228,22 @@ async fn end_all(
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(cookie) => {
             let now = spec.clock.now();
-            match cookie
-                .revoke_before(owner, now, crate::config::later(now, spec.absolute))
-                .await
-            {
-                Some(Ok(())) => Ok(0),
-                Some(Err(e)) => Err(store_failed(spec, status, e)),
-                None => Err(unsupported(
+            if !cookie.revocable() {
+                return Err(unsupported(
                     spec,
                     "end sessions: the cookie backend has no revocation store (see CookieStore::with_revocations)",
-                )),
+                ));
+            }
+            let keep_until = crate::config::later(now, spec.absolute);
+            let revoked = async {
+                cookie
+                    .revoke_before(owner, now, keep_until)
+                    .await
+                    .unwrap_or(Ok(()))
+            };
+            match timed(spec, "revoke", revoked).await {
+                Ok(()) => Ok(0),
+                Err(e) => Err(store_failed(spec, status, e)),
             }
         }
         BackendKind::Server(store) => {
@@ -249,8 +253,7 @@ async fn end_all(
                     "end sessions: its store keeps no owner index",
                 ));
             }
-            let ended = store
-                .delete_all_owned(owner, keep)
+            let ended = timed(spec, "delete owned", store.delete_all_owned(owner, keep))
                 .await
                 .map_err(|e| store_failed(spec, status, e))?;
             Ok(ended.len())

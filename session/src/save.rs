@@ -11,6 +11,7 @@ use crate::{
     load::log_store_error,
     session::Origin,
     store::{BackendKind, DynStore},
+    telemetry::{count, timed, Event},
     Record, Session, WriteResult,
 };
 
@@ -57,6 +58,9 @@ fn save_cookie(
     let state = session.state();
     let (created_at, expires_at) = match state.origin {
         Origin::New if state.entries.is_empty() && state.owner.is_none() => {
+            if state.purged && state.stale_cookie {
+                count(spec, Event::Purged);
+            }
             return Ok(state
                 .stale_cookie
                 .then(|| removal_cookie(&config.cookie, &spec.cookie_name)));
@@ -82,6 +86,14 @@ fn save_cookie(
             (created_at, target)
         }
     };
+    count(
+        spec,
+        match state.origin {
+            Origin::New => Event::Created,
+            _ if state.renew => Event::Renewed,
+            _ => Event::Saved,
+        },
+    );
     let payload = crate::CookieStore::payload(
         &state.entries,
         created_at,
@@ -123,7 +135,7 @@ async fn save_server(
     now: SystemTime,
 ) -> Result<Option<Cookie<'static>>, SaveFailed> {
     // Copy what is needed out of the state: no borrow may live across an await.
-    let (origin, entries, owner, changes, renew, delete, stale_cookie) = {
+    let (origin, entries, owner, changes, renew, delete, stale_cookie, loaded_seq) = {
         let mut state = session.state();
         if state.read_only && state.delete.is_none() {
             // The old id of a session renewed moments ago: its new id is already with the
@@ -146,6 +158,7 @@ async fn save_server(
             state.renew,
             state.delete.take(),
             state.stale_cookie,
+            state.loaded_seq,
         )
     };
     let fail = |operation: &str, err: &crate::StoreError| {
@@ -164,10 +177,11 @@ async fn save_server(
     };
 
     if let Some(old) = delete {
-        store
-            .delete(&old.storage_key())
+        let key = old.storage_key();
+        timed(spec, "delete", store.delete(&key))
             .await
             .map_err(|e| fail("delete", &e))?;
+        count(spec, Event::Purged);
     }
 
     match origin {
@@ -178,8 +192,12 @@ async fn save_server(
             let record = Record::new(data, now, deadline(config, now, now)).with_owner(owner);
             for _ in 0..ID_ATTEMPTS {
                 let id = SessionId::generate(&config.rng);
-                match store.create(&id.storage_key(), &record).await {
-                    Ok(WriteResult::Done) => return Ok(Some(cookie(&id, record.expires_at))),
+                let key = id.storage_key();
+                match timed(spec, "create", store.create(&key, &record)).await {
+                    Ok(WriteResult::Done) => {
+                        count(spec, Event::Created);
+                        return Ok(Some(cookie(&id, record.expires_at)));
+                    }
                     Ok(_) => continue,
                     Err(e) => return Err(fail("create", &e)),
                 }
@@ -200,18 +218,13 @@ async fn save_server(
                     (!config.renew_grace.is_zero()).then(|| later(now, config.renew_grace));
                 for _ in 0..ID_ATTEMPTS {
                     let new = SessionId::generate(&config.rng);
-                    match store
-                        .renew(
-                            &key,
-                            &new.storage_key(),
-                            &changes,
-                            target,
-                            now,
-                            retire_until,
-                        )
-                        .await
-                    {
-                        Ok(WriteResult::Done) => return Ok(Some(cookie(&new, target))),
+                    let new_key = new.storage_key();
+                    let renewed = store.renew(&key, &new_key, &changes, target, now, retire_until);
+                    match timed(spec, "renew", renewed).await {
+                        Ok(WriteResult::Done) => {
+                            count(spec, Event::Renewed);
+                            return Ok(Some(cookie(&new, target)));
+                        }
                         Ok(WriteResult::Collision) => continue,
                         Ok(_) => return Ok(gone(spec)),
                         Err(e) => return Err(fail("renew", &e)),
@@ -221,14 +234,22 @@ async fn save_server(
                 return Err(SaveFailed);
             }
             let written = if !changes.is_empty() {
-                store.update(&key, &changes, target, now).await
+                timed(spec, "update", store.update(&key, &changes, target, now)).await
             } else if refresh_due(config, expires_at, target) {
-                store.touch(&key, target, now).await
+                timed(spec, "touch", store.touch(&key, target, now)).await
             } else {
                 return Ok(None);
             };
             match written {
-                Ok(WriteResult::Done) => Ok(persistent.then(|| cookie(&id, target))),
+                Ok(WriteResult::Done) => {
+                    if !changes.is_empty() {
+                        count(spec, Event::Saved);
+                        if config.writes.wrote(&key, loaded_seq) {
+                            count(spec, Event::ConflictAvoided);
+                        }
+                    }
+                    Ok(persistent.then(|| cookie(&id, target)))
+                }
                 Ok(_) => Ok(gone(spec)),
                 Err(e) => Err(fail(
                     if changes.is_empty() {

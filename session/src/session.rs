@@ -93,6 +93,8 @@ pub(crate) struct State {
     /// Cookie sessions: revocations of the owner's sessions issued before this time do not
     /// apply to this one (it survived an "end all other sessions").
     pub(crate) valid_from: Option<SystemTime>,
+    /// The write sequence when the session was loaded (metrics: merged change sets).
+    pub(crate) loaded_seq: u64,
 }
 
 impl State {
@@ -109,6 +111,7 @@ impl State {
             owner: None,
             read_only: false,
             valid_from: None,
+            loaded_seq: 0,
         }
     }
 
@@ -395,11 +398,14 @@ impl Session {
     pub(crate) fn check_size(&self, state: &State) -> Result<(), SessionError> {
         let size = cookie_size(&self.inner.spec, state);
         match size {
-            Some(size) if size > COOKIE_LIMIT => Err(SessionError::TooLarge {
-                session: self.name().to_owned(),
-                size,
-                limit: COOKIE_LIMIT,
-            }),
+            Some(size) if size > COOKIE_LIMIT => {
+                crate::telemetry::count(&self.inner.spec, crate::telemetry::Event::TooLarge);
+                Err(SessionError::TooLarge {
+                    session: self.name().to_owned(),
+                    size,
+                    limit: COOKIE_LIMIT,
+                })
+            }
             _ => Ok(()),
         }
     }
