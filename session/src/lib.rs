@@ -194,7 +194,11 @@
 //!   when the browser closes) or [`CookieLifetime::Persistent`] (`Max-Age` *and* `Expires`, for
 //!   browsers that honour only one), for all sessions or per session with [`SessionConfig`].
 //! - **Login: [`renew`](Session::renew).** Keeps the data under a new id and kills the old one,
-//!   so an id planted before the login (session fixation) is worthless afterwards.
+//!   so an id planted before the login (session fixation) is worthless afterwards. On
+//!   server-side backends the old id stays readable for a short
+//!   [grace window](SessionMiddlewareBuilder::renew_grace) (5 seconds by default), read-only
+//!   and showing only the data from before the renew: requests that were already in flight do
+//!   not log the visitor out, and whoever planted the old id learns nothing new.
 //! - **Logout: [`purge`](Session::purge).** Deletes the stored session and removes the cookie.
 //! - **Keys.** One master key of at least 64 bytes; sealing and signing keys are derived from it
 //!   with HKDF. [`previous_keys`](SessionMiddlewareBuilder::previous_keys) keeps cookies made
@@ -328,8 +332,9 @@
 //!         let mut map = self.lock()?;
 //!         match map.get_mut(key).filter(|r| r.expires_at > now) {
 //!             Some(record) => {
-//!                 changes.apply_to(&mut record.data); // promise 4, atomic under the lock
+//!                 changes.apply_to_record(record); // promise 4, atomic under the lock
 //!                 record.expires_at = expires_at;
+//!                 record.last_seen = now;
 //!                 Ok(WriteResult::Done)
 //!             }
 //!             None => Ok(WriteResult::Missing), // promise 3
@@ -347,6 +352,7 @@
 //!         match map.get_mut(key).filter(|r| r.expires_at > now) {
 //!             Some(record) => {
 //!                 record.expires_at = expires_at;
+//!                 record.last_seen = now;
 //!                 Ok(WriteResult::Done)
 //!             }
 //!             None => Ok(WriteResult::Missing),
@@ -360,6 +366,8 @@
 //!         changes: &ChangeSet,
 //!         expires_at: SystemTime,
 //!         now: SystemTime,
+//!         // Optional: keeping the old key as a read-only copy until then (see the trait docs).
+//!         _retire_until: Option<SystemTime>,
 //!     ) -> Result<WriteResult, StoreError> {
 //!         let mut map = self.lock()?;
 //!         if map.contains_key(new) {
@@ -368,8 +376,9 @@
 //!         // Move, apply and delete the old key in one step: nobody sees a half-renewed session.
 //!         match map.remove(old).filter(|r| r.expires_at > now) {
 //!             Some(mut record) => {
-//!                 changes.apply_to(&mut record.data);
+//!                 changes.apply_to_record(&mut record);
 //!                 record.expires_at = expires_at;
+//!                 record.last_seen = now;
 //!                 map.insert(*new, record);
 //!                 Ok(WriteResult::Done)
 //!             }
@@ -423,6 +432,62 @@
 //!
 //! Run the repository's conformance suite (`tests/src/conformance.rs`) against a new store:
 //! it checks these promises with real requests, parallel ones included.
+//!
+//! Two parts of the trait are optional: the renew grace window (a store that deletes the old
+//! key at once, like this one, is still correct) and the owner index
+//! ([`SessionStore::indexes_owners`] and the `*_owned` methods); without it, tying a session to
+//! an owner is refused with [`SessionError::OwnersUnsupported`].
+//!
+//! # Owners: listing and ending a user's sessions
+//! Tie a session to its user at login with [`Session::set_owner`] (or a
+//! `#[session(owner)]` field). The memory, PostgreSQL and Redis stores keep an index from
+//! owner to sessions, updated in the same atomic write as the rest of the session and cleaned
+//! up with expired sessions. Then, from the user's own requests:
+//!
+//! - [`Session::owned_sessions`]: the user's live sessions (created, last seen, expires), each
+//!   named by an opaque [`SessionHandle`] that cannot be turned into a session id;
+//! - [`Session::end_session`]: end one by its handle ("sign out that phone");
+//! - [`Session::end_other_sessions`]: "log out everywhere else", e.g. after a password change;
+//! - [`Session::end_all_sessions`]: everywhere, this one included.
+//!
+//! and for operators, outside any request, [`SessionAdmin`] (from
+//! [`SessionMiddleware::admin`]): list or end all sessions of any user, e.g. when an account is
+//! disabled. A request whose session was ended elsewhere is anonymous on its next load.
+//!
+//! Cookie sessions live in browsers, so the server cannot list them or end one; give the cookie
+//! backend a revocation store ([`CookieStore::with_revocations`]) and "end all (other)
+//! sessions" records a per-owner "not valid before" time that every owned cookie session is
+//! checked against when it loads (one store read per such request).
+//!
+//! ```
+//! use actix_web::{web, HttpResponse};
+//! use actix_typed_session::{Session, SessionHandle};
+//!
+//! async fn login(session: Session) -> actix_web::Result<HttpResponse> {
+//!     // ... check the password, then:
+//!     session.renew();
+//!     session.set_owner("user-42")?;
+//!     Ok(HttpResponse::SeeOther().insert_header(("location", "/")).finish())
+//! }
+//!
+//! async fn my_sessions(session: Session) -> actix_web::Result<HttpResponse> {
+//!     Ok(HttpResponse::Ok().json(session.owned_sessions().await?))
+//! }
+//!
+//! async fn end_one(session: Session, handle: web::Path<String>) -> actix_web::Result<HttpResponse> {
+//!     let handle: SessionHandle = handle.parse().map_err(actix_web::error::ErrorBadRequest)?;
+//!     let ended = session.end_session(&handle).await?;
+//!     Ok(HttpResponse::Ok().json(ended))
+//! }
+//! ```
+//!
+//! # Metrics
+//! With the `metrics` feature, the middleware reports through the [`metrics`](https://docs.rs/metrics)
+//! facade (install any exporter, e.g. Prometheus): sessions loaded, created, saved, renewed and
+//! purged, writes refused for size, change sets that merged with a parallel write of the same
+//! session (the lost updates a whole-session overwrite would have caused; counted per
+//! process), store errors, and store latency (`session_store_seconds`, by operation). Labels are
+//! the backend and session names only: never an id or an owner.
 //!
 //! # Migrating from actix-session
 //! [`guide::migrating_from_actix_session`] maps each of its types and methods to this crate's,
