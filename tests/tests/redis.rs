@@ -3,10 +3,12 @@
 
 use std::time::{Duration, SystemTime};
 
+use std::collections::BTreeSet;
+
 use actix_typed_session::{
     redis::{cmd, Client},
-    BuildError, ChangeSet, Key, Record, RedisStore, SessionMiddleware, SessionStore, StatusCode,
-    StorageKey, WriteResult,
+    BuildError, CachedStore, ChangeSet, Key, MemoryStore, Record, RedisStore, SessionCache,
+    SessionMiddleware, SessionStore, StatusCode, StorageKey, WriteResult,
 };
 use actix_typed_session_tests::{
     client, init_logs,
@@ -96,7 +98,7 @@ async fn the_key_is_a_hash_of_the_id_and_every_entry_its_own_field() {
         redis::command(&prefix.url, cmd("HGETALL").arg(&found[0])).unwrap();
     fields.sort();
     let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["@c", "@e", "d:@e", "d:user"]);
+    assert_eq!(names, ["@c", "@e", "@s", "d:@e", "d:user"]);
     assert!(fields.iter().all(|(_, v)| !v.contains(&id)));
     assert_eq!(c.read("session", "@e").await, Some(json!("looks reserved")));
 }
@@ -126,7 +128,7 @@ async fn store_level_writes_are_conditional() {
     );
     assert_eq!(
         store
-            .renew(&key_n(1), &key_n(9), &changes, far, after)
+            .renew(&key_n(1), &key_n(9), &changes, far, after, None)
             .await
             .unwrap(),
         WriteResult::Missing
@@ -156,7 +158,7 @@ async fn store_level_writes_are_conditional() {
         .unwrap();
     assert_eq!(
         store
-            .renew(&key_n(2), &key_n(3), &changes, later, now)
+            .renew(&key_n(2), &key_n(3), &changes, later, now, None)
             .await
             .unwrap(),
         WriteResult::Collision
@@ -171,7 +173,7 @@ async fn store_level_writes_are_conditional() {
     // old key.
     assert_eq!(
         store
-            .renew(&key_n(2), &key_n(4), &changes, later, now)
+            .renew(&key_n(2), &key_n(4), &changes, later, now, None)
             .await
             .unwrap(),
         WriteResult::Done
@@ -245,6 +247,7 @@ async fn every_key_always_has_a_ttl_and_the_refresh_moves_only_the_expiry() {
             &ChangeSet::default(),
             now + minute,
             now,
+            None,
         )
         .await
         .unwrap();
@@ -498,6 +501,544 @@ async fn a_redis_that_never_answers_fails_the_request_after_the_timeout() {
         "gave up before the timeout: {waited:?}"
     );
     assert!(waited < Duration::from_secs(5), "hung for {waited:?}");
+}
+
+// ---- The owner index and the renew grace window, at the store level ----
+
+/// `t` rounded down to the millisecond, as the store keeps it.
+fn ms(t: SystemTime) -> SystemTime {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+    std::time::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
+}
+
+fn owned(data: Value, ttl_secs: i64, owner: &str) -> Record {
+    record(data, ttl_secs).with_owner(Some(owner.into()))
+}
+
+fn owner_change(owner: Option<&str>) -> ChangeSet {
+    let mut changes = ChangeSet::default();
+    changes.set_owner(owner.map(str::to_owned));
+    changes
+}
+
+/// The keys `list_owned` returns for `owner` at `now`.
+async fn listed(store: &RedisStore, owner: &str, now: SystemTime) -> BTreeSet<StorageKey> {
+    let listed = store.list_owned(owner, now).await.unwrap();
+    let keys: BTreeSet<StorageKey> = listed.iter().map(|s| s.key).collect();
+    assert_eq!(keys.len(), listed.len(), "a session listed twice");
+    keys
+}
+
+fn set_of(keys: &[u8]) -> BTreeSet<StorageKey> {
+    keys.iter().map(|&n| key_n(n)).collect()
+}
+
+/// The members of `owner`'s index set, as the test keys they name.
+fn members(store: &RedisStore, owner: &str) -> BTreeSet<StorageKey> {
+    let hexes: Vec<String> =
+        redis::command(&redis_url(), cmd("SMEMBERS").arg(store.owner_key(owner))).unwrap();
+    hexes
+        .iter()
+        .map(|hex| {
+            let key = key_n(u8::from_str_radix(&hex[..2], 16).unwrap());
+            assert_eq!(key.to_hex(), *hex, "a member that is not a test key");
+            key
+        })
+        .collect()
+}
+
+fn exists(key: &str) -> bool {
+    redis::command::<i64>(&redis_url(), cmd("EXISTS").arg(key)).unwrap() == 1
+}
+
+fn pttl(key: &str) -> i64 {
+    redis::command(&redis_url(), cmd("PTTL").arg(key)).unwrap()
+}
+
+/// Every owner set under the store's prefix lives at least as long as each of its sessions.
+fn assert_sets_outlive_members(store: &RedisStore, owners: &[&str]) {
+    for owner in owners {
+        let set = store.owner_key(owner);
+        let hexes: Vec<String> = redis::command(&redis_url(), cmd("SMEMBERS").arg(&set)).unwrap();
+        let set_ttl = pttl(&set);
+        for hex in hexes {
+            let member_ttl = pttl(&format!("{}{hex}", store.prefix()));
+            assert!(member_ttl > 0, "member {hex} without TTL: {member_ttl}");
+            assert!(
+                set_ttl >= member_ttl,
+                "{owner}'s set expires in {set_ttl} ms, its session {hex} in {member_ttl} ms"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn owners_are_indexed_at_create_and_by_updates_and_listed() {
+    let (store, prefix) = redis::store().await;
+    assert!(store.indexes_owners());
+    let now = SystemTime::now();
+    let later = now + Duration::from_secs(120);
+    let created = owned(json!({"a": 1}), 60, "ann");
+    store.create(&key_n(1), &created).await.unwrap();
+    store
+        .create(&key_n(2), &record(json!({}), 60))
+        .await
+        .unwrap();
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[1]));
+    let loaded = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert_eq!(loaded.owner.as_deref(), Some("ann"));
+    assert_eq!(loaded.last_seen, ms(created.last_seen));
+
+    // The listing describes the session.
+    let listing = store.list_owned("ann", now).await.unwrap();
+    assert_eq!(listing[0].created_at, ms(created.created_at));
+    assert_eq!(listing[0].last_seen, ms(created.last_seen));
+    assert_eq!(listing[0].expires_at, ms(created.expires_at));
+
+    // An update ties an unowned session to an owner, and moves its last write.
+    let seen = now + Duration::from_secs(3);
+    let mut changes = owner_change(Some("ann"));
+    changes.set("user", json!("ann"));
+    assert_eq!(
+        store
+            .update(&key_n(2), &changes, later, seen)
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[1, 2]));
+    assert_eq!(members(&store, "ann"), set_of(&[1, 2]));
+    let two = store.load(&key_n(2), seen).await.unwrap().unwrap();
+    assert_eq!(
+        (two.owner.as_deref(), two.last_seen, two.expires_at),
+        (Some("ann"), ms(seen), ms(later))
+    );
+
+    // Moved to another owner: the old owner's set no longer lists it.
+    store
+        .update(&key_n(2), &owner_change(Some("bob")), later, seen)
+        .await
+        .unwrap();
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[1]));
+    assert_eq!(members(&store, "ann"), set_of(&[1]));
+    assert_eq!(listed(&store, "bob", now).await, set_of(&[2]));
+
+    // Changes that leave the owner alone keep it, clearing the entries included.
+    let mut clear = ChangeSet::default();
+    clear.clear();
+    clear.set("x", json!(1));
+    store.update(&key_n(2), &clear, later, seen).await.unwrap();
+    store.touch(&key_n(2), later, seen).await.unwrap();
+    let two = store.load(&key_n(2), seen).await.unwrap().unwrap();
+    assert_eq!(two.owner.as_deref(), Some("bob"));
+    assert_eq!(Value::Object(two.data), json!({"x": 1}));
+    assert_eq!(listed(&store, "bob", now).await, set_of(&[2]));
+
+    // No owner any more: out of the index, and an emptied set is gone.
+    store
+        .update(&key_n(1), &owner_change(None), later, seen)
+        .await
+        .unwrap();
+    assert_eq!(listed(&store, "ann", now).await, BTreeSet::new());
+    assert!(!exists(&store.owner_key("ann")));
+    let one = store.load(&key_n(1), seen).await.unwrap().unwrap();
+    assert_eq!(one.owner, None);
+    assert_eq!(Value::Object(one.data), json!({"a": 1}));
+
+    // Any owner string is safe: it never appears in a key name.
+    let odd = "ann smith:* {x}\n\u{e9}";
+    store
+        .update(&key_n(1), &owner_change(Some(odd)), later, seen)
+        .await
+        .unwrap();
+    assert_eq!(listed(&store, odd, now).await, set_of(&[1]));
+    assert_eq!(listed(&store, "ann smith", now).await, BTreeSet::new());
+    for key in keys(&prefix.url, &prefix.prefix) {
+        assert!(!key.contains("ann") && !key.contains("bob"), "{key}");
+    }
+    assert_sets_outlive_members(&store, &["bob", odd]);
+}
+
+#[actix_web::test]
+async fn listing_skips_expired_and_retired_sessions_and_drops_members_whose_hash_is_gone() {
+    let (store, _prefix) = redis::store().await;
+    let now = SystemTime::now();
+    store
+        .create(&key_n(1), &owned(json!({}), 30, "ann"))
+        .await
+        .unwrap();
+    for n in [2, 3] {
+        store
+            .create(&key_n(n), &owned(json!({}), 60, "ann"))
+            .await
+            .unwrap();
+    }
+    store
+        .create(&key_n(9), &owned(json!({}), 60, "eve"))
+        .await
+        .unwrap();
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[1, 2, 3]));
+    // Expired by the application's clock: not listed (Redis still holds the hash).
+    let after = now + Duration::from_secs(31);
+    assert_eq!(listed(&store, "ann", after).await, set_of(&[2, 3]));
+    assert_eq!(members(&store, "ann"), set_of(&[1, 2, 3]));
+
+    // A retired copy is not listed and not a member.
+    store
+        .renew(
+            &key_n(3),
+            &key_n(4),
+            &ChangeSet::default(),
+            now + Duration::from_secs(60),
+            now,
+            Some(now + Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[1, 2, 4]));
+    assert_eq!(members(&store, "ann"), set_of(&[1, 2, 4]));
+
+    // A hash that Redis dropped (here by hand) is dropped from the set by the next listing.
+    redis::command::<()>(&redis_url(), cmd("DEL").arg(store.redis_key(&key_n(2)))).unwrap();
+    assert_eq!(members(&store, "ann"), set_of(&[1, 2, 4]));
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[1, 4]));
+    assert_eq!(members(&store, "ann"), set_of(&[1, 4]));
+
+    // A hash that Redis expired on its TTL too.
+    let short = Record::new(
+        Map::new(),
+        SystemTime::now(),
+        SystemTime::now() + Duration::from_millis(150),
+    )
+    .with_owner(Some("ann".into()));
+    store.create(&key_n(5), &short).await.unwrap();
+    assert_eq!(members(&store, "ann"), set_of(&[1, 4, 5]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!exists(&store.redis_key(&key_n(5))));
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[1, 4]));
+    assert_eq!(members(&store, "ann"), set_of(&[1, 4]));
+    // Other owners are untouched.
+    assert_eq!(listed(&store, "eve", now).await, set_of(&[9]));
+    assert_eq!(listed(&store, "nobody", now).await, BTreeSet::new());
+}
+
+#[actix_web::test]
+async fn an_owner_set_lives_at_least_as_long_as_each_of_its_sessions() {
+    let (store, _prefix) = redis::store().await;
+    let now = SystemTime::now();
+    let minute = Duration::from_secs(60);
+    store
+        .create(&key_n(1), &owned(json!({}), 60, "ann"))
+        .await
+        .unwrap();
+    store
+        .create(&key_n(2), &owned(json!({}), 600, "ann"))
+        .await
+        .unwrap();
+    store
+        .create(&key_n(3), &owned(json!({}), 30, "ann"))
+        .await
+        .unwrap();
+    assert_sets_outlive_members(&store, &["ann"]);
+    assert!(pttl(&store.owner_key("ann")) > (9 * minute).as_millis() as i64);
+
+    // A write that extends a session extends the set.
+    store
+        .update(&key_n(1), &ChangeSet::default(), now + 20 * minute, now)
+        .await
+        .unwrap();
+    assert_sets_outlive_members(&store, &["ann"]);
+    assert!(pttl(&store.owner_key("ann")) > (19 * minute).as_millis() as i64);
+    // A write that shortens one never shortens the set.
+    store.touch(&key_n(1), now + minute, now).await.unwrap();
+    assert!(pttl(&store.owner_key("ann")) > (19 * minute).as_millis() as i64);
+    assert_sets_outlive_members(&store, &["ann"]);
+
+    // A renew into another owner, and an update that names the owner, both set the TTL.
+    store
+        .renew(
+            &key_n(3),
+            &key_n(4),
+            &owner_change(Some("bob")),
+            now + 30 * minute,
+            now,
+            Some(now + Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    store
+        .update(
+            &key_n(2),
+            &owner_change(Some("bob")),
+            now + 40 * minute,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_sets_outlive_members(&store, &["ann", "bob"]);
+    assert!(pttl(&store.owner_key("bob")) > (39 * minute).as_millis() as i64);
+    assert_eq!(listed(&store, "bob", now).await, set_of(&[2, 4]));
+}
+
+#[actix_web::test]
+async fn owned_sessions_are_ended_one_by_one_or_all_at_once() {
+    let (store, prefix) = redis::store().await;
+    let now = SystemTime::now();
+    for n in 1..=5 {
+        store
+            .create(&key_n(n), &owned(json!({"n": n}), 60, "ann"))
+            .await
+            .unwrap();
+    }
+    store
+        .create(&key_n(8), &owned(json!({}), 60, "bob"))
+        .await
+        .unwrap();
+    store
+        .create(&key_n(9), &record(json!({}), 60))
+        .await
+        .unwrap();
+
+    // Only the owner ends one of its sessions.
+    assert!(!store.delete_owned("bob", &key_n(1)).await.unwrap());
+    assert!(!store.delete_owned("ann", &key_n(9)).await.unwrap());
+    assert!(store.load(&key_n(1), now).await.unwrap().is_some());
+    assert!(store.delete_owned("ann", &key_n(1)).await.unwrap());
+    assert!(!store.delete_owned("ann", &key_n(1)).await.unwrap());
+    assert_eq!(store.load(&key_n(1), now).await.unwrap(), None);
+    assert_eq!(members(&store, "ann"), set_of(&[2, 3, 4, 5]));
+
+    // A retired copy is no longer the owner's to end (it expires by itself).
+    store
+        .renew(
+            &key_n(2),
+            &key_n(6),
+            &ChangeSet::default(),
+            now + Duration::from_secs(60),
+            now,
+            Some(now + Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    assert!(!store.delete_owned("ann", &key_n(2)).await.unwrap());
+
+    // All but one.
+    let deleted: BTreeSet<StorageKey> = store
+        .delete_all_owned("ann", Some(&key_n(4)))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(deleted, set_of(&[3, 5, 6]));
+    assert_eq!(members(&store, "ann"), set_of(&[4]));
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[4]));
+    for n in [3, 5, 6] {
+        assert_eq!(store.load(&key_n(n), now).await.unwrap(), None);
+    }
+    // Others' and unowned sessions, and the retired copy, are untouched.
+    assert!(store.load(&key_n(8), now).await.unwrap().is_some());
+    assert!(store.load(&key_n(9), now).await.unwrap().is_some());
+    assert!(store.load(&key_n(2), now).await.unwrap().unwrap().retired);
+
+    // All.
+    assert_eq!(
+        store.delete_all_owned("ann", None).await.unwrap(),
+        vec![key_n(4)]
+    );
+    assert!(!exists(&store.owner_key("ann")));
+    assert_eq!(store.delete_all_owned("ann", None).await.unwrap(), vec![]);
+
+    // A plain delete of an owned session leaves no index entry behind.
+    store.delete(&key_n(8)).await.unwrap();
+    assert!(!exists(&store.owner_key("bob")));
+    assert_eq!(listed(&store, "bob", now).await, BTreeSet::new());
+    // What is left: the unowned session and the retired copy.
+    assert_eq!(keys(&prefix.url, &prefix.prefix).len(), 2);
+}
+
+#[actix_web::test]
+async fn a_renew_with_a_grace_window_leaves_a_retired_read_only_copy() {
+    let (store, prefix) = redis::store().await;
+    let now = SystemTime::now();
+    let later = now + Duration::from_secs(120);
+    let grace = now + Duration::from_secs(5);
+    let created = owned(json!({"a": 1}), 60, "ann");
+    store.create(&key_n(1), &created).await.unwrap();
+    let mut changes = owner_change(Some("bob"));
+    changes.set("b", json!(2));
+    let seen = now + Duration::from_secs(1);
+    assert_eq!(
+        store
+            .renew(&key_n(1), &key_n(2), &changes, later, seen, Some(grace))
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+
+    // The old key: the session as it was, retired, until the grace deadline.
+    let old = store.load(&key_n(1), seen).await.unwrap().unwrap();
+    assert!(old.retired);
+    assert_eq!(Value::Object(old.data.clone()), json!({"a": 1}));
+    assert_eq!(old.owner.as_deref(), Some("ann"));
+    assert_eq!(old.created_at, ms(created.created_at));
+    assert_eq!(old.last_seen, ms(created.last_seen));
+    assert_eq!(old.expires_at, ms(grace));
+    let ttl = pttl(&store.redis_key(&key_n(1)));
+    assert!(ttl > 0 && ttl <= 5000, "retired copy TTL {ttl} ms");
+    assert_eq!(store.load(&key_n(1), grace).await.unwrap(), None);
+    // The new key: the changed session, live.
+    let new = store.load(&key_n(2), seen).await.unwrap().unwrap();
+    assert!(!new.retired);
+    assert_eq!(Value::Object(new.data), json!({"a": 1, "b": 2}));
+    assert_eq!(new.owner.as_deref(), Some("bob"));
+    assert_eq!(new.created_at, ms(created.created_at));
+    assert_eq!((new.last_seen, new.expires_at), (ms(seen), ms(later)));
+    let ttl = pttl(&store.redis_key(&key_n(2)));
+    assert!(ttl > 100_000, "renewed session TTL {ttl} ms");
+
+    // Read-only: no write reaches the retired copy.
+    let mut late = ChangeSet::default();
+    late.set("late", json!(true));
+    assert_eq!(
+        store.update(&key_n(1), &late, later, seen).await.unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(
+        store.touch(&key_n(1), later, seen).await.unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(
+        store
+            .renew(&key_n(1), &key_n(3), &late, later, seen, Some(grace))
+            .await
+            .unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(
+        store
+            .renew(&key_n(1), &key_n(3), &late, later, seen, None)
+            .await
+            .unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(store.load(&key_n(3), seen).await.unwrap(), None);
+    assert_eq!(store.load(&key_n(1), seen).await.unwrap().unwrap(), old);
+    assert!(pttl(&store.redis_key(&key_n(1))) <= 5000);
+    // Not listed under its owner, nor under the new one.
+    assert_eq!(listed(&store, "ann", seen).await, BTreeSet::new());
+    assert_eq!(members(&store, "ann"), BTreeSet::new());
+    assert_eq!(listed(&store, "bob", seen).await, set_of(&[2]));
+
+    // A grace deadline past the session's own deadline does not extend it.
+    store
+        .create(&key_n(4), &owned(json!({}), 3, "ann"))
+        .await
+        .unwrap();
+    let own = store
+        .load(&key_n(4), now)
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at;
+    store
+        .renew(
+            &key_n(4),
+            &key_n(5),
+            &ChangeSet::default(),
+            later,
+            now,
+            Some(now + Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let old = store.load(&key_n(4), now).await.unwrap().unwrap();
+    assert!(old.retired);
+    assert_eq!(old.expires_at, own);
+    // (The TTL runs from the `now` passed to the renew.)
+    let left = own.duration_since(ms(now)).unwrap().as_millis() as i64;
+    assert!(pttl(&store.redis_key(&key_n(4))) <= left);
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[5]));
+
+    // A grace deadline already past: the old key is simply gone.
+    store
+        .create(&key_n(6), &owned(json!({}), 60, "ann"))
+        .await
+        .unwrap();
+    store
+        .renew(
+            &key_n(6),
+            &key_n(7),
+            &ChangeSet::default(),
+            later,
+            now,
+            Some(now - Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+    assert!(!exists(&store.redis_key(&key_n(6))));
+
+    // Without a grace window the old key is deleted at once.
+    store
+        .renew(
+            &key_n(7),
+            &key_n(8),
+            &ChangeSet::default(),
+            later,
+            now,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(!exists(&store.redis_key(&key_n(7))));
+    assert_eq!(listed(&store, "ann", now).await, set_of(&[5, 8]));
+
+    // A retired copy can still be deleted (a logout during the grace window).
+    store.delete(&key_n(1)).await.unwrap();
+    assert_eq!(store.load(&key_n(1), seen).await.unwrap(), None);
+    assert_sets_outlive_members(&store, &["ann", "bob"]);
+    assert_all_keys_expire(&prefix.url, &prefix.prefix, Duration::from_secs(120));
+}
+
+#[actix_web::test]
+async fn a_cached_copy_equals_the_durable_record_owner_included() {
+    let (cache, prefix) = redis::store().await;
+    let now = ms(SystemTime::now());
+    let record = Record::new(
+        serde_json::from_value::<Map<String, Value>>(json!({"a": 1})).unwrap(),
+        now - Duration::from_secs(10),
+        now + Duration::from_secs(60),
+    )
+    .with_owner(Some("ann".into()))
+    .with_activity(now - Duration::from_secs(2), true);
+    cache
+        .put(&key_n(1), &record, now, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(cache.get(&key_n(1), now).await.unwrap(), Some(record));
+    // A copy is never indexed.
+    assert_eq!(keys(&prefix.url, &prefix.prefix).len(), 1);
+    assert!(pttl(&cache.redis_key(&key_n(1))) <= 5000);
+
+    // Through a cached store: the second load, from the cache, equals the first, from the
+    // durable store.
+    let store = CachedStore::new(cache.clone(), MemoryStore::default());
+    let durable = Record::new(
+        Map::new(),
+        now - Duration::from_secs(1),
+        now + Duration::from_secs(60),
+    )
+    .with_owner(Some("bob".into()))
+    .with_activity(now, false);
+    store.create(&key_n(2), &durable).await.unwrap();
+    let first = store.load(&key_n(2), now).await.unwrap().unwrap();
+    assert!(
+        exists(&cache.redis_key(&key_n(2))),
+        "the load filled the cache"
+    );
+    let second = store.load(&key_n(2), now).await.unwrap().unwrap();
+    assert_eq!(first, durable);
+    assert_eq!(second, durable);
+    assert_eq!(second.owner.as_deref(), Some("bob"));
 }
 
 #[test]

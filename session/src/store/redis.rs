@@ -15,8 +15,8 @@ use ::redis::{
 use serde_json::{Map, Value};
 
 use crate::{
-    store::cached::SessionCache, BuildError, ChangeSet, Record, SessionStore, StorageKey,
-    StoreError, WriteResult,
+    store::cached::SessionCache, BuildError, ChangeSet, OwnedSession, Record, SessionStore,
+    StorageKey, StoreError, WriteResult,
 };
 
 const DEFAULT_PREFIX: &str = "session:";
@@ -27,98 +27,267 @@ const MAX_PREFIX: usize = 128;
 /// user key can ever land on a reserved field.
 const CREATED: &str = "@c";
 const EXPIRES: &str = "@e";
+const LAST_SEEN: &str = "@s";
+const OWNER: &str = "@o";
+/// The hex SHA-256 of the owner: the name of the owner's index set, present exactly while the
+/// session is in that set (scripts cannot hash the owner themselves).
+const OWNER_INDEX: &str = "@i";
+const RETIRED: &str = "@r";
 const DATA: &str = "d:";
+/// What follows the prefix in the key of an owner's index set. It starts with a letter that is
+/// not a hex digit, so it can never collide with a session key (`{prefix}{64 hex digits}`).
+const OWNER_SET: &str = "owner:";
 
-/// Shared by every script: bounded `unpack` (Lua's stack is limited), the liveness check and
-/// the application of a change set.
+/// Shared by every script: bounded `unpack` (Lua's stack is limited), the session key's hex
+/// (the member of its owner's set), and the TTL of an owner's set, which only ever grows.
 ///
-/// Update-style scripts take `ARGV = [now_ms, expires_ms, ttl_ms, cleared, n_removed,
-/// removed fields..., field, value, ...]`.
+/// The remaining helpers serve the update-style scripts (update, refresh, renew), which take
+/// `ARGV = [owner_set_prefix, now_ms, expires_ms, ttl_ms, cleared, owner_change, owner,
+/// owner_digest, retire_until_ms, n_removed, removed fields..., field, value, ...]`, where
+/// `owner_change` is `''` (unchanged), `'-'` (no owner any more) or `'+'` (now `owner`, whose
+/// set is `owner_set_prefix .. owner_digest`), and `retire_until_ms` is `''` but in a renew
+/// that keeps the old key for a grace window.
 const PRELUDE: &str = r#"
-local function each(cmd, key, first, last)
+local function each(cmd, key, list, first, last)
   local i = first
   while i <= last do
     local j = math.min(i + 511, last)
-    redis.call(cmd, key, unpack(ARGV, i, j))
+    redis.call(cmd, key, unpack(list, i, j))
     i = j + 1
   end
 end
-local function live(key)
-  local e = redis.call('HGET', key, '@e')
-  return e and tonumber(e) > tonumber(ARGV[1])
+local function member(key)
+  return string.sub(key, -64)
+end
+local function extend(set, ttl)
+  if redis.call('PTTL', set) < tonumber(ttl) then
+    redis.call('PEXPIRE', set, ttl)
+  end
+end
+local function writable(key)
+  local f = redis.call('HMGET', key, '@e', '@r')
+  return f[1] and tonumber(f[1]) > tonumber(ARGV[2]) and not f[2]
 end
 local function apply(key)
   -- The first write grows the hash: when Redis is out of memory it refuses the whole script
   -- here, before anything was changed.
-  redis.call('HSET', key, '@e', ARGV[2])
-  if ARGV[4] == '1' then
-    local c = redis.call('HGET', key, '@c') or ARGV[1]
+  redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2])
+  if ARGV[5] == '1' then
+    -- Clearing drops the entries, not the creation time or the owner.
+    local kept = redis.call('HMGET', key, '@c', '@o', '@i')
     redis.call('DEL', key)
-    redis.call('HSET', key, '@c', c, '@e', ARGV[2])
+    redis.call('HSET', key, '@c', kept[1] or ARGV[2], '@e', ARGV[3], '@s', ARGV[2])
+    if kept[2] and kept[3] then
+      redis.call('HSET', key, '@o', kept[2], '@i', kept[3])
+    end
   end
-  local n = tonumber(ARGV[5])
-  each('HDEL', key, 6, 5 + n)
-  each('HSET', key, 6 + n, #ARGV)
-  redis.call('PEXPIRE', key, ARGV[3])
+  local n = tonumber(ARGV[10])
+  each('HDEL', key, ARGV, 11, 10 + n)
+  each('HSET', key, ARGV, 11 + n, #ARGV)
+  if ARGV[6] == '-' then
+    redis.call('HDEL', key, '@o', '@i')
+  elseif ARGV[6] == '+' then
+    redis.call('HSET', key, '@o', ARGV[7], '@i', ARGV[8])
+  end
+  redis.call('PEXPIRE', key, ARGV[4])
+end
+-- Moves the session's index entry: it was `from`, owned by the digest `old` (or false), and is
+-- now `to`. `given` is the new owner's set when this change names the owner (declared in KEYS);
+-- an unchanged owner's set is derived from the digest kept in the hash.
+local function reindex(from, old, to, given)
+  local new = old
+  if ARGV[6] == '+' then
+    new = ARGV[8]
+  elseif ARGV[6] == '-' then
+    new = false
+  end
+  if old and (old ~= new or from ~= to) then
+    redis.call('SREM', ARGV[1] .. old, member(from))
+  end
+  if new then
+    local set = given or (ARGV[1] .. new)
+    redis.call('SADD', set, member(to))
+    extend(set, ARGV[4])
+  end
 end
 "#;
 
-/// `KEYS = [key]`, `ARGV = [created_ms, expires_ms, ttl_ms, field, value, ...]`.
+/// Writes a whole record into an empty key: `ARGV = [owner_set_prefix, created_ms, expires_ms,
+/// ttl_ms, last_seen_ms, retired, has_owner, owner, owner_digest, field, value, ...]`
+/// (`owner_digest` is `''` when the record is not indexed).
+const WRITE: &str = r#"
+local function write(key)
+  redis.call('HSET', key, '@c', ARGV[2], '@e', ARGV[3], '@s', ARGV[5])
+  if ARGV[6] == '1' then
+    redis.call('HSET', key, '@r', '1')
+  end
+  if ARGV[7] == '1' then
+    redis.call('HSET', key, '@o', ARGV[8])
+  end
+  if ARGV[9] ~= '' then
+    redis.call('HSET', key, '@i', ARGV[9])
+  end
+  each('HSET', key, ARGV, 10, #ARGV)
+  redis.call('PEXPIRE', key, ARGV[4])
+end
+"#;
+
+/// `KEYS = [key, owner's set (only for an owned record)]`, write arguments.
 /// Returns 1 when created, 2 when the key was taken.
 const CREATE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
-redis.call('HSET', KEYS[1], '@c', ARGV[1], '@e', ARGV[2])
-each('HSET', KEYS[1], 4, #ARGV)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+write(KEYS[1])
+if KEYS[2] then
+  redis.call('SADD', KEYS[2], member(KEYS[1]))
+  extend(KEYS[2], ARGV[4])
+end
 return 1
 "#;
 
-/// `KEYS = [key]`, update arguments. Returns 1 when applied, 0 when the session is gone.
+/// `KEYS = [key, new owner's set (only when the change names an owner)]`, update arguments.
+/// Returns 1 when applied, 0 when the session is gone, expired or retired.
 const UPDATE: &str = r#"
-if not live(KEYS[1]) then return 0 end
+if not writable(KEYS[1]) then return 0 end
+local old = redis.call('HGET', KEYS[1], '@i')
 apply(KEYS[1])
+reindex(KEYS[1], old, KEYS[1], KEYS[2])
 return 1
 "#;
 
-/// `KEYS = [old, new]`, update arguments. Returns 1 when moved, 0 when `old` is gone, 2 when
-/// `new` is taken.
+/// `KEYS = [old, new, new owner's set (only when the change names an owner)]`, update
+/// arguments. Returns 1 when moved, 0 when `old` is gone, expired or retired, 2 when `new` is
+/// taken.
+///
+/// Without a grace window the hash is `RENAME`d. With one, it is copied to `new`, and `old`
+/// stays as it was, marked retired, out of the owner index, expiring at the grace deadline or
+/// its own, whichever comes first.
 const RENEW: &str = r#"
-if not live(KEYS[1]) then return 0 end
+if not writable(KEYS[1]) then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
-redis.call('HSET', KEYS[1], '@e', ARGV[2])
-redis.call('RENAME', KEYS[1], KEYS[2])
+local old = redis.call('HGET', KEYS[1], '@i')
+if ARGV[9] == '' then
+  redis.call('HSET', KEYS[1], '@e', ARGV[3])
+  redis.call('RENAME', KEYS[1], KEYS[2])
+else
+  local fields = redis.call('HGETALL', KEYS[1])
+  each('HSET', KEYS[2], fields, 1, #fields)
+  local until_ms = redis.call('HGET', KEYS[1], '@e')
+  if tonumber(ARGV[9]) < tonumber(until_ms) then until_ms = ARGV[9] end
+  local left = tonumber(until_ms) - tonumber(ARGV[2])
+  if left > 0 then
+    redis.call('HSET', KEYS[1], '@r', '1', '@e', until_ms)
+    redis.call('HDEL', KEYS[1], '@i')
+    redis.call('PEXPIRE', KEYS[1], left)
+  else
+    redis.call('DEL', KEYS[1])
+  end
+end
 apply(KEYS[2])
+reindex(KEYS[1], old, KEYS[2], KEYS[3])
 return 1
 "#;
 
-/// `KEYS = [key]`, `ARGV = [created_ms, expires_ms, ttl_ms, field, value, ...]`: overwrites
-/// (used when the store is a cache in front of another store).
-const PUT: &str = r#"
-redis.call('HSET', KEYS[1], '@e', ARGV[2])
+/// `KEYS = [key]`, `ARGV = [owner_set_prefix]`: deletes the hash and its index entry.
+const DELETE: &str = r#"
+local digest = redis.call('HGET', KEYS[1], '@i')
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '@c', ARGV[1], '@e', ARGV[2])
-each('HSET', KEYS[1], 4, #ARGV)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if digest then
+  redis.call('SREM', ARGV[1] .. digest, member(KEYS[1]))
+end
 return 1
+"#;
+
+/// `KEYS = [key]`, write arguments: overwrites (used when the store is a cache in front of
+/// another store; a copy is never indexed).
+const PUT: &str = r#"
+redis.call('HSET', KEYS[1], '@e', ARGV[3])
+redis.call('DEL', KEYS[1])
+write(KEYS[1])
+return 1
+"#;
+
+/// `KEYS = [owner's set]`, `ARGV = [session_prefix, now_ms, owner]`: `[hex, created_ms,
+/// last_seen_ms, expires_ms]` of each live, writable session of the owner. Members whose hash is
+/// gone (expired in Redis) or no longer belongs to the owner are dropped from the set.
+const LIST_OWNED: &str = r#"
+local listed = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local f = redis.call('HMGET', ARGV[1] .. m, '@c', '@s', '@e', '@o', '@r')
+  if not f[3] or f[4] ~= ARGV[3] or f[5] then
+    redis.call('SREM', KEYS[1], m)
+  elseif tonumber(f[3]) > tonumber(ARGV[2]) then
+    listed[#listed + 1] = {m, f[1] or '0', f[2] or f[1] or '0', f[3]}
+  end
+end
+return listed
+"#;
+
+/// `KEYS = [key, owner's set]`, `ARGV = [owner]`. Returns 1 when the session was the owner's
+/// (and is now deleted), 0 otherwise.
+const DELETE_OWNED: &str = r#"
+local f = redis.call('HMGET', KEYS[1], '@o', '@r')
+if f[1] ~= ARGV[1] or f[2] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], member(KEYS[1]))
+return 1
+"#;
+
+/// `KEYS = [owner's set]`, `ARGV = [session_prefix, owner, keep_hex or '']`: deletes every
+/// session of the owner but `keep`, empties the set but for `keep`, and returns the hex of the
+/// deleted sessions.
+const DELETE_ALL_OWNED: &str = r#"
+local deleted = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if m ~= ARGV[3] then
+    local key = ARGV[1] .. m
+    local f = redis.call('HMGET', key, '@o', '@r')
+    if f[1] == ARGV[2] and not f[2] then
+      redis.call('DEL', key)
+      deleted[#deleted + 1] = m
+    end
+    redis.call('SREM', KEYS[1], m)
+  end
+end
+return deleted
 "#;
 
 /// Sessions in Redis, shared by every instance of the application.
 ///
 /// Each session is one Redis hash under `{prefix}{hex of the SHA-256 of its id}`: the id never
 /// reaches Redis, and the key is built only from the validated prefix and the hash. The hash
-/// holds the session's entries as JSON (fields `d:{key}`) next to two reserved fields for its
-/// creation and expiry (`@c`, `@e`), which no entry can collide with. Every write is one Lua
-/// script (`EVALSHA`, one round trip), run atomically by Redis:
+/// holds the session's entries as JSON (fields `d:{key}`) next to reserved fields, which no
+/// entry can collide with: its creation, expiry and last write (`@c`, `@e`, `@s`, in
+/// milliseconds since the Unix epoch), its owner (`@o`) and the SHA-256 of the owner in hex
+/// (`@i`, the name of the owner's index set) when it has one, and `@r` once it is retired.
 ///
-/// - **create** files the hash only if the key is absent (a taken key is retried with a fresh id);
-/// - **update** applies the change set as `HDEL` + `HSET` and moves the expiry, only if the session
-///   still exists and has not expired, so parallel requests that change different keys both
-///   survive and a request that finishes after a logout does not bring the session back;
-/// - the **idle refresh** moves only the expiry, at most once per refresh interval;
-/// - **renew** `RENAME`s the hash to the new key after checking both keys.
+/// The **owner index** is one Redis set per owner, under `{prefix}owner:{hex of the SHA-256 of
+/// the owner}` (the owner itself never appears in a key name, and `o` is not a hex digit, so the
+/// set cannot collide with a session), whose members are the hex hashes of the owner's live
+/// sessions. Its TTL is moved on every write to one of its sessions to at least that session's
+/// TTL, never shortened, so a set outlives its members and goes away by itself after the last
+/// one.
 ///
-/// A load is one `HGETALL`. Every key always carries a Redis TTL (`PEXPIRE` to the session's
-/// deadline), so Redis reclaims expired sessions by itself: no clean-up task is needed.
+/// Every write is one Lua script (`EVALSHA`, one round trip), run atomically by Redis, that keeps
+/// the owner index in step with the hash:
+///
+/// - **create** files the hash only if the key is absent (a taken key is retried with a fresh id)
+///   and adds it to its owner's set;
+/// - **update** applies the change set as `HDEL` + `HSET`, moves the expiry and last write, and
+///   moves the session between owner sets when the change names a new owner, only if the
+///   session still exists, has not expired and is not retired, so parallel requests that change
+///   different keys both survive and a request that finishes after a logout does not bring the
+///   session back;
+/// - the **idle refresh** moves only the expiry and last write, at most once per refresh
+///   interval;
+/// - **renew** `RENAME`s the hash to the new key after checking both keys; with a grace window
+///   it copies the hash instead and leaves the old one as it was, marked retired (`@r`), out of
+///   the owner set, expiring at the grace deadline or its own, whichever comes first;
+/// - **delete** removes the hash and its member of the owner's set.
+///
+/// A load is one `HGETALL`. Listing an owner's sessions, ending one of them and ending all of them
+/// are one script each, over the owner's set; a listing also drops the members whose hash Redis
+/// has expired. Every key always carries a Redis TTL (`PEXPIRE` to the session's deadline), so
+/// Redis reclaims expired sessions by itself: no clean-up task is needed.
 ///
 /// Each worker thread keeps one multiplexed connection (a [`ConnectionManager`]), opened on first
 /// use and reopened after a failure, so the store can be built before Redis is reachable and
@@ -141,8 +310,11 @@ return 1
 /// ```
 ///
 /// # Limitations
-/// - Redis Cluster is not supported: a renew touches two keys, which may live on different slots.
-///   Use a single primary (with replicas or Sentinel-managed failover behind one address).
+/// - Redis Cluster is not supported: a renew touches two keys, which may live on different slots,
+///   and the owner index is kept by scripts that reach keys they do not declare in `KEYS` (an
+///   unchanged owner's set is named by the hash itself, and listing or ending an owner's sessions
+///   reaches the sessions named by the set). Use a single primary (with replicas or
+///   Sentinel-managed failover behind one address).
 /// - Durability is whatever Redis is configured for: without AOF or RDB snapshots a restart
 ///   logs everyone out (each visitor then simply gets a fresh session).
 /// - Under `maxmemory` with an evicting policy, Redis may evict live sessions; their visitors get
@@ -159,11 +331,17 @@ struct Inner {
     client: Client,
     prefix: String,
     timeout: Duration,
+    /// `{prefix}owner:`, the start of every owner set's key.
+    owner_prefix: String,
     connections: Mutex<HashMap<ThreadId, ConnectionManager>>,
     create: Script,
     update: Script,
     renew: Script,
+    delete: Script,
     put: Script,
+    list_owned: Script,
+    delete_owned: Script,
+    delete_all_owned: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -216,16 +394,22 @@ impl RedisStoreBuilder {
             ));
         }
         let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        let writer = |body: &str| Script::new(&format!("{PRELUDE}{WRITE}{body}"));
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client: self.client,
+                owner_prefix: format!("{}{OWNER_SET}", self.prefix),
                 prefix: self.prefix,
                 timeout: self.timeout,
                 connections: Mutex::new(HashMap::new()),
-                create: script(CREATE),
+                create: writer(CREATE),
                 update: script(UPDATE),
                 renew: script(RENEW),
-                put: script(PUT),
+                delete: script(DELETE),
+                put: writer(PUT),
+                list_owned: script(LIST_OWNED),
+                delete_owned: script(DELETE_OWNED),
+                delete_all_owned: script(DELETE_ALL_OWNED),
             }),
         })
     }
@@ -267,6 +451,37 @@ fn ttl_millis(expires_at: SystemTime, now: SystemTime) -> u64 {
 
 fn field(key: &str) -> String {
     format!("{DATA}{key}")
+}
+
+/// The hex SHA-256 of an owner: names its index set.
+fn owner_digest(owner: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, owner.as_bytes());
+    let mut bytes = [0; 32];
+    bytes.copy_from_slice(digest.as_ref());
+    StorageKey::from_bytes(bytes).to_hex()
+}
+
+/// A storage key back from the 64 hex digits of a set member.
+fn key_from_hex(hex: &str) -> Option<StorageKey> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0; 32];
+    for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(StorageKey::from_bytes(bytes))
+}
+
+fn member_key(op: &'static str, hex: &str) -> Result<StorageKey, StoreError> {
+    key_from_hex(hex).ok_or_else(|| StoreError::new(op, "owner set with a malformed member"))
+}
+
+fn parse_millis(op: &'static str, value: &str) -> Result<SystemTime, StoreError> {
+    value
+        .parse::<u64>()
+        .map(from_millis)
+        .map_err(|_| StoreError::new(op, "owner set listing with a malformed time"))
 }
 
 /// Appends `field, json` pairs for `data` to a script call.
@@ -330,6 +545,25 @@ impl RedisStore {
     /// ```
     pub fn redis_key(&self, key: &StorageKey) -> String {
         format!("{}{}", self.inner.prefix, key.to_hex())
+    }
+
+    /// The Redis key of an owner's index set (the set of its sessions' hashes in hex): the
+    /// prefix, `owner:`, then the SHA-256 of the owner in hex.
+    ///
+    /// ```
+    /// use actix_typed_session::{redis, RedisStore};
+    ///
+    /// let store = RedisStore::new(redis::Client::open("redis://127.0.0.1/").unwrap());
+    /// let key = store.owner_key("alice@example.com");
+    /// assert!(key.starts_with("session:owner:") && !key.contains("alice"));
+    /// assert_eq!(key.len(), "session:owner:".len() + 64);
+    /// ```
+    pub fn owner_key(&self, owner: &str) -> String {
+        self.owner_set(&owner_digest(owner))
+    }
+
+    fn owner_set(&self, digest: &str) -> String {
+        format!("{}{digest}", self.inner.owner_prefix)
     }
 
     /// This thread's connection, opened if there is none yet.
@@ -400,8 +634,22 @@ impl RedisStore {
         decode(op, fields, now)
     }
 
-    /// Runs an update-style script: `ARGV = [now, expires, ttl, cleared, n_removed, removed...,
-    /// pairs...]`.
+    /// Runs a prepared script call on this thread's connection.
+    async fn invoke<T: ::redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        call: ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.run(
+            op,
+            |mut conn| async move { call.invoke_async(&mut conn).await },
+        )
+        .await
+    }
+
+    /// Runs an update-style script (see [`PRELUDE`] for its arguments); `keys` are the session
+    /// keys, followed by the new owner's set when the change names one.
+    #[allow(clippy::too_many_arguments)]
     async fn change(
         &self,
         op: &'static str,
@@ -410,28 +658,40 @@ impl RedisStore {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        retire_until: Option<SystemTime>,
     ) -> Result<i64, StoreError> {
         let mut call = script.prepare_invoke();
         for key in keys {
             call.key(key);
         }
-        call.arg(millis(now))
+        let (owner_change, owner, digest) = match changes.owner() {
+            None => ("", "", String::new()),
+            Some(None) => ("-", "", String::new()),
+            Some(Some(owner)) => {
+                let digest = owner_digest(owner);
+                call.key(self.owner_set(&digest));
+                ("+", owner, digest)
+            }
+        };
+        call.arg(&self.inner.owner_prefix)
+            .arg(millis(now))
             .arg(millis(expires_at))
             .arg(ttl_millis(expires_at, now))
             .arg(if changes.is_cleared() { "1" } else { "0" })
+            .arg(owner_change)
+            .arg(owner)
+            .arg(digest)
+            .arg(retire_until.map_or_else(String::new, |t| millis(t).to_string()))
             .arg(changes.removed().len());
         for removed in changes.removed() {
             call.arg(field(removed));
         }
         push_pairs(&mut call, changes.patch()).map_err(|e| StoreError::new(op, e))?;
-        self.run(
-            op,
-            |mut conn| async move { call.invoke_async(&mut conn).await },
-        )
-        .await
+        self.invoke(op, call).await
     }
 
-    /// Runs a script that writes a whole record: `ARGV = [created, expires, ttl, pairs...]`.
+    /// Runs a script that writes a whole record (see [`WRITE`] for its arguments); with `index`,
+    /// an owned record joins its owner's set.
     async fn write_record(
         &self,
         op: &'static str,
@@ -439,28 +699,28 @@ impl RedisStore {
         key: &StorageKey,
         record: &Record,
         ttl: u64,
+        index: bool,
     ) -> Result<i64, StoreError> {
         let mut call = script.key(self.redis_key(key));
-        call.arg(millis(record.created_at))
+        let digest = match &record.owner {
+            Some(owner) if index && !record.retired => {
+                let digest = owner_digest(owner);
+                call.key(self.owner_set(&digest));
+                digest
+            }
+            _ => String::new(),
+        };
+        call.arg(&self.inner.owner_prefix)
+            .arg(millis(record.created_at))
             .arg(millis(record.expires_at))
-            .arg(ttl);
+            .arg(ttl)
+            .arg(millis(record.last_seen))
+            .arg(if record.retired { "1" } else { "0" })
+            .arg(if record.owner.is_some() { "1" } else { "0" })
+            .arg(record.owner.as_deref().unwrap_or(""))
+            .arg(digest);
         push_pairs(&mut call, &record.data).map_err(|e| StoreError::new(op, e))?;
-        self.run(
-            op,
-            |mut conn| async move { call.invoke_async(&mut conn).await },
-        )
-        .await
-    }
-
-    async fn del(&self, op: &'static str, key: &StorageKey) -> Result<(), StoreError> {
-        let redis_key = self.redis_key(key);
-        self.run(op, |mut conn| async move {
-            ::redis::cmd("DEL")
-                .arg(&redis_key)
-                .query_async::<()>(&mut conn)
-                .await
-        })
-        .await
+        self.invoke(op, call).await
     }
 }
 
@@ -485,6 +745,15 @@ fn decode(
         return Ok(None);
     }
     let created_at = time(&mut fields, CREATED)?;
+    // Hashes written before the last write was recorded count it as their creation.
+    let last_seen = match fields.contains_key(LAST_SEEN) {
+        true => time(&mut fields, LAST_SEEN)?,
+        false => created_at,
+    };
+    let owner = fields.remove(OWNER);
+    // The owner's digest only names its index set; it is not part of the record.
+    fields.remove(OWNER_INDEX);
+    let retired = fields.remove(RETIRED).is_some_and(|flag| flag == "1");
     let mut data = Map::new();
     for (name, json) in fields {
         let Some(key) = name.strip_prefix(DATA) else {
@@ -493,7 +762,11 @@ fn decode(
         let value = serde_json::from_str(&json).map_err(|e| StoreError::new(op, e))?;
         data.insert(key.to_owned(), value);
     }
-    Ok(Some(Record::new(data, created_at, expires_at)))
+    Ok(Some(
+        Record::new(data, created_at, expires_at)
+            .with_owner(owner)
+            .with_activity(last_seen, retired),
+    ))
 }
 
 fn result(code: i64, otherwise: WriteResult) -> WriteResult {
@@ -514,7 +787,14 @@ impl SessionStore for RedisStore {
         // middleware's clock in production (they are the same clock).
         let ttl = ttl_millis(record.expires_at, SystemTime::now());
         let code = self
-            .write_record("creating a session", &self.inner.create, key, record, ttl)
+            .write_record(
+                "creating a session",
+                &self.inner.create,
+                key,
+                record,
+                ttl,
+                true,
+            )
             .await?;
         Ok(result(code, WriteResult::Collision))
     }
@@ -534,6 +814,7 @@ impl SessionStore for RedisStore {
                 changes,
                 expires_at,
                 now,
+                None,
             )
             .await?;
         Ok(result(code, WriteResult::Missing))
@@ -553,6 +834,7 @@ impl SessionStore for RedisStore {
                 &ChangeSet::default(),
                 expires_at,
                 now,
+                None,
             )
             .await?;
         Ok(result(code, WriteResult::Missing))
@@ -565,7 +847,7 @@ impl SessionStore for RedisStore {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
-        _retire_until: Option<SystemTime>,
+        retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
         let code = self
             .change(
@@ -575,19 +857,76 @@ impl SessionStore for RedisStore {
                 changes,
                 expires_at,
                 now,
+                retire_until,
             )
             .await?;
         Ok(result(code, WriteResult::Missing))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.del("deleting a session", key).await
+        let mut call = self.inner.delete.key(self.redis_key(key));
+        call.arg(&self.inner.owner_prefix);
+        self.invoke::<i64>("deleting a session", call)
+            .await
+            .map(drop)
+    }
+
+    fn indexes_owners(&self) -> bool {
+        true
+    }
+
+    async fn list_owned(
+        &self,
+        owner: &str,
+        now: SystemTime,
+    ) -> Result<Vec<OwnedSession>, StoreError> {
+        const OP: &str = "listing an owner's sessions";
+        let mut call = self.inner.list_owned.key(self.owner_key(owner));
+        call.arg(&self.inner.prefix).arg(millis(now)).arg(owner);
+        let rows: Vec<Vec<String>> = self.invoke(OP, call).await?;
+        rows.iter()
+            .map(|row| match row.as_slice() {
+                [hex, created, last_seen, expires] => Ok(OwnedSession::new(
+                    member_key(OP, hex)?,
+                    parse_millis(OP, created)?,
+                    parse_millis(OP, last_seen)?,
+                    parse_millis(OP, expires)?,
+                )),
+                _ => Err(StoreError::new(
+                    OP,
+                    "owner set listing of an unexpected shape",
+                )),
+            })
+            .collect()
+    }
+
+    async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {
+        let mut call = self.inner.delete_owned.key(self.redis_key(key));
+        call.key(self.owner_key(owner)).arg(owner);
+        let code: i64 = self
+            .invoke("ending one of an owner's sessions", call)
+            .await?;
+        Ok(code == 1)
+    }
+
+    async fn delete_all_owned(
+        &self,
+        owner: &str,
+        keep: Option<&StorageKey>,
+    ) -> Result<Vec<StorageKey>, StoreError> {
+        const OP: &str = "ending an owner's sessions";
+        let mut call = self.inner.delete_all_owned.key(self.owner_key(owner));
+        call.arg(&self.inner.prefix)
+            .arg(owner)
+            .arg(keep.map_or_else(String::new, StorageKey::to_hex));
+        let deleted: Vec<String> = self.invoke(OP, call).await?;
+        deleted.iter().map(|hex| member_key(OP, hex)).collect()
     }
 }
 
 /// Redis as the shared cache of a [`CachedStore`](crate::CachedStore): entries are whole
-/// records under this store's prefix, each with a Redis TTL of at most the cache's staleness
-/// bound.
+/// records (owner, last write and retired flag included) under this store's prefix, each with a
+/// Redis TTL of at most the cache's staleness bound. Copies are never added to an owner's set.
 impl SessionCache for RedisStore {
     async fn get(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
         self.hgetall("reading a cached session", key, now).await
@@ -603,13 +942,27 @@ impl SessionCache for RedisStore {
         let ttl = ttl_millis(record.expires_at, now)
             .min(u64::try_from(fresh_for.as_millis()).unwrap_or(u64::MAX))
             .max(1);
-        self.write_record("caching a session", &self.inner.put, key, record, ttl)
-            .await
-            .map(drop)
+        self.write_record(
+            "caching a session",
+            &self.inner.put,
+            key,
+            record,
+            ttl,
+            false,
+        )
+        .await
+        .map(drop)
     }
 
     async fn invalidate(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.del("invalidating a cached session", key).await
+        let redis_key = self.redis_key(key);
+        self.run("invalidating a cached session", |mut conn| async move {
+            ::redis::cmd("DEL")
+                .arg(&redis_key)
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
     }
 }
 
@@ -635,9 +988,32 @@ mod tests {
 
     #[test]
     fn data_fields_cannot_collide_with_reserved_fields() {
-        for key in ["@c", "@e", "", "d:", "c"] {
+        let reserved = [CREATED, EXPIRES, LAST_SEEN, OWNER, OWNER_INDEX, RETIRED];
+        for key in ["@c", "@e", "@o", "@i", "@r", "@s", "", "d:", "c"] {
             let f = field(key);
-            assert!(f.starts_with(DATA) && f != CREATED && f != EXPIRES);
+            assert!(f.starts_with(DATA) && !reserved.contains(&f.as_str()));
+        }
+        // Every reserved field is the one the scripts use.
+        let scripts = [PRELUDE, WRITE, LIST_OWNED, DELETE, DELETE_OWNED].concat();
+        for name in reserved {
+            assert!(scripts.contains(&format!("'{name}'")), "{name}");
+        }
+    }
+
+    #[test]
+    fn owner_sets_cannot_collide_with_session_keys() {
+        let store = RedisStore::new(Client::open("redis://127.0.0.1/").unwrap());
+        let set = store.owner_key("alice");
+        let rest = set.strip_prefix(store.prefix()).unwrap();
+        assert!(!rest.as_bytes()[0].is_ascii_hexdigit());
+        assert_eq!(rest.len(), OWNER_SET.len() + 64);
+        assert!(!set.contains("alice"));
+        assert_ne!(store.owner_key("alice"), store.owner_key("bob"));
+        // The hex of a key comes back as the key.
+        let key = StorageKey::from_bytes(std::array::from_fn(|i| i as u8 * 7));
+        assert_eq!(key_from_hex(&key.to_hex()), Some(key));
+        for bad in ["", "ab", &"g".repeat(64), &"é".repeat(32), &"a".repeat(66)] {
+            assert_eq!(key_from_hex(bad), None, "{bad:?}");
         }
     }
 
@@ -661,7 +1037,21 @@ mod tests {
         fields.insert("d:a".to_owned(), "[1,2]".to_owned());
         fields.insert("stray".to_owned(), "x".to_owned());
         let record = decode("test", fields.clone(), now).unwrap().unwrap();
+        // A hash without a last write (written by an older version) was last seen at creation.
+        assert_eq!(record.last_seen, record.created_at);
+        assert_eq!((record.owner, record.retired), (None, false));
         assert_eq!(Value::Object(record.data), serde_json::json!({"a": [1, 2]}));
+        let mut owned = fields.clone();
+        let seen = millis(now + Duration::from_secs(5));
+        owned.insert(LAST_SEEN.to_owned(), seen.to_string());
+        owned.insert(OWNER.to_owned(), "ann".to_owned());
+        owned.insert(OWNER_INDEX.to_owned(), owner_digest("ann"));
+        owned.insert(RETIRED.to_owned(), "1".to_owned());
+        let record = decode("test", owned, now).unwrap().unwrap();
+        assert_eq!(record.last_seen, from_millis(seen));
+        assert_eq!(record.owner.as_deref(), Some("ann"));
+        assert!(record.retired);
+        assert_eq!(record.data.len(), 1);
         assert!(decode("test", fields, now + Duration::from_secs(61))
             .unwrap()
             .is_none());
