@@ -11,7 +11,7 @@ use syn::{
 };
 
 const CONTAINER_KEYS: &str = "`name`, `backend`, `crate`";
-const FIELD_KEYS: &str = "`rename`, `flash`, `default`";
+const FIELD_KEYS: &str = "`rename`, `flash`, `default`, `owner`";
 
 /// The errors of one input, reported together.
 #[derive(Default)]
@@ -67,6 +67,8 @@ pub(crate) struct Field<'a> {
     pub(crate) flash: Option<Ident>,
     /// The function of `default = "..."`, if given.
     pub(crate) default: Option<Path>,
+    /// The `owner` keyword, if given: the field's value is also the session's owner.
+    pub(crate) owner: Option<Ident>,
 }
 
 impl Field<'_> {
@@ -108,7 +110,7 @@ impl<'a> Container<'a> {
                             set_once(&mut krate, path, &meta.path, errors);
                         }
                     }
-                    "rename" | "flash" | "default" => {
+                    "rename" | "flash" | "default" | "owner" => {
                         errors.spanned(
                             &meta.path,
                             format_args!(
@@ -203,6 +205,7 @@ impl<'a> Field<'a> {
         let mut rename = None;
         let mut flash = None;
         let mut default = None;
+        let mut owner = None;
         for attr in session_attrs(&field.attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 let key = key_name(&meta.path);
@@ -212,17 +215,8 @@ impl<'a> Field<'a> {
                             set_once(&mut rename, lit, &meta.path, errors);
                         }
                     }
-                    "flash" => {
-                        if !(meta.input.is_empty() || meta.input.peek(Token![,])) {
-                            errors.spanned(
-                                &meta.path,
-                                "`flash` takes no value: write `#[session(flash)]`",
-                            );
-                            skip_value(&meta)?;
-                        } else if let Some(word) = meta.path.get_ident() {
-                            set_once(&mut flash, word.clone(), &meta.path, errors);
-                        }
-                    }
+                    "flash" => flag(&meta, &mut flash, errors)?,
+                    "owner" => flag(&meta, &mut owner, errors)?,
                     "default" => {
                         if let Some(path) = path_value(&meta, errors)? {
                             set_once(&mut default, path, &meta.path, errors);
@@ -269,6 +263,7 @@ impl<'a> Field<'a> {
             rename,
             flash,
             default,
+            owner,
         }
     }
 }
@@ -297,6 +292,25 @@ fn set_once<T>(slot: &mut Option<T>, value: T, path: &Path, errors: &mut Errors)
     } else {
         *slot = Some(value);
     }
+}
+
+/// A keyword without a value, such as `flash`.
+fn flag(
+    meta: &ParseNestedMeta<'_>,
+    slot: &mut Option<Ident>,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    if !(meta.input.is_empty() || meta.input.peek(Token![,])) {
+        let key = key_name(&meta.path);
+        errors.spanned(
+            &meta.path,
+            format_args!("`{key}` takes no value: write `#[session({key})]`"),
+        );
+        skip_value(meta)?;
+    } else if let Some(word) = meta.path.get_ident() {
+        set_once(slot, word.clone(), &meta.path, errors);
+    }
+    Ok(())
 }
 
 /// The tokens after `key =`, up to the next top-level comma; `None` (and an error) when the key

@@ -74,6 +74,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `store(&Cart) -> Result<(), SessionError>` | writes every field, all or nothing |
 /// | `renew()`, `purge()`, `clear()` | the session's own verbs |
 /// | `as_session()`, `into_session()` | the untyped `Session` underneath |
+/// | `owned_sessions()`, `end_session(&handle)`, `end_other_sessions()`, `end_all_sessions()` | with an `owner` field (see below): list and end the owner's sessions, as the `Session` methods of the same names (async) |
 ///
 /// The field's `///` comments are copied onto its accessors. A stored value that no longer
 /// deserializes as the field's type (say, after a deployment changed it) is
@@ -186,6 +187,60 @@ use syn::{parse_macro_input, DeriveInput};
 /// }
 /// ```
 ///
+/// ## `#[session(owner)]`
+/// The field that names the logged-in user. Its value is stored under its key like any other
+/// field, and the session is also tied to the value's text (its `Display`) as its owner
+/// (`Session::set_owner`), so that the user's sessions can be listed and ended:
+///
+/// - `set_field(value)` stores the value and sets the owner; for an `Option` field,
+///   `set_field(None)` removes the key and unties the session (`Session::clear_owner`);
+/// - `remove_field()` removes the key and unties the session;
+/// - `store(&value)` keeps the owner in step with the field, like the setter.
+///
+/// The key and the owner change together, or on error not at all: an owner whose text is empty
+/// or over 256 bytes is `SessionError::InvalidOwner`, a server-side store that keeps no owner
+/// index is `SessionError::OwnersUnsupported`. So a plain `String` owner field cannot hold `""`;
+/// make it an `Option` for a session that may be logged out. The field's type (the `T` of an
+/// `Option<T>`) must implement `Display`. At most one field of a struct is the owner, and not
+/// a flash field. The owner set by other code (`Session::set_owner` directly) is not copied
+/// into the field.
+///
+/// With an owner field the accessor also has `owned_sessions()`, `end_session(&handle)`,
+/// `end_other_sessions()` and `end_all_sessions()`, which pass through to the `Session` methods
+/// of the same names (also reachable through `as_session()`).
+///
+/// ```
+/// # use actix_typed_session::SessionData;
+/// # use actix_web::{web, HttpResponse};
+/// #[derive(SessionData)]
+/// #[session(name = "auth")]
+/// struct Auth {
+///     #[session(owner)]
+///     user_id: Option<u64>,
+/// }
+///
+/// async fn login(auth: AuthSession, user: web::Path<u64>) -> actix_web::Result<HttpResponse> {
+///     auth.renew(); // a new id at login, against session fixation
+///     auth.set_user_id(Some(user.into_inner()))?; // stores `user_id`, ties the session to it
+///     Ok(HttpResponse::Ok().finish())
+/// }
+///
+/// async fn devices(auth: AuthSession) -> actix_web::Result<HttpResponse> {
+///     let sessions = auth.owned_sessions().await?; // every session of this user
+///     Ok(HttpResponse::Ok().json(sessions))
+/// }
+///
+/// async fn log_out_everywhere_else(auth: AuthSession) -> actix_web::Result<HttpResponse> {
+///     let ended = auth.end_other_sessions().await?;
+///     Ok(HttpResponse::Ok().body(format!("{ended} other sessions ended")))
+/// }
+///
+/// async fn logout(auth: AuthSession) -> HttpResponse {
+///     auth.purge(); // or `auth.set_user_id(None)?` to keep the session but untie it
+///     HttpResponse::Ok().finish()
+/// }
+/// ```
+///
 /// # Checked when the app is built
 /// `SessionMiddlewareBuilder::register::<T>()` makes `build()` fail with a `BuildError` when the
 /// type names a backend that is not registered (naming the type, the backend and the backends
@@ -195,7 +250,8 @@ use syn::{parse_macro_input, DeriveInput};
 /// # Compile errors
 /// Each points at the offending tokens: input that is not a struct with named fields, generic
 /// structs, unknown or duplicate attributes, two fields on one key, `flash` on a field that is
-/// not a `Vec`, a session name that cannot be a cookie name, and a field whose accessor names
+/// not a `Vec`, more than one `owner` field or `owner` with `flash`, an owner type without
+/// `Display`, a session name that cannot be a cookie name, and a field whose accessor names
 /// would collide with another method. All errors of one struct are reported in one compile.
 ///
 /// Generic structs are not supported, since one session name stores one set of types:

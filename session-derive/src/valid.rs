@@ -19,6 +19,28 @@ pub(crate) const FIXED_METHODS: &[(&str, &str)] = &[
     ("into_session", "returns the untyped session"),
 ];
 
+/// Methods an accessor has when one of its fields is the owner.
+pub(crate) const OWNER_METHODS: &[(&str, &str)] = &[
+    ("owned_sessions", "lists the owner's sessions"),
+    ("end_session", "ends one of the owner's sessions"),
+    ("end_other_sessions", "ends the owner's other sessions"),
+    ("end_all_sessions", "ends all of the owner's sessions"),
+];
+
+/// The field that is the session's owner, if any (the first, when the input has errors).
+pub(crate) fn owner_field<'c, 'a>(fields: &'c [Field<'a>]) -> Option<&'c Field<'a>> {
+    fields.iter().find(|f| f.owner.is_some())
+}
+
+/// The methods every accessor of `fields` has, with what they do.
+pub(crate) fn fixed_methods(fields: &[Field<'_>]) -> Vec<(&'static str, &'static str)> {
+    let mut methods = FIXED_METHODS.to_vec();
+    if owner_field(fields).is_some() {
+        methods.extend_from_slice(OWNER_METHODS);
+    }
+    methods
+}
+
 pub(crate) fn check(container: &Container<'_>, errors: &mut Errors) {
     if !container.generics.params.is_empty() {
         errors.spanned(
@@ -41,6 +63,7 @@ pub(crate) fn check(container: &Container<'_>, errors: &mut Errors) {
     for field in &container.fields {
         check_flash(field, errors);
     }
+    check_owner(&container.fields, errors);
     check_keys(&container.fields, errors);
     check_methods(&container.fields, errors);
 }
@@ -112,6 +135,40 @@ fn check_flash(field: &Field<'_>, errors: &mut Errors) {
     }
 }
 
+/// At most one owner field, and not a flash list.
+fn check_owner(fields: &[Field<'_>], errors: &mut Errors) {
+    let mut first: Option<&Field<'_>> = None;
+    for field in fields {
+        let Some(owner) = &field.owner else {
+            continue;
+        };
+        if field.flash.is_some() {
+            errors.spanned(
+                owner,
+                format_args!(
+                    "`owner` cannot be combined with `flash`: the owner is one value (the \
+                     logged-in user), and `{}` is a list of read-once messages; remove `owner` \
+                     or `flash`",
+                    field.name()
+                ),
+            );
+        }
+        match first {
+            Some(first) => errors.spanned(
+                owner,
+                format_args!(
+                    "field `{}` is already the session's owner, and a session has one owner; \
+                     remove #[session(owner)] from `{}` or from `{}`",
+                    first.name(),
+                    first.name(),
+                    field.name()
+                ),
+            ),
+            None => first = Some(field),
+        }
+    }
+}
+
 fn check_keys(fields: &[Field<'_>], errors: &mut Errors) {
     let mut owners: HashMap<&str, &Field<'_>> = HashMap::new();
     for field in fields {
@@ -147,7 +204,7 @@ pub(crate) fn field_methods(field: &Field<'_>) -> Vec<(String, &'static str)> {
 }
 
 fn check_methods(fields: &[Field<'_>], errors: &mut Errors) {
-    let mut taken: HashMap<String, String> = FIXED_METHODS
+    let mut taken: HashMap<String, String> = fixed_methods(fields)
         .iter()
         .map(|(name, what)| {
             (

@@ -134,7 +134,7 @@ pub mod __private {
 
     use serde::{de::DeserializeOwned, Serialize};
 
-    pub use crate::{Session, SessionData, SessionError};
+    pub use crate::{Session, SessionData, SessionError, SessionHandle, SessionInfo};
     pub use actix_web::{dev::Payload, FromRequest, HttpRequest};
     pub use core::{
         any::type_name,
@@ -144,6 +144,7 @@ pub mod __private {
         result::Result::{self, Err, Ok},
         unreachable,
     };
+    pub use std::vec::Vec;
 
     pub use crate::{
         __require_backend_cookie as require_backend_cookie,
@@ -296,22 +297,79 @@ pub mod __private {
         Ok(items)
     }
 
-    /// Runs `write`; if it fails, the session's data and pending changes are as before it.
+    /// Runs `write`; if it fails, the session's data, owner and pending changes are as before
+    /// it.
     pub fn all_or_nothing(
         session: &Session,
         write: impl FnOnce() -> Result<(), SessionError>,
     ) -> Result<(), SessionError> {
-        let (entries, changes) = {
+        let (entries, changes, owner) = {
             let state = session.state();
-            (state.entries.clone(), state.changes.clone())
+            (
+                state.entries.clone(),
+                state.changes.clone(),
+                state.owner.clone(),
+            )
         };
         let result = write();
         if result.is_err() {
             let mut state = session.state();
             state.entries = entries;
             state.changes = changes;
+            state.owner = owner;
         }
         result
+    }
+
+    /// The text an owner field's value ties the session to: its `Display`.
+    #[diagnostic::on_unimplemented(
+        message = "the session owner field's type `{Self}` does not implement `std::fmt::Display`",
+        label = "the owner field's value, as text, is the session's owner, and `{Self}` has no text",
+        note = "implement `Display` for `{Self}` (writing the user's id, say), or make the owner \
+                a field whose type has it, such as a `String` or an integer id"
+    )]
+    pub trait OwnerText {
+        fn owner_text(&self) -> String;
+    }
+
+    impl<T: fmt::Display + ?Sized> OwnerText for T {
+        fn owner_text(&self) -> String {
+            self.to_string()
+        }
+    }
+
+    /// Sets the owner field `key` to `value` and ties the session to `value`'s text: both, or
+    /// (on error) neither.
+    pub fn set_owner_field<T: Serialize + OwnerText + ?Sized>(
+        session: &Session,
+        key: &str,
+        value: &T,
+    ) -> Result<(), SessionError> {
+        all_or_nothing(session, || {
+            session.set_owner(value.owner_text())?;
+            session.insert(key, value)
+        })
+    }
+
+    /// [`set_owner_field`] for `Some`; for `None`, removes the key and unties the session.
+    pub fn set_owner_option<T: Serialize + OwnerText>(
+        session: &Session,
+        key: &str,
+        value: Option<&T>,
+    ) -> Result<(), SessionError> {
+        match value {
+            Some(value) => set_owner_field(session, key, value),
+            None => {
+                remove_owner_field(session, key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the owner field `key` and unties the session from its owner.
+    pub fn remove_owner_field(session: &Session, key: &str) {
+        session.clear_owner();
+        session.remove(key);
     }
 }
 
