@@ -79,7 +79,7 @@ impl SessionMiddleware {
         SessionMiddlewareBuilder::new(key)
     }
 
-    /// Lists and ends the sessions of any owner outside of a request (see [`SessionAdmin`]).
+    /// Lists and ends the sessions of any owner outside of a request (see [`SessionAdmin`](crate::SessionAdmin)).
     ///
     /// ```
     /// use actix_typed_session::{Key, MemoryStore, SessionMiddleware};
