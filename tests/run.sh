@@ -19,7 +19,7 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "each feature builds on its own, without warnings"
 cargo clippy -q -p actix-typed-session --no-default-features -- -D warnings
-for feature in cookie memory postgres redis derive; do
+for feature in cookie memory postgres redis derive metrics; do
   cargo clippy -q -p actix-typed-session --no-default-features --features "$feature" -- -D warnings
 done
 
