@@ -87,9 +87,12 @@ impl<S: SessionStore> SessionStore for HookedStore<S> {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
         (self.hook)(Op::Renew)?;
-        self.inner.renew(old, new, changes, expires_at, now).await
+        self.inner
+            .renew(old, new, changes, expires_at, now, retire_until)
+            .await
     }
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         (self.hook)(Op::Delete)?;

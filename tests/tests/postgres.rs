@@ -145,7 +145,7 @@ async fn store_level_writes_are_conditional() {
     );
     assert_eq!(
         store
-            .renew(&key_n(1), &key_n(9), &changes, later, now)
+            .renew(&key_n(1), &key_n(9), &changes, later, now, None)
             .await
             .unwrap(),
         WriteResult::Missing
@@ -169,7 +169,7 @@ async fn store_level_writes_are_conditional() {
         .unwrap();
     assert_eq!(
         store
-            .renew(&key_n(2), &key_n(3), &changes, later, now)
+            .renew(&key_n(2), &key_n(3), &changes, later, now, None)
             .await
             .unwrap(),
         WriteResult::Collision
@@ -179,7 +179,7 @@ async fn store_level_writes_are_conditional() {
     // A real renew moves the data, applies the change and kills the old key.
     assert_eq!(
         store
-            .renew(&key_n(2), &key_n(4), &changes, later, now)
+            .renew(&key_n(2), &key_n(4), &changes, later, now, None)
             .await
             .unwrap(),
         WriteResult::Done

@@ -126,7 +126,7 @@ async fn store_level_writes_are_conditional() {
     );
     assert_eq!(
         store
-            .renew(&key_n(1), &key_n(9), &changes, far, after)
+            .renew(&key_n(1), &key_n(9), &changes, far, after, None)
             .await
             .unwrap(),
         WriteResult::Missing
@@ -156,7 +156,7 @@ async fn store_level_writes_are_conditional() {
         .unwrap();
     assert_eq!(
         store
-            .renew(&key_n(2), &key_n(3), &changes, later, now)
+            .renew(&key_n(2), &key_n(3), &changes, later, now, None)
             .await
             .unwrap(),
         WriteResult::Collision
@@ -171,7 +171,7 @@ async fn store_level_writes_are_conditional() {
     // old key.
     assert_eq!(
         store
-            .renew(&key_n(2), &key_n(4), &changes, later, now)
+            .renew(&key_n(2), &key_n(4), &changes, later, now, None)
             .await
             .unwrap(),
         WriteResult::Done
@@ -245,6 +245,7 @@ async fn every_key_always_has_a_ttl_and_the_refresh_moves_only_the_expiry() {
             &ChangeSet::default(),
             now + minute,
             now,
+            None,
         )
         .await
         .unwrap();

@@ -85,7 +85,7 @@ fn memory_store_never_updates_touches_or_renews_an_expired_session() {
         "touch revived an expired session"
     );
     assert_eq!(
-        now_or_never(store.renew(&key, &other, &changes, far, later)).unwrap(),
+        now_or_never(store.renew(&key, &other, &changes, far, later, None)).unwrap(),
         WriteResult::Missing,
         "renew revived an expired session"
     );
