@@ -742,6 +742,57 @@ async fn delete_all_owned_ends_every_session_of_the_owner_but_the_one_kept() {
     assert!(store.load(&key_n(5), now).await.unwrap().is_some());
 }
 
+/// "End all my other sessions" while one of them is being renewed on another device: the renewed
+/// session must not escape. The renew's transaction is played by hand and held open, so the
+/// `DELETE` of `delete_all_owned` has to wait for it.
+#[actix_web::test]
+async fn delete_all_owned_does_not_miss_a_session_renewed_meanwhile() {
+    let (store, schema) = pg::store().await;
+    let now = whole_secs(SystemTime::now());
+    let hour = now + secs(3600);
+    for n in [1, 2] {
+        store
+            .create(&key_n(n), &owned(json!({}), now, hour, Some("alice")))
+            .await
+            .unwrap();
+    }
+    let t = format!("\"{}\".sessions", schema.name);
+    let pool = pg::pool(&schema.url, 1);
+    let mut client = pool.get().await.unwrap();
+    let renew = client.transaction().await.unwrap();
+    renew
+        .execute(
+            &format!("UPDATE {t} SET retired = true, expires_at = $2 WHERE id_hash = $1"),
+            &[&key_n(2).as_bytes().as_slice(), &(now + secs(5))],
+        )
+        .await
+        .unwrap();
+    renew
+        .execute(
+            &format!(
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner)
+                 VALUES ($1, '{{}}', $2, $3, $2, 'alice')"
+            ),
+            &[&key_n(3).as_bytes().as_slice(), &now, &hour],
+        )
+        .await
+        .unwrap();
+    let keep = key_n(1);
+    let ending = store.delete_all_owned("alice", Some(&keep));
+    let committing = async {
+        // Long enough for the DELETE to reach the row the renew holds.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        renew.commit().await.unwrap();
+    };
+    let (deleted, ()) = tokio::join!(ending, committing);
+    assert_eq!(deleted.unwrap(), [key_n(3)], "the renewed session escaped");
+    assert_eq!(listed(&store, "alice", now).await, keys_of(&[1]));
+    assert!(store.load(&key_n(3), now).await.unwrap().is_none());
+    // The retired copy of the renewed session stays readable for its grace window, as any
+    // retired copy does.
+    assert!(store.load(&key_n(2), now).await.unwrap().unwrap().retired);
+}
+
 #[actix_web::test]
 async fn renew_with_a_grace_window_keeps_a_retired_read_only_copy() {
     let (store, schema) = pg::store().await;
@@ -1289,6 +1340,7 @@ async fn round_trips_per_operation() {
          delete_owned, delete_all_owned, delete): cold {:?}, warm {warm:?}",
         counted[0]
     );
-    // A renew is BEGIN, take the old row, insert the new one, COMMIT.
-    assert_eq!(warm, &[1, 1, 1, 1, 4, 4, 1, 1, 1, 1]);
+    // A renew is BEGIN, take the old row, insert the new one, COMMIT; ending all of an owner's
+    // sessions is BEGIN (repeatable read), DELETE, COMMIT.
+    assert_eq!(warm, &[1, 1, 1, 1, 4, 4, 1, 1, 3, 1]);
 }

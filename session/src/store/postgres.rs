@@ -7,7 +7,7 @@ use std::{
 
 use deadpool_postgres::Pool;
 use serde_json::{Map, Value};
-use tokio_postgres::types::Json;
+use tokio_postgres::{error::SqlState, types::Json, IsolationLevel};
 
 use crate::{
     BuildError, ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult,
@@ -15,6 +15,8 @@ use crate::{
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_BATCH: i64 = 1_000;
+/// How many times ending an owner's sessions is tried when concurrent writes to them conflict.
+const OWNER_ATTEMPTS: usize = 5;
 
 /// Sessions in a PostgreSQL table, shared by every instance of the application.
 ///
@@ -42,7 +44,9 @@ const DEFAULT_BATCH: i64 = 1_000;
 /// The owner index ([`list_owned`](SessionStore::list_owned),
 /// [`delete_owned`](SessionStore::delete_owned),
 /// [`delete_all_owned`](SessionStore::delete_all_owned)) is the `owner` column itself, so it can
-/// never disagree with the sessions; ending all of an owner's sessions is one `DELETE`.
+/// never disagree with the sessions. Ending all of an owner's sessions is one `DELETE` in a
+/// repeatable-read transaction, retried if a concurrent write to one of them (a renew, say)
+/// conflicts, so that no session renewed meanwhile escapes.
 ///
 /// Expired rows (retired copies included) are never loaded. [`delete_expired`](Self::delete_expired)
 /// removes them in bounded batches, on demand or from the background task of
@@ -692,23 +696,45 @@ impl SessionStore for PostgresStore {
     ) -> Result<Vec<StorageKey>, StoreError> {
         let op = "ending an owner's sessions";
         self.bounded(op, async {
-            let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+            let mut client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
             let stmt = client
                 .prepare_cached(&self.queries.delete_all_owned)
                 .await
                 .map_err(|e| StoreError::new(op, e))?;
             let keep = keep.map(|k| k.as_bytes().as_slice());
-            let rows = client
-                .query(&stmt, &[&owner, &keep])
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            rows.iter()
-                .map(|row| {
-                    row.try_get(0)
-                        .map_err(|e| StoreError::new(op, e))
-                        .and_then(|b| storage_key(b).map_err(|e| StoreError::new(op, e)))
-                })
-                .collect()
+            // One DELETE, in a repeatable-read transaction. Under read committed, a DELETE that
+            // waits for a concurrent renew of one of the owner's sessions skips the old row
+            // (retired or gone once the renew commits) and cannot see the new one, which started
+            // after its snapshot: the renewed session would escape. Repeatable read fails the
+            // DELETE instead, and the retry's fresh snapshot sees the new row.
+            for _ in 0..OWNER_ATTEMPTS {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .start()
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                let rows = match tx.query(&stmt, &[&owner, &keep]).await {
+                    Ok(rows) => rows,
+                    // Dropping the transaction rolls it back.
+                    Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => continue,
+                    Err(e) => return Err(StoreError::new(op, e)),
+                };
+                let deleted = rows
+                    .iter()
+                    .map(|row| {
+                        row.try_get(0)
+                            .map_err(|e| StoreError::new(op, e))
+                            .and_then(|b| storage_key(b).map_err(|e| StoreError::new(op, e)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit().await.map_err(|e| StoreError::new(op, e))?;
+                return Ok(deleted);
+            }
+            Err(StoreError::new(
+                op,
+                format!("the sessions kept changing during {OWNER_ATTEMPTS} attempts"),
+            ))
         })
         .await
     }
