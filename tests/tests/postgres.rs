@@ -1,11 +1,15 @@
-//! PostgreSQL backend: schema, atomic change sets under contention, expiry clean-up, several
+//! PostgreSQL backend: schema and its upgrade, atomic change sets under contention, the owner
+//! index and the renew grace copy, round trips per operation, expiry clean-up, several
 //! instances, and faults on throw-away clusters.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use actix_typed_session::{
-    BuildError, ChangeSet, Key, PostgresStore, Record, SessionMiddleware, SessionStore, StatusCode,
-    StorageKey, WriteResult,
+    BuildError, ChangeSet, Key, OwnedSession, PostgresStore, Record, SessionMiddleware,
+    SessionStore, StatusCode, StorageKey, WriteResult,
 };
 use actix_typed_session_tests::{
     client,
@@ -77,8 +81,21 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["id_hash", "data", "created_at", "expires_at"]);
+    assert_eq!(
+        names,
+        [
+            "id_hash",
+            "data",
+            "created_at",
+            "expires_at",
+            "last_seen",
+            "owner",
+            "retired"
+        ]
+    );
     assert_eq!(columns[1].1, "jsonb");
+    assert_eq!(columns[5].1, "text");
+    assert_eq!(columns[6].1, "boolean");
     let indexed: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexdef LIKE '%(expires_at)%'",
@@ -88,6 +105,18 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         .unwrap()
         .get(0);
     assert_eq!(indexed, 1, "an index on the expiry column");
+    let owner_index: String = client
+        .query_one(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'sessions_owner_idx'",
+            &[&schema.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        owner_index.contains("(owner) WHERE ((owner IS NOT NULL) AND (NOT retired))"),
+        "a partial index on the owned, non-retired rows: {owner_index}"
+    );
 }
 
 #[actix_web::test]
@@ -463,4 +492,855 @@ async fn a_restart_under_load_recovers_within_seconds_and_loses_nothing() {
         Some(json!("ann")),
         "the session was lost"
     );
+}
+
+// ---- Owner index, renew grace, last_seen --------------------------------------------------
+
+/// `t` cut to whole seconds, so that it survives the column's microsecond precision unchanged.
+fn whole_secs(t: SystemTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(t.duration_since(UNIX_EPOCH).unwrap().as_secs())
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn owned(
+    data: serde_json::Value,
+    created_at: SystemTime,
+    expires_at: SystemTime,
+    owner: Option<&str>,
+) -> Record {
+    let serde_json::Value::Object(map) = data else {
+        panic!("records hold objects")
+    };
+    Record::new(map, created_at, expires_at).with_owner(owner.map(str::to_owned))
+}
+
+fn owner_change(owner: Option<&str>) -> ChangeSet {
+    let mut changes = ChangeSet::default();
+    changes.set_owner(owner.map(str::to_owned));
+    changes
+}
+
+fn listed_keys(listed: &[OwnedSession]) -> BTreeSet<StorageKey> {
+    listed.iter().map(|s| s.key).collect()
+}
+
+fn keys_of(keys: &[u8]) -> BTreeSet<StorageKey> {
+    keys.iter().map(|n| key_n(*n)).collect()
+}
+
+async fn listed(store: &PostgresStore, owner: &str, now: SystemTime) -> BTreeSet<StorageKey> {
+    listed_keys(&store.list_owned(owner, now).await.unwrap())
+}
+
+#[actix_web::test]
+async fn the_owner_is_stored_listed_moved_and_cleared_with_the_session() {
+    let (store, _schema) = pg::store().await;
+    assert!(store.indexes_owners());
+    let now = whole_secs(SystemTime::now());
+    let hour = now + secs(3600);
+    store
+        .create(&key_n(1), &owned(json!({"a": 1}), now, hour, Some("alice")))
+        .await
+        .unwrap();
+    store
+        .create(&key_n(2), &owned(json!({}), now, hour, None))
+        .await
+        .unwrap();
+    store
+        .create(&key_n(3), &owned(json!({}), now, hour, Some("bob")))
+        .await
+        .unwrap();
+    let loaded = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert_eq!(loaded.owner.as_deref(), Some("alice"));
+    assert_eq!((loaded.last_seen, loaded.retired), (now, false));
+    let alice = store.list_owned("alice", now).await.unwrap();
+    assert_eq!(alice, [OwnedSession::new(key_n(1), now, now, hour)]);
+    assert!(listed(&store, "nobody", now).await.is_empty());
+
+    // An update ties a session to an owner, in the same statement as its data.
+    let later = now + secs(10);
+    let mut changes = owner_change(Some("alice"));
+    changes.set("user", json!("alice"));
+    assert_eq!(
+        store
+            .update(&key_n(2), &changes, later + secs(3600), later)
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+    let two = store.load(&key_n(2), later).await.unwrap().unwrap();
+    assert_eq!(two.owner.as_deref(), Some("alice"));
+    assert_eq!(two.data.get("user"), Some(&json!("alice")));
+    assert_eq!((two.last_seen, two.expires_at), (later, later + secs(3600)));
+    assert_eq!(listed(&store, "alice", later).await, keys_of(&[1, 2]));
+
+    // Moved to another owner.
+    store
+        .update(&key_n(2), &owner_change(Some("bob")), hour, later)
+        .await
+        .unwrap();
+    assert_eq!(listed(&store, "alice", later).await, keys_of(&[1]));
+    assert_eq!(listed(&store, "bob", later).await, keys_of(&[2, 3]));
+
+    // A change set that does not mention the owner keeps it.
+    let mut data_only = ChangeSet::default();
+    data_only.set("cart", json!(["book"]));
+    store
+        .update(&key_n(2), &data_only, hour, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .load(&key_n(2), later)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner
+            .as_deref(),
+        Some("bob")
+    );
+
+    // Cleared.
+    store
+        .update(&key_n(2), &owner_change(None), hour, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load(&key_n(2), later).await.unwrap().unwrap().owner,
+        None
+    );
+    assert_eq!(listed(&store, "bob", later).await, keys_of(&[3]));
+
+    // The idle refresh moves last_seen, and the listing shows it.
+    let touched = now + secs(20);
+    store
+        .touch(&key_n(1), touched + secs(3600), touched)
+        .await
+        .unwrap();
+    let alice = store.list_owned("alice", touched).await.unwrap();
+    assert_eq!(
+        alice,
+        [OwnedSession::new(
+            key_n(1),
+            now,
+            touched,
+            touched + secs(3600)
+        )]
+    );
+
+    // Expired sessions are not listed.
+    store
+        .create(
+            &key_n(4),
+            &owned(json!({}), now - secs(100), now - secs(1), Some("alice")),
+        )
+        .await
+        .unwrap();
+    store
+        .create(
+            &key_n(5),
+            &owned(json!({}), now, now + secs(30), Some("alice")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed(&store, "alice", now).await, keys_of(&[1, 5]));
+    assert_eq!(listed(&store, "alice", now + secs(30)).await, keys_of(&[1]));
+}
+
+#[actix_web::test]
+async fn delete_owned_ends_only_a_session_of_that_owner() {
+    let (store, _schema) = pg::store().await;
+    let now = whole_secs(SystemTime::now());
+    let hour = now + secs(3600);
+    store
+        .create(&key_n(1), &owned(json!({}), now, hour, Some("alice")))
+        .await
+        .unwrap();
+    store
+        .create(&key_n(2), &owned(json!({}), now, hour, None))
+        .await
+        .unwrap();
+    assert!(!store.delete_owned("bob", &key_n(1)).await.unwrap());
+    assert!(!store.delete_owned("alice", &key_n(2)).await.unwrap());
+    assert!(!store.delete_owned("alice", &key_n(9)).await.unwrap());
+    assert!(store.load(&key_n(1), now).await.unwrap().is_some());
+    assert!(store.load(&key_n(2), now).await.unwrap().is_some());
+    assert!(store.delete_owned("alice", &key_n(1)).await.unwrap());
+    assert!(store.load(&key_n(1), now).await.unwrap().is_none());
+    assert!(!store.delete_owned("alice", &key_n(1)).await.unwrap());
+
+    // A retired copy is out of the index: not the owner's to end.
+    store
+        .create(&key_n(3), &owned(json!({}), now, hour, Some("alice")))
+        .await
+        .unwrap();
+    store
+        .renew(
+            &key_n(3),
+            &key_n(4),
+            &ChangeSet::default(),
+            hour,
+            now,
+            Some(now + secs(5)),
+        )
+        .await
+        .unwrap();
+    assert!(!store.delete_owned("alice", &key_n(3)).await.unwrap());
+    assert!(store.load(&key_n(3), now).await.unwrap().unwrap().retired);
+    assert!(store.delete_owned("alice", &key_n(4)).await.unwrap());
+}
+
+#[actix_web::test]
+async fn delete_all_owned_ends_every_session_of_the_owner_but_the_one_kept() {
+    let (store, _schema) = pg::store().await;
+    let now = whole_secs(SystemTime::now());
+    let hour = now + secs(3600);
+    for (n, owner) in [(1, "alice"), (2, "alice"), (3, "alice"), (4, "bob")] {
+        store
+            .create(&key_n(n), &owned(json!({}), now, hour, Some(owner)))
+            .await
+            .unwrap();
+    }
+    store
+        .create(&key_n(5), &owned(json!({}), now, hour, None))
+        .await
+        .unwrap();
+    let deleted = store
+        .delete_all_owned("alice", Some(&key_n(2)))
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 2);
+    assert_eq!(
+        deleted.into_iter().collect::<BTreeSet<_>>(),
+        keys_of(&[1, 3])
+    );
+    assert_eq!(listed(&store, "alice", now).await, keys_of(&[2]));
+    for n in [1, 3] {
+        assert!(store.load(&key_n(n), now).await.unwrap().is_none());
+    }
+    for n in [2, 4, 5] {
+        assert!(store.load(&key_n(n), now).await.unwrap().is_some());
+    }
+    assert_eq!(
+        store.delete_all_owned("alice", None).await.unwrap(),
+        [key_n(2)]
+    );
+    assert!(store
+        .delete_all_owned("alice", None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .delete_all_owned("nobody", Some(&key_n(4)))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(listed(&store, "bob", now).await, keys_of(&[4]));
+    assert!(store.load(&key_n(5), now).await.unwrap().is_some());
+}
+
+/// "End all my other sessions" while one of them is being renewed on another device: the renewed
+/// session must not escape. The renew's transaction is played by hand and held open, so the
+/// `DELETE` of `delete_all_owned` has to wait for it.
+#[actix_web::test]
+async fn delete_all_owned_does_not_miss_a_session_renewed_meanwhile() {
+    let (store, schema) = pg::store().await;
+    let now = whole_secs(SystemTime::now());
+    let hour = now + secs(3600);
+    for n in [1, 2] {
+        store
+            .create(&key_n(n), &owned(json!({}), now, hour, Some("alice")))
+            .await
+            .unwrap();
+    }
+    let t = format!("\"{}\".sessions", schema.name);
+    let pool = pg::pool(&schema.url, 1);
+    let mut client = pool.get().await.unwrap();
+    let renew = client.transaction().await.unwrap();
+    renew
+        .execute(
+            &format!("UPDATE {t} SET retired = true, expires_at = $2 WHERE id_hash = $1"),
+            &[&key_n(2).as_bytes().as_slice(), &(now + secs(5))],
+        )
+        .await
+        .unwrap();
+    renew
+        .execute(
+            &format!(
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner)
+                 VALUES ($1, '{{}}', $2, $3, $2, 'alice')"
+            ),
+            &[&key_n(3).as_bytes().as_slice(), &now, &hour],
+        )
+        .await
+        .unwrap();
+    let keep = key_n(1);
+    let ending = store.delete_all_owned("alice", Some(&keep));
+    let committing = async {
+        // Long enough for the DELETE to reach the row the renew holds.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        renew.commit().await.unwrap();
+    };
+    let (deleted, ()) = tokio::join!(ending, committing);
+    assert_eq!(deleted.unwrap(), [key_n(3)], "the renewed session escaped");
+    assert_eq!(listed(&store, "alice", now).await, keys_of(&[1]));
+    assert!(store.load(&key_n(3), now).await.unwrap().is_none());
+    // The retired copy of the renewed session stays readable for its grace window, as any
+    // retired copy does.
+    assert!(store.load(&key_n(2), now).await.unwrap().unwrap().retired);
+}
+
+#[actix_web::test]
+async fn renew_with_a_grace_window_keeps_a_retired_read_only_copy() {
+    let (store, schema) = pg::store().await;
+    let created = whole_secs(SystemTime::now()) - secs(60);
+    let now = created + secs(60);
+    let hour = now + secs(3600);
+    let until = now + secs(5);
+    store
+        .create(
+            &key_n(1),
+            &owned(json!({"a": 1}), created, hour, Some("alice")),
+        )
+        .await
+        .unwrap();
+    let mut changes = owner_change(Some("bob"));
+    changes.set("b", json!(2));
+    let new_expiry = now + secs(1800);
+    assert_eq!(
+        store
+            .renew(&key_n(1), &key_n(2), &changes, new_expiry, now, Some(until))
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+
+    // The old key reads the session as it was before the renew, retired.
+    let old = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert!(old.retired);
+    assert_eq!(serde_json::Value::Object(old.data.clone()), json!({"a": 1}));
+    assert_eq!(old.owner.as_deref(), Some("alice"));
+    assert_eq!((old.created_at, old.last_seen), (created, created));
+    assert_eq!(old.expires_at, until);
+    // The new key holds the changed session.
+    let new = store.load(&key_n(2), now).await.unwrap().unwrap();
+    assert!(!new.retired);
+    assert_eq!(serde_json::Value::Object(new.data), json!({"a": 1, "b": 2}));
+    assert_eq!(new.owner.as_deref(), Some("bob"));
+    assert_eq!(
+        (new.created_at, new.last_seen, new.expires_at),
+        (created, now, new_expiry)
+    );
+
+    // The copy is read-only.
+    let mut write = ChangeSet::default();
+    write.set("c", json!(3));
+    assert_eq!(
+        store.update(&key_n(1), &write, hour, now).await.unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(
+        store
+            .update(&key_n(1), &owner_change(Some("eve")), hour, now)
+            .await
+            .unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(
+        store.touch(&key_n(1), hour, now).await.unwrap(),
+        WriteResult::Missing
+    );
+    for retire_until in [None, Some(until)] {
+        assert_eq!(
+            store
+                .renew(&key_n(1), &key_n(3), &write, hour, now, retire_until)
+                .await
+                .unwrap(),
+            WriteResult::Missing
+        );
+    }
+    assert!(store.load(&key_n(3), now).await.unwrap().is_none());
+    assert_eq!(store.load(&key_n(1), now).await.unwrap().unwrap(), old);
+
+    // It is in no owner's list, not even its own owner's.
+    assert!(listed(&store, "alice", now).await.is_empty());
+    assert_eq!(listed(&store, "bob", now).await, keys_of(&[2]));
+
+    // It expires at the end of the grace window...
+    assert!(store
+        .load(&key_n(1), until - Duration::from_millis(1))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store.load(&key_n(1), until).await.unwrap().is_none());
+    assert!(store.load(&key_n(2), until).await.unwrap().is_some());
+
+    // ...or at its own deadline, if that comes first.
+    store
+        .create(&key_n(4), &owned(json!({}), now, now + secs(2), None))
+        .await
+        .unwrap();
+    store
+        .renew(
+            &key_n(4),
+            &key_n(5),
+            &ChangeSet::default(),
+            hour,
+            now,
+            Some(now + secs(30)),
+        )
+        .await
+        .unwrap();
+    let short = store.load(&key_n(4), now).await.unwrap().unwrap();
+    assert!(short.retired);
+    assert_eq!(short.expires_at, now + secs(2));
+
+    // A delete ends a retired copy too.
+    store.delete(&key_n(4)).await.unwrap();
+    assert!(store.load(&key_n(4), now).await.unwrap().is_none());
+
+    // The clean-up removes expired copies like any expired row.
+    let rows = |at: &'static str| {
+        let (url, name) = (schema.url.clone(), schema.name.clone());
+        async move {
+            let pool = pg::pool(&url, 1);
+            let client = pool.get().await.unwrap();
+            let n: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) FROM \"{name}\".sessions WHERE {at}"),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            n
+        }
+    };
+    assert_eq!(rows("retired").await, 1);
+    store
+        .create(
+            &key_n(6),
+            &owned(json!({}), created, created + secs(1), Some("bob")),
+        )
+        .await
+        .unwrap();
+    store
+        .renew(
+            &key_n(6),
+            &key_n(7),
+            &ChangeSet::default(),
+            hour,
+            created,
+            Some(created + secs(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows("retired").await, 2);
+    store.delete_expired().await.unwrap();
+    assert_eq!(rows("retired").await, 1, "the expired copy is gone");
+    assert_eq!(rows("owner IS NOT NULL").await, 3);
+}
+
+#[actix_web::test]
+async fn renew_without_a_grace_window_deletes_the_old_key_and_carries_the_owner() {
+    let (store, _schema) = pg::store().await;
+    let now = whole_secs(SystemTime::now());
+    let hour = now + secs(3600);
+    store
+        .create(&key_n(1), &owned(json!({"a": 1}), now, hour, Some("alice")))
+        .await
+        .unwrap();
+    let later = now + secs(7);
+    assert_eq!(
+        store
+            .renew(
+                &key_n(1),
+                &key_n(2),
+                &ChangeSet::default(),
+                hour,
+                later,
+                None
+            )
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+    assert!(store.load(&key_n(1), now).await.unwrap().is_none());
+    let moved = store.load(&key_n(2), later).await.unwrap().unwrap();
+    assert_eq!(moved.owner.as_deref(), Some("alice"));
+    assert_eq!(moved.last_seen, later);
+    assert_eq!(
+        store.list_owned("alice", later).await.unwrap(),
+        [OwnedSession::new(key_n(2), now, later, hour)]
+    );
+}
+
+#[actix_web::test]
+async fn a_renew_onto_a_taken_key_leaves_the_old_row_live_and_writable() {
+    let (store, _schema) = pg::store().await;
+    let now = whole_secs(SystemTime::now());
+    let hour = now + secs(3600);
+    store
+        .create(&key_n(1), &owned(json!({"a": 1}), now, hour, Some("alice")))
+        .await
+        .unwrap();
+    store
+        .create(&key_n(2), &owned(json!({}), now, hour, None))
+        .await
+        .unwrap();
+    let before = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .renew(
+                &key_n(1),
+                &key_n(2),
+                &owner_change(None),
+                hour,
+                now,
+                Some(now + secs(5)),
+            )
+            .await
+            .unwrap(),
+        WriteResult::Collision
+    );
+    assert_eq!(store.load(&key_n(1), now).await.unwrap().unwrap(), before);
+    assert_eq!(listed(&store, "alice", now).await, keys_of(&[1]));
+    assert_eq!(
+        store.touch(&key_n(1), hour, now).await.unwrap(),
+        WriteResult::Done
+    );
+}
+
+/// The shape of the table before the owner and grace columns were added.
+const PREVIOUS_SCHEMA: &str = "
+    CREATE TABLE {t} (
+        id_hash bytea PRIMARY KEY CHECK (octet_length(id_hash) = 32),
+        data jsonb NOT NULL,
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL
+    );
+    CREATE INDEX sessions_expires_at_idx ON {t} (expires_at);";
+
+#[actix_web::test]
+async fn migrate_upgrades_a_table_of_the_previous_schema_and_keeps_its_rows() {
+    let schema = pg::TestSchema::new(&pg::database_url());
+    let pool = pg::pool(&schema.url, 1);
+    let client = pool.get().await.unwrap();
+    let t = format!("\"{}\".sessions", schema.name);
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{}\"; {}",
+            schema.name,
+            PREVIOUS_SCHEMA.replace("{t}", &t)
+        ))
+        .await
+        .unwrap();
+    let created = whole_secs(SystemTime::now());
+    let expires = created + secs(3600);
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at) VALUES ($1, $2, $3, $4)"
+            ),
+            &[
+                &key_n(1).as_bytes().as_slice(),
+                &tokio_postgres::types::Json(json!({"user": "ann"})),
+                &created,
+                &expires,
+            ],
+        )
+        .await
+        .unwrap();
+
+    let store = PostgresStore::builder(pg::pool(&schema.url, 2))
+        .schema(schema.name.clone())
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+
+    let old = store.load(&key_n(1), created).await.unwrap().unwrap();
+    assert_eq!(serde_json::Value::Object(old.data), json!({"user": "ann"}));
+    assert_eq!(
+        (old.created_at, old.expires_at, old.last_seen),
+        (created, expires, created),
+        "a row from before the upgrade reads its creation as its last write"
+    );
+    assert_eq!((old.owner, old.retired), (None, false));
+
+    // The upgraded row takes every new write.
+    let now = created + secs(30);
+    store
+        .update(&key_n(1), &owner_change(Some("ann")), expires, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_owned("ann", now).await.unwrap(),
+        [OwnedSession::new(key_n(1), created, now, expires)]
+    );
+    store
+        .renew(
+            &key_n(1),
+            &key_n(2),
+            &ChangeSet::default(),
+            expires,
+            now,
+            Some(now + secs(5)),
+        )
+        .await
+        .unwrap();
+    assert!(store.load(&key_n(1), now).await.unwrap().unwrap().retired);
+    assert_eq!(listed(&store, "ann", now).await, keys_of(&[2]));
+
+    // An instance still running the previous version during a rolling deploy can still insert.
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at) VALUES ($1, '{{}}', $2, $3)"
+            ),
+            &[&key_n(3).as_bytes().as_slice(), &created, &expires],
+        )
+        .await
+        .unwrap();
+    let legacy = store.load(&key_n(3), now).await.unwrap().unwrap();
+    assert_eq!((legacy.last_seen, legacy.retired), (created, false));
+
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname",
+            &[&schema.name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            "sessions_expires_at_idx",
+            "sessions_owner_idx",
+            "sessions_pkey"
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn migrate_on_an_up_to_date_table_does_not_wait_for_open_readers() {
+    let (store, schema) = pg::store().await;
+    let pool = pg::pool(&schema.url, 1);
+    let mut client = pool.get().await.unwrap();
+    let reader = client.transaction().await.unwrap();
+    reader
+        .query(
+            &format!("SELECT count(*) FROM \"{}\".sessions", schema.name),
+            &[],
+        )
+        .await
+        .unwrap();
+    // An ALTER TABLE would queue behind the reader (and every load behind it).
+    let quick = PostgresStore::builder(pg::pool(&schema.url, 1))
+        .schema(schema.name.clone())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let migrated = quick.migrate().await;
+    // End the reader and the migration's connection before any assertion: a panic with either
+    // open would block the schema's drop.
+    reader.rollback().await.unwrap();
+    drop(quick);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    migrated.unwrap();
+    drop(store);
+}
+
+#[actix_web::test]
+async fn owner_queries_can_use_the_partial_owner_index() {
+    let (_store, schema) = pg::store().await;
+    let pool = pg::pool(&schema.url, 1);
+    let client = pool.get().await.unwrap();
+    client
+        .batch_execute("SET enable_seqscan = off")
+        .await
+        .unwrap();
+    let t = format!("\"{}\".sessions", schema.name);
+    for query in [
+        format!("SELECT id_hash FROM {t} WHERE owner = 'x' AND NOT retired AND expires_at > now()"),
+        format!(
+            "DELETE FROM {t} WHERE owner = 'x' AND NOT retired AND id_hash IS DISTINCT FROM NULL"
+        ),
+    ] {
+        let plan: Vec<String> = client
+            .query(&format!("EXPLAIN {query}"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            plan.iter().any(|line| line.contains("sessions_owner_idx")),
+            "{query}: {plan:#?}"
+        );
+    }
+}
+
+// ---- Round trips ---------------------------------------------------------------------------
+
+/// A TCP proxy in front of the test server that counts the client's round trips: each `Sync`
+/// (end of an extended-protocol query) and each simple `Query` makes the client wait for the
+/// server's `ReadyForQuery`.
+struct RoundTrips {
+    port: u16,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RoundTrips {
+    fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::{
+            io::{Read, Write},
+            net::{Shutdown, TcpListener, TcpStream},
+            sync::{atomic::Ordering, Arc},
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = count.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let server = TcpStream::connect(upstream).unwrap();
+                let (mut from_server, mut to_client) =
+                    (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_server, &mut to_client);
+                    let _ = to_client.shutdown(Shutdown::Both);
+                });
+                let counted = counted.clone();
+                let (mut from_client, mut to_server) = (client, server);
+                std::thread::spawn(move || {
+                    let (mut pending, mut chunk) = (Vec::new(), [0u8; 8192]);
+                    let mut started = false;
+                    loop {
+                        let n = match from_client.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        pending.extend_from_slice(&chunk[..n]);
+                        // Count before forwarding, so the count is up when the answer arrives.
+                        loop {
+                            let header = if started { 5 } else { 4 };
+                            if pending.len() < header {
+                                break;
+                            }
+                            let at = header - 4;
+                            let len = u32::from_be_bytes(pending[at..at + 4].try_into().unwrap())
+                                as usize;
+                            if pending.len() < at + len {
+                                break;
+                            }
+                            if started && matches!(pending[0], b'S' | b'Q') {
+                                counted.fetch_add(1, Ordering::SeqCst);
+                            }
+                            started = true;
+                            pending.drain(..at + len);
+                        }
+                        if to_server.write_all(&chunk[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        Self { port, count }
+    }
+
+    fn get(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Round trips of one operation, run after a first run of the same kind has warmed the
+/// connection's statement cache.
+async fn trips<F: std::future::Future>(proxy: &RoundTrips, op: F) -> usize {
+    let before = proxy.get();
+    op.await;
+    proxy.get() - before
+}
+
+#[actix_web::test]
+async fn round_trips_per_operation() {
+    use actix_typed_session::deadpool_postgres::{Config, PoolConfig, Runtime, SslMode};
+
+    let (_, schema) = pg::store().await;
+    let upstream: tokio_postgres::Config = schema.url.parse().unwrap();
+    let (tokio_postgres::config::Host::Tcp(host), Some(port)) =
+        (&upstream.get_hosts()[0], upstream.get_ports().first())
+    else {
+        panic!("the test server is reached over TCP")
+    };
+    let upstream_addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = RoundTrips::start(upstream_addr);
+    let mut config = Config::new();
+    config.host = Some("127.0.0.1".into());
+    config.port = Some(proxy.port);
+    config.user = upstream.get_user().map(str::to_owned);
+    config.password = upstream
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+    config.dbname = upstream.get_dbname().map(str::to_owned);
+    config.ssl_mode = Some(SslMode::Disable);
+    config.pool = Some(PoolConfig::new(1));
+    let pool = config
+        .create_pool(Some(Runtime::Tokio1), tokio_postgres::NoTls)
+        .unwrap();
+    let store = PostgresStore::builder(pool)
+        .schema(schema.name.clone())
+        .build()
+        .unwrap();
+
+    let now = whole_secs(SystemTime::now());
+    let hour = now + secs(3600);
+    let mut changes = owner_change(Some("alice"));
+    changes.set("a", json!(1));
+    let record = owned(json!({}), now, hour, Some("alice"));
+    let mut counted = Vec::new();
+    // Each operation runs twice: the first run prepares its statement on the one connection.
+    for round in 0..2u8 {
+        let k = |n: u8| key_n(n + 20 * round);
+        let mut row = Vec::new();
+        row.push(trips(&proxy, store.create(&k(1), &record)).await);
+        row.push(trips(&proxy, store.load(&k(1), now)).await);
+        row.push(trips(&proxy, store.update(&k(1), &changes, hour, now)).await);
+        row.push(trips(&proxy, store.touch(&k(1), hour, now)).await);
+        row.push(trips(&proxy, store.renew(&k(1), &k(2), &changes, hour, now, None)).await);
+        row.push(
+            trips(
+                &proxy,
+                store.renew(&k(2), &k(3), &changes, hour, now, Some(now + secs(5))),
+            )
+            .await,
+        );
+        row.push(trips(&proxy, store.list_owned("alice", now)).await);
+        row.push(trips(&proxy, store.delete_owned("alice", &k(3))).await);
+        store.create(&k(4), &record).await.unwrap();
+        row.push(trips(&proxy, store.delete_all_owned("alice", Some(&k(4)))).await);
+        row.push(trips(&proxy, store.delete(&k(4))).await);
+        counted.push(row);
+    }
+    let warm = &counted[1];
+    println!(
+        "round trips (create, load, update, touch, renew, renew with grace, list_owned, \
+         delete_owned, delete_all_owned, delete): cold {:?}, warm {warm:?}",
+        counted[0]
+    );
+    // A renew is BEGIN, take the old row, insert the new one, COMMIT; ending all of an owner's
+    // sessions is BEGIN (repeatable read), DELETE, COMMIT.
+    assert_eq!(warm, &[1, 1, 1, 1, 4, 4, 1, 1, 3, 1]);
 }

@@ -7,28 +7,49 @@ use std::{
 
 use deadpool_postgres::Pool;
 use serde_json::{Map, Value};
-use tokio_postgres::types::Json;
+use tokio_postgres::{error::SqlState, types::Json, IsolationLevel};
 
-use crate::{BuildError, ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult};
+use crate::{
+    BuildError, ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult,
+};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_BATCH: i64 = 1_000;
+/// How many times ending an owner's sessions is tried when concurrent writes to them conflict.
+const OWNER_ATTEMPTS: usize = 5;
 
 /// Sessions in a PostgreSQL table, shared by every instance of the application.
 ///
 /// One row per session: the SHA-256 hash of its id as primary key (a leaked table or backup
-/// holds no usable session id), the data as `jsonb`, and creation and expiry times. Every change
-/// is one conditional statement:
+/// holds no usable session id), the data as `jsonb`, creation, expiry and last-write times, the
+/// owner the session is tied to (`owner text NULL`, with a partial index on the owned, live rows)
+/// and a `retired` flag. Every change is one conditional statement, and the owner and `last_seen`
+/// columns change in that same statement:
 ///
 /// - **create** is an `INSERT` that never overwrites (a taken key is retried with a fresh id);
-/// - **update** merges the change set into the stored object, `(data - removed) || patch`, only
-///   if the row still exists and has not expired, so parallel requests that change different keys
-///   both survive and a request that finishes after a logout does not bring the session back;
-/// - the **idle refresh** moves only the expiry column, at most once per refresh interval;
-/// - **renew** moves the row to a new key and deletes the old one in one transaction.
+/// - **update** merges the change set into the stored object, `(data - removed) || patch`, sets
+///   the owner if the change set changes it, and moves expiry and `last_seen`, only if the row
+///   still exists, has not expired and is not retired, so parallel requests that change
+///   different keys both survive and a request that finishes after a logout does not bring the
+///   session back;
+/// - the **idle refresh** moves only the expiry and `last_seen` columns, at most once per refresh
+///   interval;
+/// - **renew** moves the session to a new key in one transaction. With a grace window, the old
+///   row is not deleted but kept unchanged as a read-only copy (`retired = true`, expiring at
+///   the end of the window or at its own deadline, whichever comes first): loads still find
+///   it, writes never apply to it, and it is out of the owner index. The retired copy keeps its
+///   `owner` value (a load returns it as it was); the owner index and every owner query skip
+///   retired rows instead.
 ///
-/// Expired rows are never loaded. [`delete_expired`](Self::delete_expired) removes them in
-/// bounded batches, on demand or from the background task of
+/// The owner index ([`list_owned`](SessionStore::list_owned),
+/// [`delete_owned`](SessionStore::delete_owned),
+/// [`delete_all_owned`](SessionStore::delete_all_owned)) is the `owner` column itself, so it can
+/// never disagree with the sessions. Ending all of an owner's sessions is one `DELETE` in a
+/// repeatable-read transaction, retried if a concurrent write to one of them (a renew, say)
+/// conflicts, so that no session renewed meanwhile escapes.
+///
+/// Expired rows (retired copies included) are never loaded. [`delete_expired`](Self::delete_expired)
+/// removes them in bounded batches, on demand or from the background task of
 /// [`spawn_cleanup`](Self::spawn_cleanup).
 ///
 /// Every operation (waiting for a connection included) is bounded by a timeout (5 seconds by
@@ -45,7 +66,7 @@ const DEFAULT_BATCH: i64 = 1_000;
 /// let pool = config.create_pool(Some(Runtime::Tokio1), NoTls)?;
 ///
 /// let store = PostgresStore::builder(pool).schema("app").table("sessions").build()?;
-/// store.migrate().await?;           // creates the schema, table and expiry index if missing
+/// store.migrate().await?;           // creates or upgrades the schema, table and indexes
 /// let _cleanup = store.spawn_cleanup(std::time::Duration::from_secs(300));
 /// # Ok(()) }
 /// ```
@@ -156,60 +177,124 @@ fn identifier(what: &'static str, name: &str, max: usize) -> Result<(), BuildErr
 /// SQL text, built once from validated names.
 struct Queries {
     table: String,
-    migrate: String,
+    create_table: String,
+    add_columns: String,
+    create_indexes: String,
     load: String,
     create: String,
     update: String,
     touch: String,
     take: String,
+    retire: String,
     put: String,
     delete: String,
     delete_expired: String,
+    list_owned: String,
+    delete_owned: String,
+    delete_all_owned: String,
 }
+
+/// The columns added after the first release of the table, with their definitions. Rows written
+/// before the upgrade (or by an instance still running the previous version during a rolling
+/// deploy) get `NULL` / `false`: `last_seen` is read as `created_at` until the row is written.
+const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("last_seen", "timestamptz NULL"),
+    ("owner", "text NULL"),
+    ("retired", "boolean NOT NULL DEFAULT false"),
+];
+
+/// How many of the columns `$2` the table `$1` lacks. `migrate` alters the table only then: an
+/// `ALTER TABLE` waits for an exclusive lock, and every load would queue behind it.
+const MISSING_COLUMNS: &str = "SELECT count(*) FROM unnest($2::text[]) AS wanted(name)
+     WHERE NOT EXISTS (
+         SELECT 1 FROM pg_attribute
+         WHERE attrelid = to_regclass($1) AND attname = wanted.name
+           AND attnum > 0 AND NOT attisdropped)";
 
 impl Queries {
     fn new(schema: &str, table: &str) -> Self {
         let t = format!("\"{schema}\".\"{table}\"");
+        let columns: Vec<String> = ADDED_COLUMNS
+            .iter()
+            .map(|(name, definition)| format!("{name} {definition}"))
+            .collect();
         Self {
-            migrate: format!(
+            create_table: format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
                  CREATE TABLE IF NOT EXISTS {t} (
                      id_hash bytea PRIMARY KEY CHECK (octet_length(id_hash) = 32),
                      data jsonb NOT NULL,
                      created_at timestamptz NOT NULL,
-                     expires_at timestamptz NOT NULL
-                 );
-                 CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at);"
+                     expires_at timestamptz NOT NULL,
+                     {}
+                 );",
+                columns.join(",\n                     ")
+            ),
+            add_columns: format!(
+                "ALTER TABLE {t} {}",
+                columns
+                    .iter()
+                    .map(|c| format!("ADD COLUMN IF NOT EXISTS {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            create_indexes: format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at);
+                 CREATE INDEX IF NOT EXISTS \"{table}_owner_idx\" ON {t} (owner)
+                     WHERE owner IS NOT NULL AND NOT retired;"
             ),
             load: format!(
-                "SELECT data, created_at, expires_at FROM {t} WHERE id_hash = $1 AND expires_at > $2"
+                "SELECT data, created_at, expires_at, COALESCE(last_seen, created_at), owner, retired
+                 FROM {t} WHERE id_hash = $1 AND expires_at > $2"
             ),
             create: format!(
-                "INSERT INTO {t} (id_hash, data, created_at, expires_at) VALUES ($1, $2, $3, $4)
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner, retired)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (id_hash) DO NOTHING"
             ),
             update: format!(
                 "UPDATE {t} SET
                      data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
-                     expires_at = $5
-                 WHERE id_hash = $1 AND expires_at > $6"
+                     owner = CASE WHEN $7 THEN $8::text ELSE owner END,
+                     expires_at = $5,
+                     last_seen = $6
+                 WHERE id_hash = $1 AND expires_at > $6 AND NOT retired"
             ),
             touch: format!(
-                "UPDATE {t} SET expires_at = $2 WHERE id_hash = $1 AND expires_at > $3"
+                "UPDATE {t} SET expires_at = $2, last_seen = $3
+                 WHERE id_hash = $1 AND expires_at > $3 AND NOT retired"
             ),
             take: format!(
-                "DELETE FROM {t} WHERE id_hash = $1 AND expires_at > $2
-                 RETURNING data, created_at"
+                "DELETE FROM {t} WHERE id_hash = $1 AND expires_at > $2 AND NOT retired
+                 RETURNING data, created_at, owner"
+            ),
+            // Only `retired` and the expiry change: the copy keeps the data and owner it had.
+            retire: format!(
+                "UPDATE {t} SET retired = true, expires_at = LEAST(expires_at, $3)
+                 WHERE id_hash = $1 AND expires_at > $2 AND NOT retired
+                 RETURNING data, created_at, owner"
             ),
             put: format!(
-                "INSERT INTO {t} (id_hash, data, created_at, expires_at)
-                 VALUES ($1, CASE WHEN $3 THEN $5::jsonb ELSE ($2::jsonb - $4::text[]) || $5::jsonb END, $6, $7)
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner)
+                 VALUES ($1, CASE WHEN $3 THEN $5::jsonb ELSE ($2::jsonb - $4::text[]) || $5::jsonb END,
+                         $6, $7, $8, $9)
                  ON CONFLICT (id_hash) DO NOTHING"
             ),
             delete: format!("DELETE FROM {t} WHERE id_hash = $1"),
             delete_expired: format!(
                 "DELETE FROM {t} WHERE id_hash = ANY(ARRAY(
                      SELECT id_hash FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))"
+            ),
+            list_owned: format!(
+                "SELECT id_hash, created_at, COALESCE(last_seen, created_at), expires_at FROM {t}
+                 WHERE owner = $1 AND NOT retired AND expires_at > $2"
+            ),
+            delete_owned: format!(
+                "DELETE FROM {t} WHERE id_hash = $1 AND owner = $2 AND NOT retired"
+            ),
+            delete_all_owned: format!(
+                "DELETE FROM {t} WHERE owner = $1 AND NOT retired AND id_hash IS DISTINCT FROM $2
+                 RETURNING id_hash"
             ),
             table: t,
         }
@@ -235,8 +320,13 @@ impl PostgresStore {
             .expect("the default names are valid identifiers")
     }
 
-    /// Creates the schema, the table and its expiry index if they do not exist. Safe to run at
-    /// every start, from several instances at once.
+    /// Creates the schema, the table and its indexes if they do not exist, and upgrades a table
+    /// created by an earlier version (adds the `last_seen`, `owner` and `retired` columns and the
+    /// owner index; existing rows are kept). Safe to run at every start, from several instances
+    /// at once.
+    ///
+    /// A table that already has every column is not altered, so a routine start takes no
+    /// exclusive lock on it.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let op = "migrating the session table";
         self.bounded(op, async {
@@ -252,7 +342,21 @@ impl PostgresStore {
             )
             .await
             .map_err(|e| StoreError::new(op, e))?;
-            tx.batch_execute(&self.queries.migrate)
+            tx.batch_execute(&self.queries.create_table)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            let wanted: Vec<&str> = ADDED_COLUMNS.iter().map(|(name, _)| *name).collect();
+            let missing: i64 = tx
+                .query_one(MISSING_COLUMNS, &[&self.queries.table, &wanted])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| StoreError::new(op, e))?;
+            if missing > 0 {
+                tx.batch_execute(&self.queries.add_columns)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+            }
+            tx.batch_execute(&self.queries.create_indexes)
                 .await
                 .map_err(|e| StoreError::new(op, e))?;
             tx.commit().await.map_err(|e| StoreError::new(op, e))
@@ -360,6 +464,21 @@ fn removed(changes: &ChangeSet) -> Vec<&str> {
     changes.removed().collect()
 }
 
+/// A record from a row of the `load` query.
+fn record(row: &tokio_postgres::Row) -> Result<Record, tokio_postgres::Error> {
+    let Json(data): Json<Map<String, Value>> = row.try_get(0)?;
+    Ok(Record::new(data, row.try_get(1)?, row.try_get(2)?)
+        .with_owner(row.try_get(4)?)
+        .with_activity(row.try_get(3)?, row.try_get(5)?))
+}
+
+/// A key from an `id_hash` column (32 bytes by the table's check constraint).
+fn storage_key(bytes: &[u8]) -> Result<StorageKey, String> {
+    <[u8; 32]>::try_from(bytes)
+        .map(StorageKey::from_bytes)
+        .map_err(|_| format!("a stored key of {} bytes instead of 32", bytes.len()))
+}
+
 impl SessionStore for PostgresStore {
     async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
         let op = "loading a session";
@@ -373,16 +492,8 @@ impl SessionStore for PostgresStore {
                 .query_opt(&stmt, &[&key.as_bytes().as_slice(), &now])
                 .await
                 .map_err(|e| StoreError::new(op, e))?;
-            row.map(|row| {
-                let Json(data): Json<Map<String, Value>> =
-                    row.try_get(0).map_err(|e| StoreError::new(op, e))?;
-                Ok(Record::new(
-                    data,
-                    row.try_get(1).map_err(|e| StoreError::new(op, e))?,
-                    row.try_get(2).map_err(|e| StoreError::new(op, e))?,
-                ))
-            })
-            .transpose()
+            row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
+                .transpose()
         })
         .await
     }
@@ -397,6 +508,9 @@ impl SessionStore for PostgresStore {
                     &Json(&record.data),
                     &record.created_at,
                     &record.expires_at,
+                    &record.last_seen,
+                    &record.owner,
+                    &record.retired,
                 ],
             )
             .await?;
@@ -421,6 +535,8 @@ impl SessionStore for PostgresStore {
                     &Json(changes.patch()),
                     &expires_at,
                     &now,
+                    &changes.owner().is_some(),
+                    &changes.owner().flatten(),
                 ],
             )
             .await?;
@@ -450,7 +566,7 @@ impl SessionStore for PostgresStore {
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
-        _retire_until: Option<SystemTime>,
+        retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
         let op = "renewing a session";
         self.bounded(op, async {
@@ -459,20 +575,33 @@ impl SessionStore for PostgresStore {
                 .transaction()
                 .await
                 .map_err(|e| StoreError::new(op, e))?;
-            let take = tx
-                .prepare_cached(&self.queries.take)
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            let Some(row) = tx
-                .query_opt(&take, &[&old.as_bytes().as_slice(), &now])
-                .await
-                .map_err(|e| StoreError::new(op, e))?
-            else {
+            // Take the old row out of service: delete it, or retire it for the grace window.
+            // Either way the statement locks it and returns it as it was.
+            let old_key = old.as_bytes().as_slice();
+            let taken = match retire_until {
+                None => {
+                    let take = tx
+                        .prepare_cached(&self.queries.take)
+                        .await
+                        .map_err(|e| StoreError::new(op, e))?;
+                    tx.query_opt(&take, &[&old_key, &now]).await
+                }
+                Some(until) => {
+                    let retire = tx
+                        .prepare_cached(&self.queries.retire)
+                        .await
+                        .map_err(|e| StoreError::new(op, e))?;
+                    tx.query_opt(&retire, &[&old_key, &now, &until]).await
+                }
+            };
+            let Some(row) = taken.map_err(|e| StoreError::new(op, e))? else {
                 // Dropping the transaction rolls it back.
                 return Ok(WriteResult::Missing);
             };
             let data: Value = row.try_get(0).map_err(|e| StoreError::new(op, e))?;
             let created_at: SystemTime = row.try_get(1).map_err(|e| StoreError::new(op, e))?;
+            let old_owner: Option<&str> = row.try_get(2).map_err(|e| StoreError::new(op, e))?;
+            let owner = changes.owner().unwrap_or(old_owner);
             let put = tx
                 .prepare_cached(&self.queries.put)
                 .await
@@ -488,11 +617,14 @@ impl SessionStore for PostgresStore {
                         &Json(changes.patch()),
                         &created_at,
                         &expires_at,
+                        &now,
+                        &owner,
                     ],
                 )
                 .await
                 .map_err(|e| StoreError::new(op, e))?;
             if rows != 1 {
+                // The old row is back as it was once the transaction is rolled back.
                 return Ok(WriteResult::Collision);
             }
             tx.commit().await.map_err(|e| StoreError::new(op, e))?;
@@ -509,6 +641,102 @@ impl SessionStore for PostgresStore {
         )
         .await
         .map(drop)
+    }
+
+    fn indexes_owners(&self) -> bool {
+        true
+    }
+
+    async fn list_owned(
+        &self,
+        owner: &str,
+        now: SystemTime,
+    ) -> Result<Vec<OwnedSession>, StoreError> {
+        let op = "listing an owner's sessions";
+        self.bounded(op, async {
+            let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+            let stmt = client
+                .prepare_cached(&self.queries.list_owned)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            let rows = client
+                .query(&stmt, &[&owner, &now])
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            rows.iter()
+                .map(|row| {
+                    Ok(OwnedSession::new(
+                        storage_key(row.try_get(0).map_err(|e| StoreError::new(op, e))?)
+                            .map_err(|e| StoreError::new(op, e))?,
+                        row.try_get(1).map_err(|e| StoreError::new(op, e))?,
+                        row.try_get(2).map_err(|e| StoreError::new(op, e))?,
+                        row.try_get(3).map_err(|e| StoreError::new(op, e))?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {
+        let rows = self
+            .execute(
+                "ending one of an owner's sessions",
+                &self.queries.delete_owned,
+                &[&key.as_bytes().as_slice(), &owner],
+            )
+            .await?;
+        Ok(rows == 1)
+    }
+
+    async fn delete_all_owned(
+        &self,
+        owner: &str,
+        keep: Option<&StorageKey>,
+    ) -> Result<Vec<StorageKey>, StoreError> {
+        let op = "ending an owner's sessions";
+        self.bounded(op, async {
+            let mut client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+            let stmt = client
+                .prepare_cached(&self.queries.delete_all_owned)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            let keep = keep.map(|k| k.as_bytes().as_slice());
+            // One DELETE, in a repeatable-read transaction. Under read committed, a DELETE that
+            // waits for a concurrent renew of one of the owner's sessions skips the old row
+            // (retired or gone once the renew commits) and cannot see the new one, which started
+            // after its snapshot: the renewed session would escape. Repeatable read fails the
+            // DELETE instead, and the retry's fresh snapshot sees the new row.
+            for _ in 0..OWNER_ATTEMPTS {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .start()
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                let rows = match tx.query(&stmt, &[&owner, &keep]).await {
+                    Ok(rows) => rows,
+                    // Dropping the transaction rolls it back.
+                    Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => continue,
+                    Err(e) => return Err(StoreError::new(op, e)),
+                };
+                let deleted = rows
+                    .iter()
+                    .map(|row| {
+                        row.try_get(0)
+                            .map_err(|e| StoreError::new(op, e))
+                            .and_then(|b| storage_key(b).map_err(|e| StoreError::new(op, e)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit().await.map_err(|e| StoreError::new(op, e))?;
+                return Ok(deleted);
+            }
+            Err(StoreError::new(
+                op,
+                format!("the sessions kept changing during {OWNER_ATTEMPTS} attempts"),
+            ))
+        })
+        .await
     }
 }
 
