@@ -335,7 +335,7 @@ async fn shop_sessions_behave_in_headless_chromium() {
     );
 
     // Survives navigation: another page, then back; same cookie, same cart.
-    click(&browser, "a[href=\"/sessions\"]").await;
+    click(&browser, "a[href=\"/storage\"]").await;
     let report = text_when(&browser, "#session-cart", |t| t.contains("tea")).await;
     assert!(report.contains("opaque 43-character random id"), "{report}");
     click(&browser, "nav a[href=\"/\"]").await;
