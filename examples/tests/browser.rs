@@ -1,8 +1,9 @@
 //! End-to-end: the `shop` example driven in headless Chromium through WebDriver.
 //!
 //! Checks what only a browser can: cookies hidden from scripts, kept across navigation, kept or
-//! dropped across a browser restart with the same profile, removed on logout; and that the
-//! library's 4096-byte check matches what Chromium really does with a bigger cookie.
+//! dropped across a browser restart with the same profile, removed on logout; one user's
+//! sessions in two browsers, listed and ended from either; and that the library's 4096-byte
+//! check matches what Chromium really does with a bigger cookie.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`bash tests/run.sh` installs them when run
 //! as root). `CHROMEDRIVER` and `CHROMIUM` name other programs.
@@ -335,7 +336,7 @@ async fn shop_sessions_behave_in_headless_chromium() {
     );
 
     // Survives navigation: another page, then back; same cookie, same cart.
-    click(&browser, "a[href=\"/sessions\"]").await;
+    click(&browser, "a[href=\"/storage\"]").await;
     let report = text_when(&browser, "#session-cart", |t| t.contains("tea")).await;
     assert!(report.contains("opaque 43-character random id"), "{report}");
     click(&browser, "nav a[href=\"/\"]").await;
@@ -430,6 +431,203 @@ async fn shop_sessions_behave_in_headless_chromium() {
         .expect("read the theme");
     assert_eq!(theme, json!("dark"));
     browser.close().await.expect("quit Chromium");
+}
+
+/// One row of the shop's "Your sessions" table.
+#[derive(Debug)]
+struct Listed {
+    handle: String,
+    /// Marked "this browser".
+    this_browser: bool,
+    /// Offers "End this session".
+    end_button: bool,
+}
+
+/// The rows of the "Your sessions" table on the page the browser shows.
+async fn listed_sessions(client: &Client) -> Vec<Listed> {
+    text_when(client, "h2", |t| t == "Your sessions").await;
+    let rows = client
+        .find_all(Locator::Css("#owned-sessions tr.owned-session"))
+        .await
+        .expect("the table's rows");
+    let mut listed = Vec::new();
+    for row in rows {
+        let handle = row
+            .attr("data-handle")
+            .await
+            .expect("read the row's handle")
+            .expect("a data-handle");
+        let shown = row
+            .find(Locator::Css("code.handle"))
+            .await
+            .expect("the handle's cell")
+            .text()
+            .await
+            .expect("the handle's text");
+        assert_eq!(shown, handle, "the row shows its handle");
+        let text = row.text().await.expect("the row's text");
+        let buttons = row
+            .find_all(Locator::Css("button.end-session"))
+            .await
+            .expect("the row's buttons");
+        listed.push(Listed {
+            handle,
+            this_browser: text.contains("this browser"),
+            end_button: buttons.len() == 1,
+        });
+    }
+    listed
+}
+
+/// Opens "Your sessions" from the navigation and checks the table: `count` sessions, exactly
+/// one of them this browser's (without a button), the others with "End this session". Returns
+/// this browser's handle and the others'.
+async fn your_sessions(client: &Client, shop: &Example, count: usize) -> (String, Vec<String>) {
+    client.goto(&shop.url("/")).await.expect("open the shop");
+    click(client, "nav a#your-sessions").await;
+    let listed = listed_sessions(client).await;
+    assert_eq!(listed.len(), count, "{listed:?}");
+    let (mine, others): (Vec<&Listed>, Vec<&Listed>) = listed.iter().partition(|l| l.this_browser);
+    assert_eq!(
+        mine.len(),
+        1,
+        "exactly one session is this browser's: {listed:?}"
+    );
+    assert!(!mine[0].end_button, "{listed:?}");
+    assert!(others.iter().all(|l| l.end_button), "{listed:?}");
+    (
+        mine[0].handle.clone(),
+        others.iter().map(|l| l.handle.clone()).collect(),
+    )
+}
+
+/// Logs in as `user` on the shop page; the flash message confirms it.
+async fn log_in(client: &Client, shop: &Example, user: &str) {
+    client.goto(&shop.url("/")).await.expect("open the shop");
+    fill_and_submit(client, "user-name", user, "login").await;
+    flash(client, |t| t.contains(&format!("Welcome, {user}."))).await;
+}
+
+/// The shop page as the browser sees it now: logged in as whom, if anyone.
+async fn logged_in_as(client: &Client, shop: &Example) -> Option<String> {
+    client.goto(&shop.url("/")).await.expect("open the shop");
+    text_when(client, "#catalog", |_| true).await;
+    match client.find(Locator::Css("#user")).await {
+        Ok(user) => Some(user.text().await.expect("the user's name")),
+        Err(_) => {
+            // A guest: the login form is there instead.
+            client
+                .find(Locator::Css("#login"))
+                .await
+                .expect("a login form for a guest");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn shop_lists_and_ends_a_users_sessions_across_two_browsers() {
+    let driver = Driver::start();
+    let shop = Example::start("shop", env!("CARGO_BIN_EXE_shop"));
+    // Two browser profiles: two browsers with cookie jars of their own, as on two devices.
+    let a = driver.browser(&driver.profile("owner-a")).await;
+    let b = driver.browser(&driver.profile("owner-b")).await;
+
+    // A guest has no sessions to list: sent to the login form, with a word why.
+    a.goto(&shop.url("/sessions"))
+        .await
+        .expect("open /sessions");
+    flash(&a, |t| t.contains("Log in first")).await;
+    a.find(Locator::Css("#login"))
+        .await
+        .expect("the login form");
+
+    // Each browser fills a cart, then logs in as the same user.
+    a.goto(&shop.url("/")).await.expect("open the shop");
+    click(&a, "#add-mug").await;
+    flash(&a, |t| t.contains("Added Enamel mug")).await;
+    log_in(&a, &shop, "ann").await;
+    b.goto(&shop.url("/")).await.expect("open the shop");
+    click(&b, "#add-tea").await;
+    flash(&b, |t| t.contains("Added Green tea")).await;
+    log_in(&b, &shop, "ann").await;
+
+    // Each sees both sessions, its own marked "this browser", the other's with a button.
+    let (a_handle, a_others) = your_sessions(&a, &shop, 2).await;
+    let (b_handle, b_others) = your_sessions(&b, &shop, 2).await;
+    assert_eq!(a_others, std::slice::from_ref(&b_handle));
+    assert_eq!(b_others, std::slice::from_ref(&a_handle));
+    assert_ne!(a_handle, b_handle);
+    // The handle names the session without being its id: not the cookie, nor part of it.
+    for (client, handle) in [(&a, &a_handle), (&b, &b_handle)] {
+        let id = cookie(client, "cart").await.expect("a cart cookie");
+        assert_eq!(id.value().len(), 43);
+        assert_eq!(handle.len(), 22);
+        assert_ne!(id.value(), handle.as_str());
+        assert!(!id.value().contains(handle.as_str()));
+    }
+    let a_cookie = cookie(&a, "cart")
+        .await
+        .expect("a cart cookie")
+        .value()
+        .to_owned();
+
+    // A ends B's session: B is logged out at its next page load, its cart gone with the
+    // session; A is still logged in, with its cart.
+    a.goto(&shop.url("/sessions"))
+        .await
+        .expect("open /sessions");
+    click(
+        &a,
+        &format!("tr[data-handle=\"{b_handle}\"] button.end-session"),
+    )
+    .await;
+    flash(&a, |t| t.contains("Ended 1 session")).await;
+    let listed = listed_sessions(&a).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].this_browser && listed[0].handle == a_handle);
+
+    assert_eq!(logged_in_as(&b, &shop).await, None, "B is logged out");
+    text_when(&b, "#cart-empty", |t| t.contains("empty")).await;
+    // The dead id's cookie is removed too (B has no other cookie: no preferences, and the flash
+    // was shown).
+    assert_eq!(cookie_names(&b).await, Vec::<String>::new());
+    b.goto(&shop.url("/sessions"))
+        .await
+        .expect("open /sessions");
+    flash(&b, |t| t.contains("Log in first")).await;
+
+    assert_eq!(logged_in_as(&a, &shop).await.as_deref(), Some("ann"));
+    assert_eq!(quantity(&a, "mug").await.as_deref(), Some("1"));
+    assert_eq!(
+        cookie(&a, "cart").await.expect("a cart cookie").value(),
+        a_cookie,
+        "A's session is untouched"
+    );
+
+    // B logs in again; A logs out everywhere else: B is logged out, A is not.
+    log_in(&b, &shop, "ann").await;
+    let (b_handle_again, _) = your_sessions(&b, &shop, 2).await;
+    assert_ne!(b_handle_again, b_handle, "a new login, a new session");
+    let (_, a_others) = your_sessions(&a, &shop, 2).await;
+    assert_eq!(a_others, [b_handle_again]);
+    click(&a, "#end-others").await;
+    flash(&a, |t| t.contains("Ended 1 other session")).await;
+    let listed = listed_sessions(&a).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].this_browser && listed[0].handle == a_handle);
+
+    assert_eq!(logged_in_as(&b, &shop).await, None, "B is logged out");
+    assert_eq!(logged_in_as(&a, &shop).await.as_deref(), Some("ann"));
+    let (mine, others) = your_sessions(&a, &shop, 1).await;
+    assert_eq!((mine, others), (a_handle, Vec::<String>::new()));
+
+    // Nothing else to end now.
+    click(&a, "#end-others").await;
+    flash(&a, |t| t.contains("There was no other session")).await;
+
+    a.close().await.expect("quit Chromium A");
+    b.close().await.expect("quit Chromium B");
 }
 
 /// A plain actix-web handler, no session library: three cookies whose name and value together

@@ -1,5 +1,6 @@
 //! The JSON side: the same operations as the pages, for scripts. Refusals are
-//! `{"error": "..."}` with 400 (bad input) or 413 (the change would not fit in the cookie).
+//! `{"error": "..."}` with 400 (bad input), 401 (only for a logged-in user), 404 (no such
+//! session) or 413 (the change would not fit in the cookie).
 
 use actix_typed_session::{SessionError, Sessions};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,7 +14,10 @@ use crate::{
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/state", web::get().to(state))
+        .route("/storage", web::get().to(storage))
         .route("/sessions", web::get().to(sessions))
+        .route("/sessions/end-others", web::post().to(end_others))
+        .route("/sessions/{handle}/end", web::post().to(end_session))
         .route("/cart", web::post().to(add))
         .route("/cart/{sku}", web::delete().to(remove))
         .route("/login", web::post().to(login))
@@ -26,6 +30,8 @@ fn refused(refusal: Refusal) -> HttpResponse {
     match refusal {
         Refusal::Invalid(_) => HttpResponse::BadRequest().json(body),
         Refusal::TooLarge(_) => HttpResponse::PayloadTooLarge().json(body),
+        Refusal::NotLoggedIn => HttpResponse::Unauthorized().json(body),
+        Refusal::NotFound(_) => HttpResponse::NotFound().json(body),
     }
 }
 
@@ -43,12 +49,44 @@ async fn state(cart: CartSession, prefs: PrefsSession) -> Result<HttpResponse, S
     Ok(HttpResponse::Ok().json(state_json(&cart, &prefs)?))
 }
 
-async fn sessions(
+async fn storage(
     req: HttpRequest,
     sessions: Sessions,
     info: web::Data<ShopInfo>,
 ) -> Result<HttpResponse, SessionError> {
     Ok(HttpResponse::Ok().json(session_reports(&req, &sessions, &info).await?))
+}
+
+/// The logged-in user's sessions: `{"user": .., "sessions": [SessionInfo, ..]}`.
+async fn sessions(cart: CartSession) -> Result<HttpResponse, SessionError> {
+    Ok(match model::my_sessions(&cart).await? {
+        Ok((user, sessions)) => {
+            HttpResponse::Ok().json(json!({ "user": user, "sessions": sessions }))
+        }
+        Err(refusal) => refused(refusal),
+    })
+}
+
+/// Ends the session named by `handle`: `{"ended": handle, "current": bool}`.
+async fn end_session(
+    cart: CartSession,
+    handle: web::Path<String>,
+) -> Result<HttpResponse, SessionError> {
+    Ok(match model::end_session(&cart, &handle).await? {
+        Ok(ended) => HttpResponse::Ok().json(json!({
+            "ended": handle.as_str(),
+            "current": ended == model::Ended::ThisOne,
+        })),
+        Err(refusal) => refused(refusal),
+    })
+}
+
+/// Ends every session of the user but this one: `{"ended": count}`.
+async fn end_others(cart: CartSession) -> Result<HttpResponse, SessionError> {
+    Ok(match model::end_other_sessions(&cart).await? {
+        Ok(ended) => HttpResponse::Ok().json(json!({ "ended": ended })),
+        Err(refusal) => refused(refusal),
+    })
 }
 
 #[derive(Deserialize)]

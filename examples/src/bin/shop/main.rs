@@ -1,6 +1,8 @@
 //! A small shop to click through: a cart on a server-side store, preferences in a sealed cookie,
-//! login (renews the session id), logout (purges it), flash messages after every action, and a
-//! page that shows what each session holds and where. The same operations are a JSON API.
+//! login (renews the session id and ties the session to the user), logout (purges it), flash
+//! messages after every action, a page that shows what each session holds and where, and a
+//! "Your sessions" page that lists the user's sessions (one per browser that logged in) and ends
+//! them. The same operations are a JSON API.
 //!
 //! ```text
 //! cargo run -p examples --bin shop                  # then open http://localhost:8080
@@ -20,9 +22,19 @@
 //! curl -c jar -b jar -X DELETE http://localhost:8080/api/cart/tea
 //! curl -c jar -b jar -H 'content-type: application/json' -d '{"user":"ann"}' http://localhost:8080/api/login
 //! curl -c jar -b jar -X PUT -H 'content-type: application/json' -d '{"theme":"dark"}' http://localhost:8080/api/prefs
-//! curl -c jar -b jar http://localhost:8080/api/sessions
+//! curl -c jar -b jar http://localhost:8080/api/storage       # what each session holds, where
+//! curl -c jar -b jar http://localhost:8080/api/sessions      # the user's sessions, with handles
+//! curl -c jar -b jar -X POST http://localhost:8080/api/sessions/HANDLE/end
+//! curl -c jar -b jar -X POST http://localhost:8080/api/sessions/end-others
 //! curl -c jar -b jar -X POST http://localhost:8080/api/logout
 //! ```
+//!
+//! `GET /api/sessions` answers `{"user": .., "sessions": [{"handle", "created_at", "last_seen",
+//! "expires_at", "current"}]}` (times in Unix seconds, most recently seen first); a handle names a
+//! session without revealing its id. `POST /api/sessions/{handle}/end` answers
+//! `{"ended": handle, "current": bool}` (404 when there is no such session; ending the current
+//! one logs this client out), `POST /api/sessions/end-others` answers `{"ended": count}`. All
+//! three answer 401 to a guest.
 //! (curl sends `Secure` cookies to `http://localhost` too.)
 
 mod api;
@@ -43,7 +55,8 @@ pub(crate) struct ShopInfo {
     pub(crate) datastore: &'static str,
 }
 
-/// What one session holds and where: for the "sessions" page and `GET /api/sessions`.
+/// What one session holds and where: for the "What the sessions hold" page (`/storage`) and
+/// `GET /api/storage`.
 #[derive(Serialize)]
 pub(crate) struct SessionReport {
     pub(crate) name: &'static str,

@@ -1,6 +1,6 @@
 //! The shop's sessions and the operations on them, shared by the HTML pages and the JSON API.
 
-use actix_typed_session::{SessionData, SessionError};
+use actix_typed_session::{SessionData, SessionError, SessionHandle, SessionInfo, SessionStatus};
 use serde::{Deserialize, Serialize};
 
 /// One product of the (fixed) catalogue.
@@ -117,6 +117,10 @@ pub(crate) enum Refusal {
     Invalid(String),
     /// The change would not fit in the cookie; the session kept its previous state.
     TooLarge(SessionError),
+    /// Only for a logged-in visitor.
+    NotLoggedIn,
+    /// What was asked for is not there (any more): the message says what.
+    NotFound(String),
 }
 
 impl Refusal {
@@ -124,6 +128,8 @@ impl Refusal {
         match self {
             Self::Invalid(why) => why.clone(),
             Self::TooLarge(err) => format!("Your note was not saved: {err}."),
+            Self::NotLoggedIn => "Log in first to see your sessions.".into(),
+            Self::NotFound(what) => what.clone(),
         }
     }
 }
@@ -174,12 +180,66 @@ pub(crate) fn login(cart: &CartSession, user: &str) -> Outcome<String> {
     // New privileges, new id: an id planted in the browser before the login (session fixation)
     // is dead afterwards. The cart's contents move to the new id.
     cart.renew();
+    // Ties the session to its user, so that the user can list and end it from any browser
+    // ("Your sessions"). Saved with the login, in the same write.
+    cart.as_session().set_owner(user)?;
     Ok(Ok(user.to_owned()))
 }
 
 pub(crate) fn logout(cart: &CartSession) {
-    // Deletes the stored session and tells the browser to delete its cookie.
+    // Deletes the stored session and tells the browser to delete its cookie (and the session
+    // leaves its user's list).
     cart.purge();
+}
+
+/// The logged-in user and their sessions (one per browser that logged in: the cart session on
+/// the datastore), most recently seen first, this browser's marked.
+pub(crate) async fn my_sessions(cart: &CartSession) -> Outcome<(String, Vec<SessionInfo>)> {
+    let Some(user) = cart.user()? else {
+        return Ok(Err(Refusal::NotLoggedIn));
+    };
+    Ok(Ok((user, cart.as_session().owned_sessions().await?)))
+}
+
+/// Which session [`end_session`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Another browser's: it is logged out, its cart gone with its session.
+    Other,
+    /// This browser's own: purged, as by a logout.
+    ThisOne,
+}
+
+/// Ends one of the user's sessions, named by the handle the list shows. A handle can only end
+/// a session of the logged-in user.
+pub(crate) async fn end_session(cart: &CartSession, handle: &str) -> Outcome<Ended> {
+    if cart.user()?.is_none() {
+        return Ok(Err(Refusal::NotLoggedIn));
+    }
+    let Ok(handle) = handle.parse::<SessionHandle>() else {
+        return Ok(Err(Refusal::Invalid(format!(
+            "{handle:?} is not a session handle."
+        ))));
+    };
+    let session = cart.as_session();
+    if !session.end_session(&handle).await? {
+        return Ok(Err(Refusal::NotFound(
+            "That session had already ended.".into(),
+        )));
+    }
+    Ok(Ok(if session.status() == SessionStatus::Purged {
+        Ended::ThisOne
+    } else {
+        Ended::Other
+    }))
+}
+
+/// Ends every session of the user but this browser's ("log out everywhere else"); how many.
+pub(crate) async fn end_other_sessions(cart: &CartSession) -> Outcome<usize> {
+    if cart.user()?.is_none() {
+        return Ok(Err(Refusal::NotLoggedIn));
+    }
+    Ok(Ok(cart.as_session().end_other_sessions().await?))
 }
 
 pub(crate) fn set_theme(prefs: &PrefsSession, theme: &str) -> Outcome<Theme> {

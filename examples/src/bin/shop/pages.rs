@@ -1,19 +1,24 @@
 //! The HTML side: server-rendered pages and form posts. Every post answers with a redirect
 //! (post/redirect/get) and leaves a flash message for the page it leads to.
 
-use actix_typed_session::{SessionError, Sessions};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_typed_session::{SessionError, SessionInfo, Sessions};
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use examples::escape;
 use serde::Deserialize;
 
 use crate::{
-    model::{self, CartSession, FlashSession, Message, PrefsSession, Refusal, CATALOG},
+    model::{self, CartSession, Ended, FlashSession, Message, PrefsSession, Refusal, CATALOG},
     session_reports, ShopInfo,
 };
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
-        .route("/sessions", web::get().to(sessions_page))
+        .route("/storage", web::get().to(storage_page))
+        .route("/sessions", web::get().to(your_sessions))
+        .route("/sessions/end", web::post().to(end_session))
+        .route("/sessions/end-others", web::post().to(end_others))
         .route("/cart/add", web::post().to(add))
         .route("/cart/remove", web::post().to(remove))
         .route("/login", web::post().to(login))
@@ -27,12 +32,14 @@ padding:0 1rem;line-height:1.4}body.dark{background:#1e1f22;color:#e6e6e6}\
 body.dark a{color:#8ab4f8}table{border-collapse:collapse}td,th{padding:.2rem .6rem;\
 text-align:left}form{display:inline}#flash li{padding:.3rem .6rem;margin:.2rem 0;\
 list-style:none;background:#e7f5e7;color:#1b4d1b}#flash li.error{background:#fbe3e3;\
-color:#7a1717}pre{background:#8881;padding:.5rem;overflow-x:auto}textarea{width:100%}";
+color:#7a1717}pre{background:#8881;padding:.5rem;overflow-x:auto}textarea{width:100%}\
+td small{opacity:.7}";
 
 fn layout(theme: model::Theme, user: Option<&str>, flash: &[Message], body: &str) -> HttpResponse {
     let account = match user {
         Some(user) => format!(
-            "logged in as <b id=\"user\">{}</b> \
+            "<a href=\"/sessions\" id=\"your-sessions\">Your sessions</a> · \
+             logged in as <b id=\"user\">{}</b> \
              <form method=\"post\" action=\"/logout\"><button id=\"logout\">Log out</button></form>",
             escape(user)
         ),
@@ -53,7 +60,7 @@ fn layout(theme: model::Theme, user: Option<&str>, flash: &[Message], body: &str
          <meta name=\"viewport\" content=\"width=device-width\">\
          <title>Tea shop</title><style>{STYLE}</style></head>\n\
          <body class=\"{theme}\"><nav><a href=\"/\">Shop</a> · \
-         <a href=\"/sessions\">What the sessions hold</a> · {account}</nav>\n\
+         <a href=\"/storage\">What the sessions hold</a> · {account}</nav>\n\
          <ul id=\"flash\">{messages}</ul>\n{body}\n</body></html>\n",
         theme = theme.as_str(),
     );
@@ -158,7 +165,7 @@ async fn index(
     Ok(layout(theme, user.as_deref(), &messages, &body))
 }
 
-async fn sessions_page(
+async fn storage_page(
     req: HttpRequest,
     sessions: Sessions,
     cart: CartSession,
@@ -194,11 +201,156 @@ async fn sessions_page(
     Ok(layout(prefs.theme()?, cart.user()?.as_deref(), &[], &body))
 }
 
-/// Leaves a message for the next page and sends the browser there.
+/// A moment for people, relative to `now` ("12 s ago", "in 29 min"), with its UTC time.
+fn when(t: SystemTime, now: SystemTime) -> String {
+    let relative = match now.duration_since(t) {
+        Ok(ago) if ago < Duration::from_secs(2) => "just now".to_owned(),
+        Ok(ago) => format!("{} ago", span(ago)),
+        Err(ahead) => format!("in {}", span(ahead.duration())),
+    };
+    format!("{relative} <small>({})</small>", utc(t))
+}
+
+/// `150 s` → `"3 min"`: seconds up to two minutes, then the largest unit, rounded.
+fn span(d: Duration) -> String {
+    let round = |s: u64, unit: u64| (s + unit / 2) / unit;
+    match d.as_secs() {
+        s @ 0..=119 => format!("{s} s"),
+        s @ 120..=7199 => format!("{} min", round(s, 60)),
+        s @ 7200..=172_799 => format!("{} h", round(s, 3600)),
+        s => format!("{} days", round(s, 86_400)),
+    }
+}
+
+/// `"2024-05-01 12:00:03 UTC"` (the proleptic Gregorian calendar, from the Unix time).
+fn utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Days to a civil date: Howard Hinnant's `civil_from_days`.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+}
+
+fn session_row(s: &SessionInfo, now: SystemTime) -> String {
+    let handle = escape(&s.handle.to_string());
+    let action = if s.current {
+        "<td class=\"this-browser\"><b>this browser</b></td>".to_owned()
+    } else {
+        format!(
+            "<td><form method=\"post\" action=\"/sessions/end\">\
+             <input type=\"hidden\" name=\"handle\" value=\"{handle}\">\
+             <button class=\"end-session\">End this session</button></form></td>"
+        )
+    };
+    format!(
+        "<tr class=\"owned-session{current}\" data-handle=\"{handle}\">\
+         <td><code class=\"handle\">{handle}</code></td><td>{created}</td><td>{seen}</td>\
+         <td>{expires}</td>{action}</tr>",
+        current = if s.current { " current" } else { "" },
+        created = when(s.created_at, now),
+        seen = when(s.last_seen, now),
+        expires = when(s.expires_at, now),
+    )
+}
+
+async fn your_sessions(
+    cart: CartSession,
+    prefs: PrefsSession,
+    flash: FlashSession,
+    info: web::Data<ShopInfo>,
+) -> Result<HttpResponse, SessionError> {
+    let (user, sessions) = match model::my_sessions(&cart).await? {
+        Ok(mine) => mine,
+        // A guest has no sessions to list: to the login form, with a word why.
+        Err(refusal) => return refused(&flash, refusal),
+    };
+    let messages = flash.take_messages()?;
+    let now = SystemTime::now();
+    let mut body = format!(
+        "<h2>Your sessions</h2>\
+         <p>Every browser where <b>{user}</b> logged in has a session of its own: its cart \
+         session, on the server-side store: here {store}. Ending one logs that browser out, \
+         and its cart goes with the session.</p>\
+         <table id=\"owned-sessions\"><tr><th>session</th><th>created</th><th>last seen</th>\
+         <th>expires</th><th></th></tr>",
+        user = escape(&user),
+        store = escape(info.datastore),
+    );
+    for s in &sessions {
+        body.push_str(&session_row(s, now));
+    }
+    body.push_str(
+        "</table><p><form method=\"post\" action=\"/sessions/end-others\">\
+         <button id=\"end-others\">Log out everywhere else</button></form></p>\
+         <p><small>A session is named by a handle derived one-way from its stored key: it \
+         reveals neither the id in your cookie nor the key, and it ends only a session of \
+         yours. \"Last seen\" is the last write: a change, or the expiry refresh, which the \
+         store throttles.</small></p>",
+    );
+    Ok(layout(prefs.theme()?, Some(&user), &messages, &body))
+}
+
+#[derive(Deserialize)]
+struct HandleForm {
+    handle: String,
+}
+
+async fn end_session(
+    cart: CartSession,
+    flash: FlashSession,
+    form: web::Form<HandleForm>,
+) -> Result<HttpResponse, SessionError> {
+    match model::end_session(&cart, &form.handle).await? {
+        Ok(Ended::Other) => back_to(
+            &flash,
+            "/sessions",
+            false,
+            "Ended 1 session: that browser is logged out.".into(),
+        ),
+        Ok(Ended::ThisOne) => back(
+            &flash,
+            false,
+            "You ended this browser's session: you are logged out.".into(),
+        ),
+        Err(refusal @ Refusal::NotLoggedIn) => refused(&flash, refusal),
+        Err(refusal) => back_to(&flash, "/sessions", true, refusal.message()),
+    }
+}
+
+async fn end_others(cart: CartSession, flash: FlashSession) -> Result<HttpResponse, SessionError> {
+    let text = match model::end_other_sessions(&cart).await? {
+        Ok(0) => "There was no other session to end.".to_owned(),
+        Ok(1) => "Ended 1 other session: you are logged out everywhere else.".to_owned(),
+        Ok(n) => format!("Ended {n} other sessions: you are logged out everywhere else."),
+        Err(refusal) => return refused(&flash, refusal),
+    };
+    back_to(&flash, "/sessions", false, text)
+}
+
+/// Leaves a message for the shop page and sends the browser there.
 fn back(flash: &FlashSession, error: bool, text: String) -> Result<HttpResponse, SessionError> {
+    back_to(flash, "/", error, text)
+}
+
+/// Leaves a message for the next page, `location`, and sends the browser there.
+fn back_to(
+    flash: &FlashSession,
+    location: &str,
+    error: bool,
+    text: String,
+) -> Result<HttpResponse, SessionError> {
     flash.push_messages(Message { error, text })?;
     Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/"))
+        .insert_header((header::LOCATION, location))
         .finish())
 }
 
