@@ -344,6 +344,17 @@ impl Session {
         }
     }
 
+    /// Owner operations that end sessions are writes: refused through an old id in its renew
+    /// grace window (it could otherwise end the session's own new id).
+    fn check_writable(&self) -> Result<(), SessionError> {
+        if self.state().read_only {
+            return Err(SessionError::ReadOnly {
+                session: self.name().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     fn current_key(&self) -> Option<StorageKey> {
         match &self.state().origin {
             Origin::Loaded { id: Some(id), .. } => Some(id.storage_key()),
@@ -383,6 +394,7 @@ impl Session {
     /// }
     /// ```
     pub async fn end_session(&self, handle: &SessionHandle) -> Result<bool, SessionError> {
+        self.check_writable()?;
         let Some(owner) = self.owner() else {
             return Ok(false);
         };
@@ -413,6 +425,7 @@ impl Session {
     /// }
     /// ```
     pub async fn end_other_sessions(&self) -> Result<usize, SessionError> {
+        self.check_writable()?;
         let Some(owner) = self.owner() else {
             return Ok(0);
         };
@@ -439,6 +452,7 @@ impl Session {
     /// }
     /// ```
     pub async fn end_all_sessions(&self) -> Result<usize, SessionError> {
+        self.check_writable()?;
         let Some(owner) = self.owner() else {
             self.purge();
             return Ok(0);

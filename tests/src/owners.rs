@@ -220,6 +220,43 @@ pub async fn renew_grace_keeps_the_old_id_readable_then_kills_it(backend: Backen
     assert_eq!(c.read("s", "user").await, Some(json!("alice")));
 }
 
+pub async fn ending_all_sessions_also_ends_old_ids_in_their_grace_window(backend: Backend) {
+    let clock = TestClock::default();
+    visitors!(backend, clock, c);
+    c.set("s", "cart", json!([1])).await;
+    c.post("/s/login/alice").await;
+    // A logged-in session renewed again (e.g. on a privilege change): its old id, in its grace
+    // window, still reads as alice's.
+    let old = c.cookie("s").unwrap();
+    c.post("/s/renew").await;
+    let read_old = || {
+        c.send_raw(
+            TestRequest::get()
+                .uri("/s/entries")
+                .cookie(cookie("s", &old)),
+        )
+    };
+    assert_eq!(read_old().await.json(), json!({"cart": [1]}));
+    // The old id cannot end the new one.
+    let from_old = c
+        .send_raw(
+            TestRequest::post()
+                .uri("/s/end-others")
+                .cookie(cookie("s", &old)),
+        )
+        .await;
+    assert_eq!(from_old.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(c.read("s", "cart").await, Some(json!([1])));
+    // "Log out everywhere else" reports no other session, and the old id is dead at once.
+    assert_eq!(c.post("/s/end-others").await.json(), json!(0));
+    assert_eq!(
+        read_old().await.json(),
+        json!({}),
+        "the old id outlived the end"
+    );
+    assert_eq!(c.read("s", "cart").await, Some(json!([1])));
+}
+
 pub async fn renew_without_grace_kills_the_old_id_at_once(backend: Backend) {
     let clock = TestClock::default();
     let c = client(middleware(

@@ -350,7 +350,10 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedStore<C, D> {
         }
         let writes = self.stripe(key).load(Ordering::SeqCst);
         let record = self.durable.load(key, now).await?;
-        if let Some(record) = &record {
+        // Retired copies (an old id in its renew grace window) are not cached: they live for
+        // seconds, and ending an owner's sessions deletes them in the durable store, which a
+        // cached copy would outlive.
+        if let Some(record) = record.as_ref().filter(|r| !r.retired) {
             if self.stripe(key).load(Ordering::SeqCst) == writes {
                 if let Err(err) = self.cache.put(key, record, now, self.fresh_for).await {
                     warn("caching a session", &err);

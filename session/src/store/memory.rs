@@ -124,8 +124,10 @@ impl Entry {
         self.is_live(now) && !self.retired
     }
 
+    /// The owner the entry is indexed under. Retired copies stay indexed, so that ending all of
+    /// an owner's sessions reaches an old id in its grace window too.
     fn indexed_owner(&self) -> Option<&Arc<str>> {
-        self.owner.as_ref().filter(|_| !self.retired)
+        self.owner.as_ref()
     }
 }
 
@@ -554,6 +556,7 @@ impl SessionStore for MemoryStore {
         let owned = guard
             .entries
             .get(key)
+            .filter(|e| !e.retired)
             .and_then(Entry::indexed_owner)
             .is_some_and(|o| &**o == owner);
         if owned && guard.take(key).is_some() {
@@ -582,9 +585,12 @@ impl SessionStore for MemoryStore {
                 .copied()
                 .collect();
             for key in keys {
-                if guard.take(&key).is_some() {
+                if let Some(entry) = guard.take(&key) {
                     inner.len.fetch_sub(1, Ordering::Relaxed);
-                    deleted.push(key);
+                    // Retired copies go too, but only live sessions are reported.
+                    if !entry.retired {
+                        deleted.push(key);
+                    }
                 }
             }
         }

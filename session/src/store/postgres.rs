@@ -22,7 +22,7 @@ const OWNER_ATTEMPTS: usize = 5;
 ///
 /// One row per session: the SHA-256 hash of its id as primary key (a leaked table or backup
 /// holds no usable session id), the data as `jsonb`, creation, expiry and last-write times, the
-/// owner the session is tied to (`owner text NULL`, with a partial index on the owned, live rows)
+/// owner the session is tied to (`owner text NULL`, with a partial index on the owned rows)
 /// and a `retired` flag. Every change is one conditional statement, and the owner and `last_seen`
 /// columns change in that same statement:
 ///
@@ -37,9 +37,9 @@ const OWNER_ATTEMPTS: usize = 5;
 /// - **renew** moves the session to a new key in one transaction. With a grace window, the old
 ///   row is not deleted but kept unchanged as a read-only copy (`retired = true`, expiring at
 ///   the end of the window or at its own deadline, whichever comes first): loads still find
-///   it, writes never apply to it, and it is out of the owner index. The retired copy keeps its
-///   `owner` value (a load returns it as it was); the owner index and every owner query skip
-///   retired rows instead.
+///   it, writes never apply to it, and it is never listed. The retired copy keeps its `owner`
+///   value (a load returns it as it was), so that ending all of an owner's sessions deletes it
+///   too; listing and ending one session skip retired rows.
 ///
 /// The owner index ([`list_owned`](SessionStore::list_owned),
 /// [`delete_owned`](SessionStore::delete_owned),
@@ -241,7 +241,7 @@ impl Queries {
             create_indexes: format!(
                 "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at);
                  CREATE INDEX IF NOT EXISTS \"{table}_owner_idx\" ON {t} (owner)
-                     WHERE owner IS NOT NULL AND NOT retired;"
+                     WHERE owner IS NOT NULL;"
             ),
             load: format!(
                 "SELECT data, created_at, expires_at, COALESCE(last_seen, created_at), owner, retired
@@ -293,8 +293,8 @@ impl Queries {
                 "DELETE FROM {t} WHERE id_hash = $1 AND owner = $2 AND NOT retired"
             ),
             delete_all_owned: format!(
-                "DELETE FROM {t} WHERE owner = $1 AND NOT retired AND id_hash IS DISTINCT FROM $2
-                 RETURNING id_hash"
+                "DELETE FROM {t} WHERE owner = $1 AND id_hash IS DISTINCT FROM $2
+                 RETURNING id_hash, retired"
             ),
             table: t,
         }
@@ -720,8 +720,11 @@ impl SessionStore for PostgresStore {
                     Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => continue,
                     Err(e) => return Err(StoreError::new(op, e)),
                 };
+                // Retired copies of the owner's renewed sessions go too (ending "everywhere"
+                // includes an old id in its grace window), but only live sessions are reported.
                 let deleted = rows
                     .iter()
+                    .filter(|row| !row.get::<_, bool>(1))
                     .map(|row| {
                         row.try_get(0)
                             .map_err(|e| StoreError::new(op, e))

@@ -159,8 +159,9 @@ return 1
 /// taken.
 ///
 /// Without a grace window the hash is `RENAME`d. With one, it is copied to `new`, and `old`
-/// stays as it was, marked retired, out of the owner index, expiring at the grace deadline or
-/// its own, whichever comes first.
+/// stays as it was, marked retired, expiring at the grace deadline or its own, whichever comes
+/// first. The retired copy stays in its owner's set (never listed, but ending all of the
+/// owner's sessions deletes it too).
 const RENEW: &str = r#"
 if not writable(KEYS[1]) then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
@@ -176,7 +177,6 @@ else
   local left = tonumber(until_ms) - tonumber(ARGV[2])
   if left > 0 then
     redis.call('HSET', KEYS[1], '@r', '1', '@e', until_ms)
-    redis.call('HDEL', KEYS[1], '@i')
     redis.call('PEXPIRE', KEYS[1], left)
   else
     redis.call('DEL', KEYS[1])
@@ -184,6 +184,10 @@ else
 end
 apply(KEYS[2])
 reindex(KEYS[1], old, KEYS[2], KEYS[3])
+if old and ARGV[9] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
+  -- The retired copy stays in its owner's set (whose TTL already covers it).
+  redis.call('SADD', ARGV[1] .. old, member(KEYS[1]))
+end
 return 1
 "#;
 
@@ -208,14 +212,15 @@ return 1
 
 /// `KEYS = [owner's set]`, `ARGV = [session_prefix, now_ms, owner]`: `[hex, created_ms,
 /// last_seen_ms, expires_ms]` of each live, writable session of the owner. Members whose hash is
-/// gone (expired in Redis) or no longer belongs to the owner are dropped from the set.
+/// gone (expired in Redis) or no longer belongs to the owner are dropped from the set; retired
+/// copies stay in it but are not listed.
 const LIST_OWNED: &str = r#"
 local listed = {}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local f = redis.call('HMGET', ARGV[1] .. m, '@c', '@s', '@e', '@o', '@r')
-  if not f[3] or f[4] ~= ARGV[3] or f[5] then
+  if not f[3] or f[4] ~= ARGV[3] then
     redis.call('SREM', KEYS[1], m)
-  elseif tonumber(f[3]) > tonumber(ARGV[2]) then
+  elseif not f[5] and tonumber(f[3]) > tonumber(ARGV[2]) then
     listed[#listed + 1] = {m, f[1] or '0', f[2] or f[1] or '0', f[3]}
   end
 end
@@ -233,17 +238,19 @@ return 1
 "#;
 
 /// `KEYS = [owner's set]`, `ARGV = [session_prefix, owner, keep_hex or '']`: deletes every
-/// session of the owner but `keep`, empties the set but for `keep`, and returns the hex of the
-/// deleted sessions.
+/// session of the owner but `keep` (retired copies included), empties the set but for `keep`,
+/// and returns the hex of the deleted live sessions.
 const DELETE_ALL_OWNED: &str = r#"
 local deleted = {}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if m ~= ARGV[3] then
     local key = ARGV[1] .. m
     local f = redis.call('HMGET', key, '@o', '@r')
-    if f[1] == ARGV[2] and not f[2] then
+    if f[1] == ARGV[2] then
       redis.call('DEL', key)
-      deleted[#deleted + 1] = m
+      if not f[2] then
+        deleted[#deleted + 1] = m
+      end
     end
     redis.call('SREM', KEYS[1], m)
   end
@@ -262,8 +269,8 @@ return deleted
 ///
 /// The **owner index** is one Redis set per owner, under `{prefix}owner:{hex of the SHA-256 of
 /// the owner}` (the owner itself never appears in a key name, and `o` is not a hex digit, so the
-/// set cannot collide with a session), whose members are the hex hashes of the owner's live
-/// sessions. Its TTL is moved on every write to one of its sessions to at least that session's
+/// set cannot collide with a session), whose members are the hex hashes of the owner's sessions
+/// (retired copies included: they are never listed, but ending all sessions deletes them). Its TTL is moved on every write to one of its sessions to at least that session's
 /// TTL, never shortened, so a set outlives its members and goes away by itself after the last
 /// one.
 ///
@@ -280,8 +287,8 @@ return deleted
 /// - the **idle refresh** moves only the expiry and last write, at most once per refresh
 ///   interval;
 /// - **renew** `RENAME`s the hash to the new key after checking both keys; with a grace window
-///   it copies the hash instead and leaves the old one as it was, marked retired (`@r`), out of
-///   the owner set, expiring at the grace deadline or its own, whichever comes first;
+///   it copies the hash instead and leaves the old one as it was, marked retired (`@r`), still in
+///   the owner's set, expiring at the grace deadline or its own, whichever comes first;
 /// - **delete** removes the hash and its member of the owner's set.
 ///
 /// A load is one `HGETALL`. Listing an owner's sessions, ending one of them and ending all of them

@@ -346,8 +346,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// when `new` is taken; in both cases nothing changes.
     ///
     /// With `retire_until` set, `old` is not deleted but becomes a read-only copy of the session
-    /// as it was before this renew (`retired` set, out of the owner index), which expires at
-    /// `retire_until` or at its own deadline, whichever comes first. Without it, `old` is deleted.
+    /// as it was before this renew (`retired` set, owner kept), which expires at
+    /// `retire_until` or at its own deadline, whichever comes first: it is never listed nor
+    /// ended alone, but [`delete_all_owned`](Self::delete_all_owned) deletes it. Without
+    /// `retire_until`, `old` is deleted.
     fn renew(
         &self,
         old: &StorageKey,
@@ -388,7 +390,9 @@ pub trait SessionStore: Send + Sync + 'static {
         async { Err(StoreError::unsupported("ending one of an owner's sessions")) }
     }
 
-    /// Deletes every session tied to `owner` except `keep`, in one atomic step; the keys deleted
+    /// Deletes every session tied to `owner` except `keep`, in one atomic step, retired copies
+    /// of the owner's renewed sessions included (ending "everywhere" must not leave an old id
+    /// readable for the rest of its grace window); the keys of the non-retired sessions deleted
     /// (which may include sessions that had expired but were not reclaimed yet).
     fn delete_all_owned(
         &self,
