@@ -72,6 +72,7 @@ started=$(date +%s)
 # --- build -------------------------------------------------------------------------------------
 if [ -n "${FAULTS_BIN:-}" ]; then
   BIN=$FAULTS_BIN # already built (tests/run.sh: the debug build of its `cargo test`)
+  [ -x "$BIN" ] || { echo "FAULTS_BIN=$BIN is not an executable" >&2; exit 1; }
 elif [ "$PROFILE" = release ]; then
   nice -n 5 cargo build --release -q -p examples --features postgres,redis --bin faultbench
   BIN=$CARGO_TARGET_DIR/release/faultbench
@@ -89,17 +90,30 @@ fi
 export PG_BIN
 
 # --- throw-away stores ------------------------------------------------------------------------
+# Ports below the kernel's ephemeral range: the load opens thousands of connections, and a port
+# that is free now but inside that range may be an outgoing connection's local port by the time
+# a server binds it.
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+free_port() {
+  local port
+  while :; do
+    port=$(( EPHEMERAL_LOW - 1 - (RANDOM % 8000) ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+}
 PG_DIR= PG_PORT=
 pg_start() {
-  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null
+  as_postgres timeout 90 "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null \
+    || { echo "PostgreSQL did not start:" >&2; tail -n 20 "$PG_DIR/log" >&2; return 1; }
 }
 pg_new() {
   PG_DIR=$(mktemp -d /tmp/faults-pg.XXXXXX)
   PG_DIRS+=("$PG_DIR")
   chmod 755 "$PG_DIR"
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$PG_DIR"
-  as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-sync >/dev/null
+  as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-sync >/dev/null \
+    || return 1
   PG_PORT=$(free_port)
   pg_start
 }
@@ -138,7 +152,8 @@ sleep_until() { # unix ms
 }
 
 # --- faults -------------------------------------------------------------------------------------
-# Each runs from the fault's start (at $AT) to its end (at $CLEAR) and marks both moments.
+# Each runs from the fault's start (at $AT) to its end (at $CLEAR) and marks both moments; it
+# returns non-zero if a step of the injection itself failed (the scenario then counts as failed).
 fault() { # backend scenario
   local stall_s
   stall_s=$(awk -v ms="$((CLEAR - AT))" 'BEGIN { printf "%.3f", ms / 1000 }')
@@ -146,40 +161,43 @@ fault() { # backend scenario
   case "$1:$2" in
     pg:down-*)
       mark fault_start
-      as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null
+      as_postgres timeout 90 "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null \
+        || return 1
       sleep_until "$CLEAR"
-      pg_start
+      pg_start || return 1
       mark fault_clear ;;
     pg:slow | pg:pool)
       mark fault_start
-      timeout 60 "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qAtX \
-        -c "BEGIN; LOCK TABLE faultbench.sessions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep($stall_s); COMMIT;" >/dev/null
+      timeout 60 "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qAtX -c \
+        "BEGIN; LOCK TABLE faultbench.sessions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep($stall_s); COMMIT;" \
+        >/dev/null || return 1
       mark fault_clear ;;
     pg:restart)
       mark fault_start
-      as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -m fast -w -t 60 restart >/dev/null
+      as_postgres timeout 90 "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -m fast -w -t 60 \
+        restart >/dev/null || return 1
       mark fault_clear ;;
     redis:down-*)
       local pid
       pid=$(cat "$REDIS_DIR/pid")
       mark fault_start
-      kill -9 "$pid"
+      kill -9 "$pid" || return 1
       redis_gone "$pid"
       sleep_until "$CLEAR"
-      redis_start
+      redis_start || return 1
       mark fault_clear ;;
     redis:slow | redis:pool)
       mark fault_start
-      redis-cli -p "$REDIS_PORT" client pause "$((CLEAR - AT))" ALL >/dev/null
+      timeout 10 redis-cli -p "$REDIS_PORT" client pause "$((CLEAR - AT))" ALL >/dev/null || return 1
       sleep_until "$CLEAR"
       mark fault_clear ;;
     redis:restart)
       local pid
       pid=$(cat "$REDIS_DIR/pid")
       mark fault_start
-      redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+      timeout 10 redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
       redis_gone "$pid"
-      redis_start
+      redis_start || return 1
       mark fault_clear ;;
   esac
 }
@@ -198,10 +216,10 @@ run() { # backend scenario
   esac
   [ "$backend" = redis ] && pool=-
   if [ "$backend" = pg ]; then
-    pg_new
+    pg_new || { BAD+=("$backend $scenario: PostgreSQL did not start"); return; }
     url="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   else
-    redis_new
+    redis_new || { BAD+=("$backend $scenario: redis-server did not start"); return; }
     url="redis://127.0.0.1:$REDIS_PORT/"
   fi
   rm -f "$WORK/marks" "$WORK/ready"
@@ -236,7 +254,10 @@ run() { # backend scenario
     local t0
     t0=$(head -n 1 "$WORK/ready")
     AT=$((t0 + SECS * 250)) CLEAR=$((t0 + SECS * 500))
-    fault "$backend" "$scenario"
+    if ! fault "$backend" "$scenario"; then
+      echo "  $backend $scenario: injecting or clearing the fault failed"
+      BAD+=("$backend $scenario: injecting or clearing the fault failed")
+    fi
   fi
   local rc=0
   wait "$LOAD_PID" || rc=$?
