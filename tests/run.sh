@@ -41,6 +41,15 @@ step "log hygiene: no id, cookie value or key in the captured logs"
 cargo run -q -p actix-typed-session-tests --bin check-log-capture -- "$capture"
 rm -f "$capture" "$capture.secrets"
 
+step "faults under load from a second process: store down, stalled, pool exhausted, restarted (${FAULTS_SECONDS:-10} s per scenario)"
+# Throw-away PostgreSQL clusters and redis-servers of its own; faultbench is the debug build that
+# `cargo test` made above (examples/faults.sh without FAULTS_BIN builds it in release instead).
+# Fails when a request hung, data was lost or the server did not serve again.
+faults_out=$(mktemp -d /tmp/ats-faults.XXXXXX)
+FAULTS_BIN="${CARGO_TARGET_DIR:-target}/debug/faultbench" FAULTS_SECONDS="${FAULTS_SECONDS:-10}" \
+  FAULTS_OUT="$faults_out" bash examples/faults.sh
+rm -rf "$faults_out"
+
 step "fuzz smoke run (${FUZZ_SECONDS:-60} s per target)"
 if cargo fuzz --version >/dev/null 2>&1; then
   # cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
