@@ -15,7 +15,7 @@ use actix_typed_session_tests::{
     client,
     pg::{self, eventually, TempCluster},
 };
-use serde_json::json;
+use serde_json::{json, Map};
 
 fn key_n(n: u8) -> StorageKey {
     StorageKey::from_bytes([n; 32])
@@ -412,6 +412,59 @@ async fn an_exhausted_pool_fails_the_request_after_the_timeout_instead_of_hangin
     assert!(waited < Duration::from_secs(10), "hung for {waited:?}");
     drop(held);
     assert_eq!(c.read("session", "a").await, Some(json!(1)));
+}
+
+/// A write that timed out (its row locked by another transaction) is cancelled at the server:
+/// it does not land later, behind the back of the error its request got, and the pool keeps
+/// serving.
+#[actix_web::test]
+async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
+    let (store, schema) = pg::store().await;
+    let pool = pg::pool(&schema.url, 2);
+    let impatient = PostgresStore::builder(pool.clone())
+        .schema(schema.name.clone())
+        .timeout(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    let now = SystemTime::now();
+    let hour = now + Duration::from_secs(3600);
+    store
+        .create(&key_n(1), &Record::new(Map::new(), now, hour))
+        .await
+        .unwrap();
+    let t = format!("\"{}\".sessions", schema.name);
+    let locker_pool = pg::pool(&schema.url, 1);
+    let mut locker = locker_pool.get().await.unwrap();
+    let lock = locker.transaction().await.unwrap();
+    lock.execute(
+        &format!("SELECT 1 FROM {t} WHERE id_hash = $1 FOR UPDATE"),
+        &[&key_n(1).as_bytes().as_slice()],
+    )
+    .await
+    .unwrap();
+    let mut late = ChangeSet::default();
+    late.set("late", json!(true));
+    let err = impatient
+        .update(&key_n(1), &late, hour, now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("updating"), "{err}");
+    // Give the cancel request time to reach the server, then let the lock go.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    lock.commit().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert!(
+        !stored.data.contains_key("late"),
+        "the timed-out write landed after its request failed"
+    );
+    // The impatient store still works (the cancelled connection left its pool).
+    let mut next = ChangeSet::default();
+    next.set("next", json!(1));
+    assert_eq!(
+        impatient.update(&key_n(1), &next, hour, now).await.unwrap(),
+        WriteResult::Done
+    );
 }
 
 /// A restart while requests keep coming: requests fail fast while the server is down (none

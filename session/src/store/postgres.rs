@@ -330,36 +330,41 @@ impl PostgresStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let op = "migrating the session table";
         self.bounded(op, async {
-            let mut client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
-            let tx = client
-                .transaction()
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            // Serialize concurrent migrations: `IF NOT EXISTS` alone races on the catalog.
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1))",
-                &[&self.queries.table],
-            )
-            .await
-            .map_err(|e| StoreError::new(op, e))?;
-            tx.batch_execute(&self.queries.create_table)
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            let wanted: Vec<&str> = ADDED_COLUMNS.iter().map(|(name, _)| *name).collect();
-            let missing: i64 = tx
-                .query_one(MISSING_COLUMNS, &[&self.queries.table, &wanted])
-                .await
-                .and_then(|row| row.try_get(0))
-                .map_err(|e| StoreError::new(op, e))?;
-            if missing > 0 {
-                tx.batch_execute(&self.queries.add_columns)
+            let mut client = self.checkout(op).await?;
+            let result = async {
+                let tx = client
+                    .transaction()
                     .await
                     .map_err(|e| StoreError::new(op, e))?;
-            }
-            tx.batch_execute(&self.queries.create_indexes)
+                // Serialize concurrent migrations: `IF NOT EXISTS` alone races on the catalog.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[&self.queries.table],
+                )
                 .await
                 .map_err(|e| StoreError::new(op, e))?;
-            tx.commit().await.map_err(|e| StoreError::new(op, e))
+                tx.batch_execute(&self.queries.create_table)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                let wanted: Vec<&str> = ADDED_COLUMNS.iter().map(|(name, _)| *name).collect();
+                let missing: i64 = tx
+                    .query_one(MISSING_COLUMNS, &[&self.queries.table, &wanted])
+                    .await
+                    .and_then(|row| row.try_get(0))
+                    .map_err(|e| StoreError::new(op, e))?;
+                if missing > 0 {
+                    tx.batch_execute(&self.queries.add_columns)
+                        .await
+                        .map_err(|e| StoreError::new(op, e))?;
+                }
+                tx.batch_execute(&self.queries.create_indexes)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                tx.commit().await.map_err(|e| StoreError::new(op, e))
+            }
+            .await;
+            client.release();
+            result
         })
         .await
     }
@@ -373,15 +378,20 @@ impl PostgresStore {
         loop {
             let deleted = self
                 .bounded(op, async {
-                    let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
-                    let stmt = client
-                        .prepare_cached(&self.queries.delete_expired)
-                        .await
-                        .map_err(|e| StoreError::new(op, e))?;
-                    client
-                        .execute(&stmt, &[&now, &self.batch])
-                        .await
-                        .map_err(|e| StoreError::new(op, e))
+                    let client = self.checkout(op).await?;
+                    let result = async {
+                        let stmt = client
+                            .prepare_cached(&self.queries.delete_expired)
+                            .await
+                            .map_err(|e| StoreError::new(op, e))?;
+                        client
+                            .execute(&stmt, &[&now, &self.batch])
+                            .await
+                            .map_err(|e| StoreError::new(op, e))
+                    }
+                    .await;
+                    client.release();
+                    result
                 })
                 .await?;
             total += deleted;
@@ -417,6 +427,15 @@ impl PostgresStore {
         })
     }
 
+    /// A pooled connection whose statement in flight is cancelled if the operation is dropped
+    /// before it [`release`](Checkout::release)s it (see [`Checkout`]).
+    async fn checkout(&self, op: &'static str) -> Result<Checkout, StoreError> {
+        let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+        Ok(Checkout {
+            client: Some(client),
+        })
+    }
+
     async fn bounded<T>(
         &self,
         op: &'static str,
@@ -438,17 +457,78 @@ impl PostgresStore {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
         self.bounded(op, async {
-            let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
-            let stmt = client
-                .prepare_cached(sql)
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            client
-                .execute(&stmt, params)
-                .await
-                .map_err(|e| StoreError::new(op, e))
+            let client = self.checkout(op).await?;
+            let result = async {
+                let stmt = client
+                    .prepare_cached(sql)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                client
+                    .execute(&stmt, params)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))
+            }
+            .await;
+            client.release();
+            result
         })
         .await
+    }
+}
+
+/// A pooled connection for one operation.
+///
+/// When the operation times out, its future is dropped with a statement possibly still queued
+/// at the server (waiting for a lock, say). Returned to the pool as is, that statement would
+/// still run, and a write the client was told had failed would land later, possibly over a
+/// newer one. So a connection dropped before [`release`](Self::release) is taken out of the
+/// pool, a cancel request is sent for its statement (PostgreSQL's out-of-band cancellation, over
+/// a new plain-TCP connection: with a server that requires TLS for it, the cancel fails and is
+/// logged, and the statement may still run), and the connection is closed.
+struct Checkout {
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl Checkout {
+    /// The operation is over: the connection goes back to the pool.
+    fn release(mut self) {
+        drop(self.client.take());
+    }
+}
+
+impl std::ops::Deref for Checkout {
+    type Target = deadpool_postgres::Object;
+
+    fn deref(&self) -> &Self::Target {
+        self.client.as_ref().expect("present until released")
+    }
+}
+
+impl std::ops::DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.client.as_mut().expect("present until released")
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        let Some(object) = self.client.take() else {
+            return;
+        };
+        let client = deadpool_postgres::Object::take(object);
+        let token = client.cancel_token();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(err) = token.cancel_query(tokio_postgres::NoTls).await {
+                tracing::warn!(
+                    error = %err,
+                    "could not cancel the statement of a timed-out session store operation"
+                );
+            }
+            drop(client);
+        });
     }
 }
 
@@ -483,17 +563,22 @@ impl SessionStore for PostgresStore {
     async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
         let op = "loading a session";
         self.bounded(op, async {
-            let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
-            let stmt = client
-                .prepare_cached(&self.queries.load)
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            let row = client
-                .query_opt(&stmt, &[&key.as_bytes().as_slice(), &now])
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
-                .transpose()
+            let client = self.checkout(op).await?;
+            let result = async {
+                let stmt = client
+                    .prepare_cached(&self.queries.load)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                let row = client
+                    .query_opt(&stmt, &[&key.as_bytes().as_slice(), &now])
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
+                    .transpose()
+            }
+            .await;
+            client.release();
+            result
         })
         .await
     }
@@ -570,65 +655,70 @@ impl SessionStore for PostgresStore {
     ) -> Result<WriteResult, StoreError> {
         let op = "renewing a session";
         self.bounded(op, async {
-            let mut client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
-            let tx = client
-                .transaction()
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            // Take the old row out of service: delete it, or retire it for the grace window.
-            // Either way the statement locks it and returns it as it was.
-            let old_key = old.as_bytes().as_slice();
-            let taken = match retire_until {
-                None => {
-                    let take = tx
-                        .prepare_cached(&self.queries.take)
-                        .await
-                        .map_err(|e| StoreError::new(op, e))?;
-                    tx.query_opt(&take, &[&old_key, &now]).await
+            let mut client = self.checkout(op).await?;
+            let result = async {
+                let tx = client
+                    .transaction()
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                // Take the old row out of service: delete it, or retire it for the grace window.
+                // Either way the statement locks it and returns it as it was.
+                let old_key = old.as_bytes().as_slice();
+                let taken = match retire_until {
+                    None => {
+                        let take = tx
+                            .prepare_cached(&self.queries.take)
+                            .await
+                            .map_err(|e| StoreError::new(op, e))?;
+                        tx.query_opt(&take, &[&old_key, &now]).await
+                    }
+                    Some(until) => {
+                        let retire = tx
+                            .prepare_cached(&self.queries.retire)
+                            .await
+                            .map_err(|e| StoreError::new(op, e))?;
+                        tx.query_opt(&retire, &[&old_key, &now, &until]).await
+                    }
+                };
+                let Some(row) = taken.map_err(|e| StoreError::new(op, e))? else {
+                    // Dropping the transaction rolls it back.
+                    return Ok(WriteResult::Missing);
+                };
+                let data: Value = row.try_get(0).map_err(|e| StoreError::new(op, e))?;
+                let created_at: SystemTime = row.try_get(1).map_err(|e| StoreError::new(op, e))?;
+                let old_owner: Option<&str> = row.try_get(2).map_err(|e| StoreError::new(op, e))?;
+                let owner = changes.owner().unwrap_or(old_owner);
+                let put = tx
+                    .prepare_cached(&self.queries.put)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                let rows = tx
+                    .execute(
+                        &put,
+                        &[
+                            &new.as_bytes().as_slice(),
+                            &data,
+                            &changes.is_cleared(),
+                            &removed(changes),
+                            &Json(changes.patch()),
+                            &created_at,
+                            &expires_at,
+                            &now,
+                            &owner,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                if rows != 1 {
+                    // The old row is back as it was once the transaction is rolled back.
+                    return Ok(WriteResult::Collision);
                 }
-                Some(until) => {
-                    let retire = tx
-                        .prepare_cached(&self.queries.retire)
-                        .await
-                        .map_err(|e| StoreError::new(op, e))?;
-                    tx.query_opt(&retire, &[&old_key, &now, &until]).await
-                }
-            };
-            let Some(row) = taken.map_err(|e| StoreError::new(op, e))? else {
-                // Dropping the transaction rolls it back.
-                return Ok(WriteResult::Missing);
-            };
-            let data: Value = row.try_get(0).map_err(|e| StoreError::new(op, e))?;
-            let created_at: SystemTime = row.try_get(1).map_err(|e| StoreError::new(op, e))?;
-            let old_owner: Option<&str> = row.try_get(2).map_err(|e| StoreError::new(op, e))?;
-            let owner = changes.owner().unwrap_or(old_owner);
-            let put = tx
-                .prepare_cached(&self.queries.put)
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            let rows = tx
-                .execute(
-                    &put,
-                    &[
-                        &new.as_bytes().as_slice(),
-                        &data,
-                        &changes.is_cleared(),
-                        &removed(changes),
-                        &Json(changes.patch()),
-                        &created_at,
-                        &expires_at,
-                        &now,
-                        &owner,
-                    ],
-                )
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            if rows != 1 {
-                // The old row is back as it was once the transaction is rolled back.
-                return Ok(WriteResult::Collision);
+                tx.commit().await.map_err(|e| StoreError::new(op, e))?;
+                Ok(WriteResult::Done)
             }
-            tx.commit().await.map_err(|e| StoreError::new(op, e))?;
-            Ok(WriteResult::Done)
+            .await;
+            client.release();
+            result
         })
         .await
     }
@@ -654,26 +744,31 @@ impl SessionStore for PostgresStore {
     ) -> Result<Vec<OwnedSession>, StoreError> {
         let op = "listing an owner's sessions";
         self.bounded(op, async {
-            let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
-            let stmt = client
-                .prepare_cached(&self.queries.list_owned)
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            let rows = client
-                .query(&stmt, &[&owner, &now])
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            rows.iter()
-                .map(|row| {
-                    Ok(OwnedSession::new(
-                        storage_key(row.try_get(0).map_err(|e| StoreError::new(op, e))?)
-                            .map_err(|e| StoreError::new(op, e))?,
-                        row.try_get(1).map_err(|e| StoreError::new(op, e))?,
-                        row.try_get(2).map_err(|e| StoreError::new(op, e))?,
-                        row.try_get(3).map_err(|e| StoreError::new(op, e))?,
-                    ))
-                })
-                .collect()
+            let client = self.checkout(op).await?;
+            let result = async {
+                let stmt = client
+                    .prepare_cached(&self.queries.list_owned)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                let rows = client
+                    .query(&stmt, &[&owner, &now])
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(OwnedSession::new(
+                            storage_key(row.try_get(0).map_err(|e| StoreError::new(op, e))?)
+                                .map_err(|e| StoreError::new(op, e))?,
+                            row.try_get(1).map_err(|e| StoreError::new(op, e))?,
+                            row.try_get(2).map_err(|e| StoreError::new(op, e))?,
+                            row.try_get(3).map_err(|e| StoreError::new(op, e))?,
+                        ))
+                    })
+                    .collect()
+            }
+            .await;
+            client.release();
+            result
         })
         .await
     }
@@ -696,48 +791,55 @@ impl SessionStore for PostgresStore {
     ) -> Result<Vec<StorageKey>, StoreError> {
         let op = "ending an owner's sessions";
         self.bounded(op, async {
-            let mut client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
-            let stmt = client
-                .prepare_cached(&self.queries.delete_all_owned)
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            let keep = keep.map(|k| k.as_bytes().as_slice());
-            // One DELETE, in a repeatable-read transaction. Under read committed, a DELETE that
-            // waits for a concurrent renew of one of the owner's sessions skips the old row
-            // (retired or gone once the renew commits) and cannot see the new one, which started
-            // after its snapshot: the renewed session would escape. Repeatable read fails the
-            // DELETE instead, and the retry's fresh snapshot sees the new row.
-            for _ in 0..OWNER_ATTEMPTS {
-                let tx = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .start()
+            let mut client = self.checkout(op).await?;
+            let result = async {
+                let stmt = client
+                    .prepare_cached(&self.queries.delete_all_owned)
                     .await
                     .map_err(|e| StoreError::new(op, e))?;
-                let rows = match tx.query(&stmt, &[&owner, &keep]).await {
-                    Ok(rows) => rows,
-                    // Dropping the transaction rolls it back.
-                    Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => continue,
-                    Err(e) => return Err(StoreError::new(op, e)),
-                };
-                // Retired copies of the owner's renewed sessions go too (ending "everywhere"
-                // includes an old id in its grace window), but only live sessions are reported.
-                let deleted = rows
-                    .iter()
-                    .filter(|row| !row.get::<_, bool>(1))
-                    .map(|row| {
-                        row.try_get(0)
-                            .map_err(|e| StoreError::new(op, e))
-                            .and_then(|b| storage_key(b).map_err(|e| StoreError::new(op, e)))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                tx.commit().await.map_err(|e| StoreError::new(op, e))?;
-                return Ok(deleted);
+                let keep = keep.map(|k| k.as_bytes().as_slice());
+                // One DELETE, in a repeatable-read transaction. Under read committed, a DELETE that
+                // waits for a concurrent renew of one of the owner's sessions skips the old row
+                // (retired or gone once the renew commits) and cannot see the new one, which started
+                // after its snapshot: the renewed session would escape. Repeatable read fails the
+                // DELETE instead, and the retry's fresh snapshot sees the new row.
+                for _ in 0..OWNER_ATTEMPTS {
+                    let tx = client
+                        .build_transaction()
+                        .isolation_level(IsolationLevel::RepeatableRead)
+                        .start()
+                        .await
+                        .map_err(|e| StoreError::new(op, e))?;
+                    let rows = match tx.query(&stmt, &[&owner, &keep]).await {
+                        Ok(rows) => rows,
+                        // Dropping the transaction rolls it back.
+                        Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {
+                            continue
+                        }
+                        Err(e) => return Err(StoreError::new(op, e)),
+                    };
+                    // Retired copies of the owner's renewed sessions go too (ending "everywhere"
+                    // includes an old id in its grace window), but only live sessions are reported.
+                    let deleted = rows
+                        .iter()
+                        .filter(|row| !row.get::<_, bool>(1))
+                        .map(|row| {
+                            row.try_get(0)
+                                .map_err(|e| StoreError::new(op, e))
+                                .and_then(|b| storage_key(b).map_err(|e| StoreError::new(op, e)))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    tx.commit().await.map_err(|e| StoreError::new(op, e))?;
+                    return Ok(deleted);
+                }
+                Err(StoreError::new(
+                    op,
+                    format!("the sessions kept changing during {OWNER_ATTEMPTS} attempts"),
+                ))
             }
-            Err(StoreError::new(
-                op,
-                format!("the sessions kept changing during {OWNER_ATTEMPTS} attempts"),
-            ))
+            .await;
+            client.release();
+            result
         })
         .await
     }
