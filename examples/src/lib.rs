@@ -24,8 +24,10 @@ pub struct Datastore {
 
 /// Picks the server-side store from the environment:
 ///
-/// - `DATABASE_URL` set: PostgreSQL (see [`postgres_from_env`]);
-/// - else `REDIS_URL` set: Redis;
+/// - `DATABASE_URL` set: PostgreSQL, in the schema `DATABASE_SCHEMA` if set (see
+///   [`postgres_from_env`]);
+/// - else `REDIS_URL` set: Redis, under the key prefix `REDIS_PREFIX` if set (see
+///   [`redis_from_env`]);
 /// - else: the in-process memory store, standing in for a datastore, so that the examples run
 ///   with no service at all (sessions then end when the process does).
 pub async fn datastore_from_env() -> io::Result<Datastore> {
@@ -38,8 +40,9 @@ pub async fn datastore_from_env() -> io::Result<Datastore> {
     Ok(memory())
 }
 
-/// PostgreSQL when `DATABASE_URL` is set: its `sessions` table is created if missing, and
-/// expired rows are deleted every ten minutes.
+/// PostgreSQL when `DATABASE_URL` is set: its `sessions` table, in the schema named by
+/// `DATABASE_SCHEMA` (default `public`), is created if missing (the schema too), and expired
+/// rows are deleted every ten minutes.
 pub async fn postgres_from_env() -> io::Result<Option<Datastore>> {
     let Some(url) = env_nonempty("DATABASE_URL") else {
         return Ok(None);
@@ -49,7 +52,15 @@ pub async fn postgres_from_env() -> io::Result<Option<Datastore>> {
     let pool = config
         .create_pool(Some(Runtime::Tokio1), NoTls)
         .map_err(|e| io::Error::other(format!("DATABASE_URL: {e}")))?;
-    let store = PostgresStore::new(pool);
+    let store = match env_nonempty("DATABASE_SCHEMA") {
+        Some(schema) => PostgresStore::builder(pool)
+            .schema(schema)
+            .build()
+            .map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("DATABASE_SCHEMA: {e}"))
+            })?,
+        None => PostgresStore::new(pool),
+    };
     store.migrate().await.map_err(|e| {
         let cause = std::error::Error::source(&e).map_or(String::new(), |s| format!(": {s}"));
         io::Error::other(format!("DATABASE_URL: {e}{cause}"))
@@ -62,15 +73,25 @@ pub async fn postgres_from_env() -> io::Result<Option<Datastore>> {
     }))
 }
 
-/// Redis when `REDIS_URL` is set (nothing is connected until the first session is used).
+/// Redis when `REDIS_URL` is set, its keys under the prefix `REDIS_PREFIX` (default
+/// `session:`); nothing is connected until the first session is used.
 pub fn redis_from_env() -> io::Result<Option<Datastore>> {
     let Some(url) = env_nonempty("REDIS_URL") else {
         return Ok(None);
     };
     let client =
         redis::Client::open(url).map_err(|e| io::Error::other(format!("REDIS_URL: {e}")))?;
+    let store = match env_nonempty("REDIS_PREFIX") {
+        Some(prefix) => RedisStore::builder(client)
+            .prefix(prefix)
+            .build()
+            .map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("REDIS_PREFIX: {e}"))
+            })?,
+        None => RedisStore::new(client),
+    };
     Ok(Some(Datastore {
-        backend: RedisStore::new(client).into(),
+        backend: store.into(),
         description: "Redis (REDIS_URL)",
     }))
 }

@@ -5,18 +5,29 @@
 //! sessions in two browsers, listed and ended from either; and that the library's 4096-byte
 //! check matches what Chromium really does with a bigger cookie.
 //!
+//! The shop's scenarios run once per datastore, as `memory::..`, `postgres::..` and `redis::..`:
+//! in memory always; on PostgreSQL when `DATABASE_URL` is set, in a schema of their own that is
+//! dropped at the end; on Redis when `REDIS_URL` is set, under a key prefix of their own whose
+//! keys are deleted at the end. A datastore whose variable is unset is skipped with a note on
+//! stderr.
+//!
 //! Needs Debian's `chromium` and `chromium-driver` (`bash tests/run.sh` installs them when run
 //! as root). `CHROMEDRIVER` and `CHROMIUM` name other programs.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     net::{TcpListener, TcpStream},
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use actix_typed_session::{
+    deadpool_postgres::tokio_postgres::{self, NoTls},
+    redis::{cmd as redis_cmd, Client as RedisClient, RedisResult},
+};
 use actix_web::{cookie::Cookie as ActixCookie, web, App, HttpRequest, HttpResponse, HttpServer};
 use fantoccini::{cookies::Cookie, Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -156,30 +167,254 @@ impl Driver {
     }
 }
 
-/// An example's binary on a free port, with no `DATABASE_URL` or `REDIS_URL`: its
-/// server-side sessions live in memory.
+/// Prints a line on the test's stderr even when the test harness captures output (it captures
+/// only the `print!` family of macros).
+fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A name no other test, run or process uses: `{stem}{pid}{sep}{nanos}{sep}{n}`.
+fn unique(stem: &str, sep: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{stem}{}{sep}{nanos}{sep}{n}", std::process::id())
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A PostgreSQL schema of one test's own on the server at `url` (the shop creates it); dropped
+/// with everything in it when this value is dropped, however the test ends.
+struct TestSchema {
+    url: String,
+    name: String,
+}
+
+impl TestSchema {
+    async fn client(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to DATABASE_URL: {e}"));
+        tokio::spawn(connection);
+        client
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        // Drop may run inside the test's runtime, which must not be blocked: a runtime of its own
+        // on a thread of its own.
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let (client, connection) = tokio_postgres::connect(&url, NoTls)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                    .await
+                    .map_err(std::io::Error::other)
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            note(&format!(
+                "could not drop the test schema {} on DATABASE_URL: {dropped:?}",
+                self.name
+            ));
+        }
+    }
+}
+
+/// A Redis key prefix of one test's own on the server at `url`; its keys are deleted when this
+/// value is dropped, however the test ends.
+struct TestPrefix {
+    url: String,
+    prefix: String,
+}
+
+impl TestPrefix {
+    /// The keys under the prefix (SCAN, so the server is never blocked).
+    fn keys(&self) -> RedisResult<Vec<String>> {
+        let mut connection = RedisClient::open(self.url.as_str())?
+            .get_connection_with_timeout(Duration::from_secs(5))?;
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis_cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", self.prefix))
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut connection)?;
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
+    fn delete_keys(&self) -> RedisResult<()> {
+        let keys = self.keys()?;
+        let mut connection = RedisClient::open(self.url.as_str())?
+            .get_connection_with_timeout(Duration::from_secs(5))?;
+        for chunk in keys.chunks(500) {
+            redis_cmd("DEL").arg(chunk).query::<()>(&mut connection)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        if let Err(e) = self.delete_keys() {
+            note(&format!(
+                "could not delete the test keys under {} on REDIS_URL: {e}",
+                self.prefix
+            ));
+        }
+    }
+}
+
+/// Where the shop keeps its server-side sessions (the cart) in one test.
+enum Datastore {
+    /// The in-process memory store: no `DATABASE_URL`, no `REDIS_URL`.
+    Memory,
+    /// PostgreSQL at `DATABASE_URL`, in a schema of the test's own.
+    Postgres(TestSchema),
+    /// Redis at `REDIS_URL`, under a key prefix of the test's own.
+    Redis(TestPrefix),
+}
+
+impl Datastore {
+    /// PostgreSQL when `DATABASE_URL` is set; otherwise a note that `test` is skipped.
+    fn postgres(test: &str) -> Option<Self> {
+        let Some(url) = env_nonempty("DATABASE_URL") else {
+            note(&format!(
+                "SKIPPED postgres::{test}: DATABASE_URL is not set (bash tests/run.sh sets it)"
+            ));
+            return None;
+        };
+        Some(Self::Postgres(TestSchema {
+            url,
+            name: unique("ats_browser_", "_"),
+        }))
+    }
+
+    /// Redis when `REDIS_URL` is set; otherwise a note that `test` is skipped.
+    fn redis(test: &str) -> Option<Self> {
+        let Some(url) = env_nonempty("REDIS_URL") else {
+            note(&format!(
+                "SKIPPED redis::{test}: REDIS_URL is not set (bash tests/run.sh sets it)"
+            ));
+            return None;
+        };
+        Some(Self::Redis(TestPrefix {
+            url,
+            prefix: unique("ats-browser:", ":") + ":",
+        }))
+    }
+
+    /// Points an example's environment at this datastore, and only at it.
+    fn configure(&self, command: &mut Command) {
+        for var in [
+            "DATABASE_URL",
+            "DATABASE_SCHEMA",
+            "REDIS_URL",
+            "REDIS_PREFIX",
+        ] {
+            command.env_remove(var);
+        }
+        match self {
+            Self::Memory => {}
+            Self::Postgres(schema) => {
+                command
+                    .env("DATABASE_URL", &schema.url)
+                    .env("DATABASE_SCHEMA", &schema.name);
+            }
+            Self::Redis(prefix) => {
+                command
+                    .env("REDIS_URL", &prefix.url)
+                    .env("REDIS_PREFIX", &prefix.prefix);
+            }
+        }
+    }
+
+    /// How the examples describe this datastore when they start (its beginning).
+    fn description(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory (",
+            Self::Postgres(_) => "PostgreSQL (DATABASE_URL)",
+            Self::Redis(_) => "Redis (REDIS_URL)",
+        }
+    }
+
+    /// How many sessions this test's schema or key prefix holds (retired copies included, owner
+    /// index sets not); `None` in memory, which the test cannot see.
+    async fn stored_sessions(&self) -> Option<usize> {
+        match self {
+            Self::Memory => None,
+            Self::Postgres(schema) => {
+                let rows: i64 = schema
+                    .client()
+                    .await
+                    .query_one(
+                        &format!("SELECT count(*) FROM \"{}\".sessions", schema.name),
+                        &[],
+                    )
+                    .await
+                    .and_then(|row| row.try_get(0))
+                    .expect("count the sessions");
+                Some(usize::try_from(rows).expect("a count"))
+            }
+            Self::Redis(prefix) => {
+                let owners = format!("{}owner:", prefix.prefix);
+                let keys = prefix.keys().expect("the test's Redis keys");
+                Some(keys.iter().filter(|k| !k.starts_with(&owners)).count())
+            }
+        }
+    }
+}
+
+/// An example's binary on a free port, its server-side sessions on `datastore` (no
+/// `SESSION_KEY`: a random key).
 struct Example {
     base: String,
+    /// The lines it printed before its address (which store each backend is).
+    said: Vec<String>,
     _process: Killed,
 }
 
 impl Example {
-    fn start(name: &str, program: &str) -> Self {
-        let mut process = Command::new(program)
+    fn start(name: &str, program: &str, datastore: &Datastore) -> Self {
+        let mut command = Command::new(program);
+        command
             .env("ADDR", "127.0.0.1")
             .env("PORT", "0")
-            .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
             .env_remove("SESSION_KEY")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
+            .stdout(Stdio::piped());
+        datastore.configure(&mut command);
+        let mut process = command
             .spawn()
             .unwrap_or_else(|e| panic!("start the {name} example: {e}"));
         let stdout = process.stdout.take().expect("piped stdout");
         let process = Killed(process);
         let mut base = None;
+        let mut said = Vec::new();
         for line in BufReader::new(stdout).lines() {
-            let line = line.expect("the shop's output");
+            let line = line.expect("the example's output");
             if let Some(rest) = line.strip_prefix(&format!("{name} listening on ")) {
                 base = rest
                     .split_whitespace()
@@ -187,11 +422,26 @@ impl Example {
                     .map(|u| u.trim_end_matches('/').to_owned());
                 break;
             }
+            said.push(line);
         }
         Self {
-            base: base.unwrap_or_else(|| panic!("{name} did not print its address")),
+            base: base
+                .unwrap_or_else(|| panic!("{name} did not print its address; it said: {said:?}")),
+            said,
             _process: process,
         }
+    }
+
+    /// The shop on `datastore`, checked to have picked it.
+    fn shop(datastore: &Datastore) -> Self {
+        let shop = Self::start("shop", env!("CARGO_BIN_EXE_shop"), datastore);
+        let expected = format!("cart datastore: {}", datastore.description());
+        assert!(
+            shop.said.iter().any(|line| line.starts_with(&expected)),
+            "the shop did not pick the expected datastore ({expected:?}); it said: {:?}",
+            shop.said
+        );
+        shop
     }
 
     fn url(&self, path: &str) -> String {
@@ -289,10 +539,11 @@ async fn value_of(client: &Client, id: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test]
-async fn shop_sessions_behave_in_headless_chromium() {
+/// The cart on `datastore`: kept across navigation, renewed at login, purged at logout; the
+/// browser-session cart cookie ends with the browser, the persistent preferences do not.
+async fn shop_sessions_behave_in_headless_chromium(datastore: Datastore) {
     let driver = Driver::start();
-    let shop = Example::start("shop", env!("CARGO_BIN_EXE_shop"));
+    let shop = Example::shop(&datastore);
     let profile = driver.profile("shop");
     let browser = driver.browser(&profile).await;
 
@@ -323,6 +574,10 @@ async fn shop_sessions_behave_in_headless_chromium() {
     );
     // The flash message was shown once, so its session (and cookie) is gone again.
     assert_eq!(cookie_names(&browser).await, ["cart"]);
+    // The cart is on the datastore under test (in its own schema or key prefix).
+    if let Some(stored) = datastore.stored_sessions().await {
+        assert_eq!(stored, 1, "the cart is the one session stored");
+    }
 
     // HttpOnly: scripts on the page cannot see the session cookie.
     let visible = browser
@@ -525,10 +780,11 @@ async fn logged_in_as(client: &Client, shop: &Example) -> Option<String> {
     }
 }
 
-#[tokio::test]
-async fn shop_lists_and_ends_a_users_sessions_across_two_browsers() {
+/// One user logged in in two browsers, the sessions on `datastore`: each lists both, ends the
+/// other's, and "log out everywhere else" ends the other.
+async fn shop_lists_and_ends_a_users_sessions_across_two_browsers(datastore: Datastore) {
     let driver = Driver::start();
-    let shop = Example::start("shop", env!("CARGO_BIN_EXE_shop"));
+    let shop = Example::shop(&datastore);
     // Two browser profiles: two browsers with cookie jars of their own, as on two devices.
     let a = driver.browser(&driver.profile("owner-a")).await;
     let b = driver.browser(&driver.profile("owner-b")).await;
@@ -630,6 +886,40 @@ async fn shop_lists_and_ends_a_users_sessions_across_two_browsers() {
     b.close().await.expect("quit Chromium B");
 }
 
+/// The shop's scenarios on one datastore, as tests named `<datastore>::<scenario>`, so that a
+/// failure names the datastore. `$datastore` gives the test's datastore from the test's name,
+/// or `None` when that datastore is not configured: the test is then skipped, with a note.
+macro_rules! shop_scenarios_on {
+    ($module:ident, $datastore:expr) => {
+        mod $module {
+            use super::*;
+
+            #[tokio::test]
+            async fn shop_sessions_behave_in_headless_chromium() {
+                let datastore: fn(&str) -> Option<Datastore> = $datastore;
+                if let Some(datastore) = datastore("shop_sessions_behave_in_headless_chromium") {
+                    super::shop_sessions_behave_in_headless_chromium(datastore).await;
+                }
+            }
+
+            #[tokio::test]
+            async fn shop_lists_and_ends_a_users_sessions_across_two_browsers() {
+                let datastore: fn(&str) -> Option<Datastore> = $datastore;
+                if let Some(datastore) =
+                    datastore("shop_lists_and_ends_a_users_sessions_across_two_browsers")
+                {
+                    super::shop_lists_and_ends_a_users_sessions_across_two_browsers(datastore)
+                        .await;
+                }
+            }
+        }
+    };
+}
+
+shop_scenarios_on!(memory, |_| Some(Datastore::Memory));
+shop_scenarios_on!(postgres, Datastore::postgres);
+shop_scenarios_on!(redis, Datastore::redis);
+
 /// A plain actix-web handler, no session library: three cookies whose name and value together
 /// are 3995, 4096 and 4097 bytes. The next request shows which ones Chromium kept.
 async fn set_three_cookies() -> HttpResponse {
@@ -711,7 +1001,11 @@ async fn chromium_drops_a_cookie_over_4096_bytes() {
 #[tokio::test]
 async fn walkthrough_refuses_the_big_cookie_and_keeps_it_in_the_datastore() {
     let driver = Driver::start();
-    let walkthrough = Example::start("walkthrough", env!("CARGO_BIN_EXE_walkthrough"));
+    let walkthrough = Example::start(
+        "walkthrough",
+        env!("CARGO_BIN_EXE_walkthrough"),
+        &Datastore::Memory,
+    );
     let browser = driver.browser(&driver.profile("walkthrough")).await;
     browser
         .goto(&walkthrough.url("/"))

@@ -5,7 +5,8 @@
 //! PORT=9000 cargo run -p examples --bin walkthrough # another port (ADDR sets the address)
 //! ```
 //! `DATABASE_URL` puts the `datastore` backend on PostgreSQL, `REDIS_URL` the `memcache` backend
-//! on Redis; without them both live in process memory.
+//! on Redis; without them both live in process memory. `DATABASE_SCHEMA` (default `public`;
+//! created if missing) and `REDIS_PREFIX` (default `session:`) say where in them.
 //!
 //! # The story
 //! In January 2012 a developer on Google App Engine wrote up how they got their sessions back.

@@ -11,8 +11,10 @@
 //! REDIS_URL=redis://127.0.0.1:6379/ cargo run -p examples --bin shop
 //! ```
 //!
-//! With no `DATABASE_URL` or `REDIS_URL`, the cart lives in process memory. `SESSION_KEY` (64 or
-//! more characters) keeps sessions valid across restarts.
+//! With no `DATABASE_URL` or `REDIS_URL`, the cart lives in process memory. `DATABASE_SCHEMA`
+//! names the PostgreSQL schema of the `sessions` table (default `public`; created if missing),
+//! `REDIS_PREFIX` the Redis key prefix (default `session:`). `SESSION_KEY` (64 or more
+//! characters) keeps sessions valid across restarts.
 //!
 //! The JSON API, for scripts (`-c jar -b jar` keeps the cookies between calls):
 //!
