@@ -629,6 +629,8 @@ pub(crate) struct Spec {
     pub(crate) backend_name: String,
     pub(crate) backend: Backend,
     pub(crate) lifetime: CookieLifetime,
+    /// The cookie's fixed attributes (`; HttpOnly; SameSite=Lax; Secure; Path=/`), rendered once.
+    pub(crate) cookie_attributes: Box<str>,
     /// The middleware's clock, for owner operations run from a handler.
     pub(crate) clock: Arc<dyn Clock>,
     /// The absolute timeout: how long a cookie revocation must be remembered.
@@ -732,6 +734,7 @@ impl Config {
             backend_name,
             backend,
             lifetime,
+            cookie_attributes: crate::cookie_header::render_attributes(&self.cookie),
             clock: self.clock.clone(),
             absolute: self.absolute,
             failure_status: self.failure_status,

@@ -6,6 +6,7 @@ use actix_service::{Service, Transform};
 use actix_web::{
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
+    http::header::SET_COOKIE,
     HttpMessage, HttpResponse,
 };
 use futures_util::future::{ready, Ready};
@@ -186,18 +187,14 @@ where
                 // cookies match what the stores hold (a renewed session keeps its new id).
                 let (req, _) = res.into_parts();
                 let mut failure = HttpResponse::new(config.failure_status);
-                for cookie in &cookies {
-                    let _ = failure.add_cookie(cookie);
+                for cookie in cookies {
+                    failure.headers_mut().append(SET_COOKIE, cookie);
                 }
                 return Ok(ServiceResponse::new(req, failure).map_into_right_body());
             }
-            for cookie in &cookies {
-                if let Err(err) = res.response_mut().add_cookie(cookie) {
-                    tracing::error!(error = %err, "could not encode a session cookie");
-                    let (req, _) = res.into_parts();
-                    let failure = HttpResponse::new(config.failure_status);
-                    return Ok(ServiceResponse::new(req, failure).map_into_right_body());
-                }
+            let headers = res.response_mut().headers_mut();
+            for cookie in cookies {
+                headers.append(SET_COOKIE, cookie);
             }
             Ok(res.map_into_left_body())
         })
