@@ -15,11 +15,17 @@ use crate::config::{CookieLifetime, CookieSettings, Spec, COOKIE_LIMIT};
 /// Names match exactly (cookie names are case-sensitive), so `Session=` is not `session=`.
 /// Pairs that are malformed (no `=`, not UTF-8) are skipped without hiding their neighbours,
 /// and a `name=value` over 4096 bytes is ignored before any decoding.
-pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
-    let mut found = Vec::new();
+pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> CookieValues<'a> {
+    let mut found = CookieValues::default();
     for header in headers.get_all(COOKIE) {
-        for pair in header.as_bytes().split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+        let mut rest = header.as_bytes();
+        while !rest.is_empty() {
+            let (pair, next) = match memchr::memchr(b';', rest) {
+                Some(semi) => (&rest[..semi], &rest[semi + 1..]),
+                None => (rest, &[][..]),
+            };
+            rest = next;
+            let Some(eq) = memchr::memchr(b'=', pair) else {
                 continue;
             };
             let pair_name = trim(&pair[..eq]);
@@ -36,6 +42,32 @@ pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a s
         }
     }
     found
+}
+
+/// The values [`cookie_values`] found: usually none or one, kept without allocating.
+#[derive(Debug, Default)]
+pub(crate) struct CookieValues<'a> {
+    first: Option<&'a str>,
+    more: Vec<&'a str>,
+}
+
+impl<'a> CookieValues<'a> {
+    fn push(&mut self, value: &'a str) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.more.push(value);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// The values in header order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.first.into_iter().chain(self.more.iter().copied())
+    }
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -248,10 +280,22 @@ mod tests {
         map
     }
 
+    fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+        super::cookie_values(headers, name).iter().collect()
+    }
+
     #[test]
     fn finds_values_in_order_across_headers() {
         let h = headers(&[b"a=1; s=first; b", b"s=second;x=y"]);
         assert_eq!(cookie_values(&h, "s"), ["first", "second"]);
+    }
+
+    #[test]
+    fn several_values_keep_their_order() {
+        let h = headers(&[b";s=1;; s=2 ;", b"s=3", b"t=0; s=4"]);
+        assert_eq!(cookie_values(&h, "s"), ["1", "2", "3", "4"]);
+        assert!(super::cookie_values(&h, "u").is_empty());
+        assert!(!super::cookie_values(&h, "t").is_empty());
     }
 
     #[test]

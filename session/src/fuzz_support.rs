@@ -21,7 +21,7 @@ pub fn cookie_values(header: &[u8], name: &str) -> Vec<String> {
     let mut headers = HeaderMap::new();
     headers.insert(COOKIE, value);
     crate::cookie_header::cookie_values(&headers, name)
-        .into_iter()
+        .iter()
         .map(str::to_owned)
         .collect()
 }

@@ -29,7 +29,7 @@ pub(crate) async fn load(
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(store) => {
             let mut loaded = None;
-            for value in &values {
+            for value in values.iter() {
                 match store.open(&config.keys, &spec.cookie_name, value) {
                     Ok(opened) => {
                         if let Some(owner) = &opened.owner {
