@@ -35,6 +35,25 @@ fn encoded(
     })
 }
 
+/// Saves a cookie-backed `session` at once (it does no I/O) and returns the `Set-Cookie` value to
+/// send, if any; `None` for a server-side session, which [`save`] writes.
+pub(crate) fn save_cookie_session(
+    config: &Config,
+    session: &Session,
+    now: SystemTime,
+) -> Option<Result<Option<HeaderValue>, SaveFailed>> {
+    match &session.spec().backend.kind {
+        #[cfg(feature = "cookie")]
+        BackendKind::Cookie(store) => {
+            Some(save_cookie(config, session.spec(), store, session, now))
+        }
+        BackendKind::Server(_) => {
+            let _ = (config, now);
+            None
+        }
+    }
+}
+
 /// Saves `session` and returns the `Set-Cookie` value to send, if any.
 pub(crate) async fn save(
     config: &Config,
