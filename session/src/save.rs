@@ -133,12 +133,14 @@ fn save_cookie(
         state.owner.as_deref(),
         state.valid_from,
     );
-    let plaintext = serde_json::to_vec(&payload).map_err(|err| {
-        tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
-        SaveFailed
-    })?;
-    let value = store.seal(&config.keys, &config.rng, &spec.cookie_name, plaintext);
-    let size = spec.cookie_name.len() + 1 + value.len();
+    // Serialized straight into the buffer that is sealed in place.
+    let sealed = store
+        .seal_json(&config.keys, &config.rng, &spec.cookie_aad, &payload)
+        .map_err(|err| {
+            tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
+            SaveFailed
+        })?;
+    let size = spec.cookie_name.len() + 1 + sealed.encoded_len();
     if size > crate::config::COOKIE_LIMIT {
         // Inserts check the size, so this needs a clock jump that adds digits; refuse loudly.
         tracing::error!(
@@ -149,7 +151,9 @@ fn save_cookie(
         );
         return Err(SaveFailed);
     }
-    encoded(spec, session_cookie(spec, &value, now, expires_at)).map(Some)
+    let mut cookie = crate::cookie_header::SetCookie::start(spec, sealed.encoded_len());
+    sealed.append_to(cookie.value_buf());
+    encoded(spec, cookie.session(spec, now, expires_at)).map(Some)
 }
 
 async fn save_server(
