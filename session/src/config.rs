@@ -629,6 +629,12 @@ pub(crate) struct Spec {
     pub(crate) backend_name: String,
     pub(crate) backend: Backend,
     pub(crate) lifetime: CookieLifetime,
+    /// The cookie's fixed attributes (`; HttpOnly; SameSite=Lax; Secure; Path=/`), rendered once.
+    pub(crate) cookie_attributes: Box<str>,
+    /// The associated data sealed into a cookie session's cookies (format version and cookie
+    /// name), built once.
+    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
+    pub(crate) cookie_aad: Box<[u8]>,
     /// The middleware's clock, for owner operations run from a handler.
     pub(crate) clock: Arc<dyn Clock>,
     /// The absolute timeout: how long a cookie revocation must be remembered.
@@ -726,12 +732,18 @@ impl Config {
             ));
         }
         let labels = crate::telemetry::labels(name, &backend_name);
+        #[cfg(feature = "cookie")]
+        let cookie_aad = crate::store::cookie_aad(&cookie_name).into_boxed_slice();
+        #[cfg(not(feature = "cookie"))]
+        let cookie_aad = Box::default();
         Ok(Spec {
             name: name.to_owned(),
             cookie_name,
             backend_name,
             backend,
             lifetime,
+            cookie_attributes: crate::cookie_header::render_attributes(&self.cookie),
+            cookie_aad,
             clock: self.clock.clone(),
             absolute: self.absolute,
             failure_status: self.failure_status,

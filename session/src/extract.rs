@@ -1,6 +1,6 @@
 //! Opening sessions from handlers: the per-request registry and the extractors.
 
-use std::{cell::RefCell, future::Future, pin::Pin, rc::Rc, sync::Arc};
+use std::{cell::RefCell, future::Future, pin::Pin, sync::Arc};
 
 use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::{ready, Ready};
@@ -8,6 +8,8 @@ use futures_util::future::{ready, Ready};
 use crate::{config::Config, load::load, Session, SessionError};
 
 /// The sessions one request has opened; the middleware saves them when the response goes out.
+///
+/// It lives in the request's extensions, where the extractors find it.
 pub(crate) struct Registry {
     pub(crate) config: Arc<Config>,
     opened: RefCell<Vec<Session>>,
@@ -55,29 +57,33 @@ impl Registry {
 #[derive(Clone)]
 pub struct Sessions {
     req: HttpRequest,
-    registry: Rc<Registry>,
+    config: Arc<Config>,
 }
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sessions")
-            .field("opened", &self.registry.opened.borrow().len())
-            .finish()
+        let opened = self.with_registry(|registry| registry.opened.borrow().len());
+        f.debug_struct("Sessions").field("opened", &opened).finish()
     }
 }
 
 impl Sessions {
     /// The request's session handle registry, or an error naming the missing middleware.
     pub fn from_request_parts(req: &HttpRequest) -> Result<Self, SessionError> {
-        let registry = req
+        let config = req
             .extensions()
-            .get::<Rc<Registry>>()
-            .cloned()
+            .get::<Registry>()
+            .map(|registry| registry.config.clone())
             .ok_or(SessionError::MissingMiddleware)?;
         Ok(Self {
             req: req.clone(),
-            registry,
+            config,
         })
+    }
+
+    /// Runs `f` on the request's registry (briefly: never across an `await`).
+    fn with_registry<T>(&self, f: impl FnOnce(&Registry) -> T) -> Option<T> {
+        self.req.extensions().get::<Registry>().map(f)
     }
 
     /// Opens the session `name` on its registered backend, or on the default backend.
@@ -93,13 +99,16 @@ impl Sessions {
     /// Opens the middleware's default session (see
     /// [`default_session`](crate::SessionMiddlewareBuilder::default_session)).
     pub async fn open_default(&self) -> Result<Session, SessionError> {
-        let name = self.registry.config.default_session.clone();
-        self.open_inner(&name, None).await
+        self.open_inner(&self.config.default_session, None).await
     }
 
     async fn open_inner(&self, name: &str, backend: Option<&str>) -> Result<Session, SessionError> {
-        let spec = self.registry.config.resolve(name, backend)?;
-        if let Some(open) = self.registry.find(name) {
+        let spec = self.config.resolve(name, backend)?;
+        let find = |name| {
+            self.with_registry(|registry| registry.find(name))
+                .ok_or(SessionError::MissingMiddleware)
+        };
+        if let Some(open) = find(name)? {
             if open.spec().backend_name != spec.backend_name {
                 return Err(SessionError::BackendMismatch {
                     session: name.to_owned(),
@@ -109,14 +118,17 @@ impl Sessions {
             }
             return Ok(open);
         }
-        let session = load(&self.registry.config, &self.req, spec).await?;
+        let session = load(&self.config, &self.req, spec).await?;
         // Two extractors of one handler may have loaded the same session side by side: the
         // first one registered wins, so both handles share one state.
-        if let Some(open) = self.registry.find(name) {
-            return Ok(open);
-        }
-        self.registry.opened.borrow_mut().push(session.clone());
-        Ok(session)
+        self.with_registry(|registry| {
+            if let Some(open) = registry.find(name) {
+                return open;
+            }
+            registry.opened.borrow_mut().push(session.clone());
+            session
+        })
+        .ok_or(SessionError::MissingMiddleware)
     }
 }
 

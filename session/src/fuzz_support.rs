@@ -21,7 +21,7 @@ pub fn cookie_values(header: &[u8], name: &str) -> Vec<String> {
     let mut headers = HeaderMap::new();
     headers.insert(COOKIE, value);
     crate::cookie_header::cookie_values(&headers, name)
-        .into_iter()
+        .iter()
         .map(str::to_owned)
         .collect()
 }
@@ -63,16 +63,22 @@ impl CookieCodec {
 
 /// A session holding `data`, attached to no request (for the typed decoding target).
 pub fn detached_session(data: Map<String, Value>) -> Session {
-    let spec = Spec {
+    Session::new(Arc::new(detached_spec()), State::new(Origin::New, data))
+}
+
+/// The settings of [`detached_session`]'s session (a cookie session called `fuzz`).
+pub(crate) fn detached_spec() -> Spec {
+    Spec {
         name: "fuzz".into(),
         cookie_name: "fuzz".into(),
         backend_name: "cookie".into(),
         backend: Backend::from(CookieStore::default()),
         lifetime: CookieLifetime::BrowserSession,
+        cookie_attributes: "; HttpOnly; SameSite=Lax; Secure; Path=/".into(),
+        cookie_aad: crate::store::cookie_aad("fuzz").into_boxed_slice(),
         clock: Arc::new(crate::SystemClock),
         absolute: std::time::Duration::from_secs(3600),
         failure_status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
         labels: crate::telemetry::labels("fuzz", "cookie"),
-    };
-    Session::new(Arc::new(spec), State::new(Origin::New, data))
+    }
 }

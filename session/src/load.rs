@@ -29,8 +29,8 @@ pub(crate) async fn load(
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(store) => {
             let mut loaded = None;
-            for value in &values {
-                match store.open(&config.keys, &spec.cookie_name, value) {
+            for value in values.iter() {
+                match store.open_with_aad(&config.keys, &spec.cookie_aad, value) {
                     Ok(opened) => {
                         if let Some(owner) = &opened.owner {
                             let revoked = store.is_revoked(owner, opened.valid_from, now);

@@ -1,19 +1,25 @@
 //! The middleware: a lazy session registry per request, saved when the response goes out.
 
-use std::{future::Future, pin::Pin, rc::Rc, sync::Arc};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use actix_service::{Service, Transform};
 use actix_web::{
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
+    http::header::{HeaderValue, SET_COOKIE},
     HttpMessage, HttpResponse,
 };
-use futures_util::future::{ready, Ready};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
 
 use crate::{
     config::{Config, SessionMiddlewareBuilder},
     extract::Registry,
-    save::save,
+    save::{save, save_cookie_session},
     Key,
 };
 
@@ -115,7 +121,7 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(SessionService {
-            service: Rc::new(service),
+            service,
             config: self.config.clone(),
         }))
     }
@@ -124,13 +130,67 @@ where
 /// The service [`SessionMiddleware`] wraps around an app's services.
 #[doc(hidden)]
 pub struct SessionService<S> {
-    service: Rc<S>,
+    service: S,
     config: Arc<Config>,
 }
 
 impl<S> std::fmt::Debug for SessionService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SessionService")
+    }
+}
+
+type Saved<B> = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+
+/// What follows the inner service's response: the final response at once, unless a server-side
+/// session has to be written (then a boxed future does the I/O).
+enum After<B> {
+    Done(Saved<B>),
+    Save(LocalBoxFuture<'static, Saved<B>>),
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`SessionService::call`]: the inner service's future, then the save. Nothing
+    /// is boxed unless a server-side session is written.
+    #[doc(hidden)]
+    pub struct SessionFuture<F, B> {
+        #[pin]
+        inner: F,
+        saving: Option<LocalBoxFuture<'static, Saved<B>>>,
+    }
+}
+
+impl<F, B> std::fmt::Debug for SessionFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionFuture")
+            .field("saving", &self.saving.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B> Future for SessionFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: MessageBody + 'static,
+{
+    type Output = Saved<B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(saving) = this.saving {
+            return saving.as_mut().poll(cx);
+        }
+        let answered = std::task::ready!(this.inner.poll(cx));
+        match after(answered) {
+            After::Done(saved) => Poll::Ready(saved),
+            After::Save(mut saving) => {
+                let polled = saving.as_mut().poll(cx);
+                if polled.is_pending() {
+                    *this.saving = Some(saving);
+                }
+                polled
+            }
+        }
     }
 }
 
@@ -141,65 +201,105 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+    type Future = SessionFuture<S::Future, B>;
 
     actix_service::forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let registry = Rc::new(Registry::new(self.config.clone()));
-        req.extensions_mut().insert(registry.clone());
-        let service = self.service.clone();
-        Box::pin(async move {
-            let mut res = service.call(req).await?;
-            let opened = registry.take_opened();
-            if opened.is_empty() {
-                return Ok(res.map_into_left_body());
-            }
-            if res.status().is_server_error() || res.response().error().is_some() {
-                tracing::debug!(
-                    status = %res.status(),
-                    "handler failed: session changes of this request are not saved"
-                );
-                return Ok(res.map_into_left_body());
-            }
-            let config = &registry.config;
-            let now = config.clock.now();
-            // Cookie sessions first: they do no I/O, so a store failure below cannot leave a
-            // cookie session half-written.
-            let mut opened = opened;
-            opened.sort_by_key(|s| !s.spec().backend.is_cookie());
-            let mut cookies = Vec::with_capacity(opened.len());
-            let mut failed = false;
-            for session in &opened {
-                match save(config, session, now).await {
-                    Ok(Some(cookie)) => cookies.push(cookie),
-                    Ok(None) => {}
-                    Err(_logged) => {
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            if failed {
-                // Sessions saved before the failure stay saved (several stores cannot commit
-                // together); the failure response still carries their cookies, so the client's
-                // cookies match what the stores hold (a renewed session keeps its new id).
-                let (req, _) = res.into_parts();
-                let mut failure = HttpResponse::new(config.failure_status);
-                for cookie in &cookies {
-                    let _ = failure.add_cookie(cookie);
-                }
-                return Ok(ServiceResponse::new(req, failure).map_into_right_body());
-            }
-            for cookie in &cookies {
-                if let Err(err) = res.response_mut().add_cookie(cookie) {
-                    tracing::error!(error = %err, "could not encode a session cookie");
-                    let (req, _) = res.into_parts();
-                    let failure = HttpResponse::new(config.failure_status);
-                    return Ok(ServiceResponse::new(req, failure).map_into_right_body());
-                }
-            }
-            Ok(res.map_into_left_body())
-        })
+        // The registry goes with the request; `after` finds it again through the response.
+        req.extensions_mut()
+            .insert(Registry::new(self.config.clone()));
+        SessionFuture {
+            inner: self.service.call(req),
+            saving: None,
+        }
     }
+}
+
+/// Saves the sessions the request opened, once the inner service has answered.
+fn after<B: MessageBody + 'static>(res: Result<ServiceResponse<B>, actix_web::Error>) -> After<B> {
+    let mut res = match res {
+        Ok(res) => res,
+        Err(err) => return After::Done(Err(err)),
+    };
+    let (mut opened, config) = {
+        let extensions = res.request().extensions();
+        let Some(registry) = extensions.get::<Registry>() else {
+            // Only an inner service answering with a request it made up gets here.
+            tracing::warn!(
+                "the response carries another request than the one the session middleware \
+                 saw: sessions opened by this request are not saved"
+            );
+            drop(extensions);
+            return After::Done(Ok(res.map_into_left_body()));
+        };
+        let opened = registry.take_opened();
+        if opened.is_empty() {
+            drop(extensions);
+            return After::Done(Ok(res.map_into_left_body()));
+        }
+        (opened, registry.config.clone())
+    };
+    if res.status().is_server_error() || res.response().error().is_some() {
+        tracing::debug!(
+            status = %res.status(),
+            "handler failed: session changes of this request are not saved"
+        );
+        return After::Done(Ok(res.map_into_left_body()));
+    }
+    let now = config.clock.now();
+    // Cookie sessions first, right here: they do no I/O, so a store failure below cannot leave a
+    // cookie session half-written.
+    opened.sort_by_key(|s| !s.spec().backend.is_cookie());
+    let mut cookies = Vec::new();
+    let mut server_side = opened.len();
+    for (i, session) in opened.iter().enumerate() {
+        match save_cookie_session(&config, session, now) {
+            None => {
+                server_side = i;
+                break;
+            }
+            Some(Ok(Some(cookie))) => cookies.push(cookie),
+            Some(Ok(None)) => {}
+            Some(Err(_logged)) => return After::Done(Ok(failure(res, &config, cookies))),
+        }
+    }
+    if server_side == opened.len() {
+        add_cookies(&mut res, cookies);
+        return After::Done(Ok(res.map_into_left_body()));
+    }
+    After::Save(Box::pin(async move {
+        for session in &opened[server_side..] {
+            match save(&config, session, now).await {
+                Ok(Some(cookie)) => cookies.push(cookie),
+                Ok(None) => {}
+                Err(_logged) => return Ok(failure(res, &config, cookies)),
+            }
+        }
+        add_cookies(&mut res, cookies);
+        Ok(res.map_into_left_body())
+    }))
+}
+
+fn add_cookies<B>(res: &mut ServiceResponse<B>, cookies: Vec<HeaderValue>) {
+    let headers = res.response_mut().headers_mut();
+    for cookie in cookies {
+        headers.append(SET_COOKIE, cookie);
+    }
+}
+
+/// The opaque failure response. Sessions saved before the failure stay saved (several stores
+/// cannot commit together); the failure response still carries their cookies, so the client's
+/// cookies match what the stores hold (a renewed session keeps its new id).
+fn failure<B>(
+    res: ServiceResponse<B>,
+    config: &Config,
+    cookies: Vec<HeaderValue>,
+) -> ServiceResponse<EitherBody<B>> {
+    let (req, _) = res.into_parts();
+    let mut failure = HttpResponse::new(config.failure_status);
+    for cookie in cookies {
+        failure.headers_mut().append(SET_COOKIE, cookie);
+    }
+    ServiceResponse::new(req, failure).map_into_right_body()
 }

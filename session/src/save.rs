@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use actix_web::cookie::Cookie;
+use actix_web::http::header::{HeaderValue, InvalidHeaderValue};
 
 use crate::{
     config::{later, Config, CookieLifetime, Spec},
@@ -23,12 +23,43 @@ const ID_ATTEMPTS: usize = 4;
 #[derive(Debug)]
 pub(crate) struct SaveFailed;
 
-/// Saves `session` and returns the cookie to send, if any.
+/// The `Set-Cookie` value, or the logged failure to make one (never with a validated
+/// configuration: names are tokens, values base64url, attributes checked by `build()`).
+fn encoded(
+    spec: &Spec,
+    cookie: Result<HeaderValue, InvalidHeaderValue>,
+) -> Result<HeaderValue, SaveFailed> {
+    cookie.map_err(|err| {
+        tracing::error!(session = %spec.name, error = %err, "could not encode a session cookie");
+        SaveFailed
+    })
+}
+
+/// Saves a cookie-backed `session` at once (it does no I/O) and returns the `Set-Cookie` value to
+/// send, if any; `None` for a server-side session, which [`save`] writes.
+pub(crate) fn save_cookie_session(
+    config: &Config,
+    session: &Session,
+    now: SystemTime,
+) -> Option<Result<Option<HeaderValue>, SaveFailed>> {
+    match &session.spec().backend.kind {
+        #[cfg(feature = "cookie")]
+        BackendKind::Cookie(store) => {
+            Some(save_cookie(config, session.spec(), store, session, now))
+        }
+        BackendKind::Server(_) => {
+            let _ = (config, now);
+            None
+        }
+    }
+}
+
+/// Saves `session` and returns the `Set-Cookie` value to send, if any.
 pub(crate) async fn save(
     config: &Config,
     session: &Session,
     now: SystemTime,
-) -> Result<Option<Cookie<'static>>, SaveFailed> {
+) -> Result<Option<HeaderValue>, SaveFailed> {
     let spec = session.spec().clone();
     match &spec.backend.kind {
         #[cfg(feature = "cookie")]
@@ -54,16 +85,17 @@ fn save_cookie(
     store: &crate::CookieStore,
     session: &Session,
     now: SystemTime,
-) -> Result<Option<Cookie<'static>>, SaveFailed> {
+) -> Result<Option<HeaderValue>, SaveFailed> {
     let state = session.state();
     let (created_at, expires_at) = match state.origin {
         Origin::New if state.entries.is_empty() && state.owner.is_none() => {
             if state.purged && state.stale_cookie {
                 count(spec, Event::Purged);
             }
-            return Ok(state
+            return state
                 .stale_cookie
-                .then(|| removal_cookie(&config.cookie, &spec.cookie_name)));
+                .then(|| encoded(spec, removal_cookie(spec)))
+                .transpose();
         }
         Origin::New => (now, deadline(config, now, now)),
         Origin::Loaded {
@@ -73,7 +105,7 @@ fn save_cookie(
         } => {
             if state.entries.is_empty() && state.owner.is_none() && !state.changes.is_empty() {
                 // Emptied: a cookie with no data is just a removal.
-                return Ok(Some(removal_cookie(&config.cookie, &spec.cookie_name)));
+                return encoded(spec, removal_cookie(spec)).map(Some);
             }
             let target = deadline(config, created_at, now);
             let due = !state.changes.is_empty()
@@ -101,12 +133,14 @@ fn save_cookie(
         state.owner.as_deref(),
         state.valid_from,
     );
-    let plaintext = serde_json::to_vec(&payload).map_err(|err| {
-        tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
-        SaveFailed
-    })?;
-    let value = store.seal(&config.keys, &config.rng, &spec.cookie_name, plaintext);
-    let size = spec.cookie_name.len() + 1 + value.len();
+    // Serialized straight into the buffer that is sealed in place.
+    let sealed = store
+        .seal_json(&config.keys, &config.rng, &spec.cookie_aad, &payload)
+        .map_err(|err| {
+            tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
+            SaveFailed
+        })?;
+    let size = spec.cookie_name.len() + 1 + sealed.encoded_len();
     if size > crate::config::COOKIE_LIMIT {
         // Inserts check the size, so this needs a clock jump that adds digits; refuse loudly.
         tracing::error!(
@@ -117,14 +151,9 @@ fn save_cookie(
         );
         return Err(SaveFailed);
     }
-    Ok(Some(session_cookie(
-        &config.cookie,
-        spec.lifetime,
-        &spec.cookie_name,
-        value,
-        now,
-        expires_at,
-    )))
+    let mut cookie = crate::cookie_header::SetCookie::start(spec, sealed.encoded_len());
+    sealed.append_to(cookie.value_buf());
+    encoded(spec, cookie.session(spec, now, expires_at)).map(Some)
 }
 
 async fn save_server(
@@ -133,7 +162,7 @@ async fn save_server(
     store: &dyn DynStore,
     session: &Session,
     now: SystemTime,
-) -> Result<Option<Cookie<'static>>, SaveFailed> {
+) -> Result<Option<HeaderValue>, SaveFailed> {
     // Copy what is needed out of the state: no borrow may live across an await.
     let (origin, entries, owner, changes, renew, delete, stale_cookie, loaded_seq) = {
         let mut state = session.state();
@@ -166,14 +195,7 @@ async fn save_server(
         SaveFailed
     };
     let cookie = |id: &SessionId, expires_at: SystemTime| {
-        session_cookie(
-            &config.cookie,
-            spec.lifetime,
-            &spec.cookie_name,
-            id.as_str().to_owned(),
-            now,
-            expires_at,
-        )
+        encoded(spec, session_cookie(spec, id.as_str(), now, expires_at))
     };
 
     if let Some(old) = delete {
@@ -187,7 +209,9 @@ async fn save_server(
     match origin {
         Origin::New => {
             let Some(data) = entries else {
-                return Ok(stale_cookie.then(|| removal_cookie(&config.cookie, &spec.cookie_name)));
+                return stale_cookie
+                    .then(|| encoded(spec, removal_cookie(spec)))
+                    .transpose();
             };
             let record = Record::new(data, now, deadline(config, now, now)).with_owner(owner);
             for _ in 0..ID_ATTEMPTS {
@@ -196,7 +220,7 @@ async fn save_server(
                 match timed(spec, "create", store.create(&key, &record)).await {
                     Ok(WriteResult::Done) => {
                         count(spec, Event::Created);
-                        return Ok(Some(cookie(&id, record.expires_at)));
+                        return cookie(&id, record.expires_at).map(Some);
                     }
                     Ok(_) => continue,
                     Err(e) => return Err(fail("create", &e)),
@@ -223,7 +247,7 @@ async fn save_server(
                     match timed(spec, "renew", renewed).await {
                         Ok(WriteResult::Done) => {
                             count(spec, Event::Renewed);
-                            return Ok(Some(cookie(&new, target)));
+                            return cookie(&new, target).map(Some);
                         }
                         Ok(WriteResult::Collision) => continue,
                         Ok(_) => return Ok(gone(spec)),
@@ -248,7 +272,7 @@ async fn save_server(
                             count(spec, Event::ConflictAvoided);
                         }
                     }
-                    Ok(persistent.then(|| cookie(&id, target)))
+                    persistent.then(|| cookie(&id, target)).transpose()
                 }
                 Ok(_) => Ok(gone(spec)),
                 Err(e) => Err(fail(
@@ -271,7 +295,7 @@ async fn save_server(
 
 /// The session ended elsewhere (purged, renewed or expired) while this request ran: its
 /// changes are dropped rather than bringing the session back, and no cookie is re-issued.
-fn gone(spec: &Spec) -> Option<Cookie<'static>> {
+fn gone(spec: &Spec) -> Option<HeaderValue> {
     tracing::info!(
         session = %spec.name,
         "session ended by another request before this one saved; its changes are dropped"

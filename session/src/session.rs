@@ -432,11 +432,35 @@ fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
             state.owner.as_deref(),
             state.valid_from,
         );
-        let plain_len = serde_json::to_vec(&payload).map_or(usize::MAX / 2, |v| v.len());
+        // Measured without building the JSON: the same bytes, counted.
+        let mut counter = ByteCounter(0);
+        let plain_len =
+            serde_json::to_writer(&mut counter, &payload).map_or(usize::MAX / 2, |()| counter.0);
         return Some(spec.cookie_name.len() + 1 + store.encoded_len(plain_len));
     }
     let _ = (spec, state);
     None
+}
+
+/// An `io::Write` that only counts the bytes written to it.
+#[cfg(feature = "cookie")]
+struct ByteCounter(usize);
+
+#[cfg(feature = "cookie")]
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0 += buf.len();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Session {

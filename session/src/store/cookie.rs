@@ -268,7 +268,8 @@ fn from_unix(secs: u64) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
-fn aad(cookie_name: &str) -> Vec<u8> {
+/// The associated data bound into the cookies called `cookie_name` (built once per session spec).
+pub(crate) fn aad(cookie_name: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(FORMAT.len() + 1 + cookie_name.len());
     aad.extend_from_slice(FORMAT);
     aad.push(0);
@@ -301,6 +302,8 @@ impl CookieStore {
         }
     }
 
+    /// Seals `plaintext` for the cookie `cookie_name` (tests, benchmarks and fuzzing; the
+    /// middleware serializes straight into the sealing buffer with [`seal_json`](Self::seal_json)).
     pub(crate) fn seal(
         &self,
         keys: &KeyRing,
@@ -308,34 +311,88 @@ impl CookieStore {
         cookie_name: &str,
         plaintext: Vec<u8>,
     ) -> String {
-        let aad = aad(cookie_name);
+        let sealed = self.seal_with(keys, rng, &aad(cookie_name), plaintext.len(), |buf| {
+            buf.extend_from_slice(&plaintext);
+            Ok(())
+        });
+        let mut value = Vec::with_capacity(sealed.encoded_len());
+        sealed.append_to(&mut value);
+        String::from_utf8(value).expect("base64url is ASCII")
+    }
+
+    /// Seals `payload`, serialized as JSON straight into the buffer that is encrypted in place.
+    pub(crate) fn seal_json<T: Serialize>(
+        &self,
+        keys: &KeyRing,
+        rng: &SystemRandom,
+        aad: &[u8],
+        payload: &T,
+    ) -> Result<SealedValue, serde_json::Error> {
+        self.try_seal_with(keys, rng, aad, PLAINTEXT_CAPACITY, |buf| {
+            serde_json::to_writer(buf, payload)
+        })
+    }
+
+    fn seal_with(
+        &self,
+        keys: &KeyRing,
+        rng: &SystemRandom,
+        aad: &[u8],
+        plain_len: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> SealedValue {
+        self.try_seal_with(keys, rng, aad, plain_len, write)
+            .expect("copying bytes does not fail")
+    }
+
+    /// The sealed (or signed) value of the plaintext that `write` appends to a buffer.
+    fn try_seal_with(
+        &self,
+        keys: &KeyRing,
+        rng: &SystemRandom,
+        aad: &[u8],
+        plain_len: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<SealedValue, serde_json::Error> {
         let key = keys.current();
         match self.security {
             CookieSecurity::Sealed => {
                 let mut nonce = [0u8; NONCE_LEN];
                 rng.fill(&mut nonce)
                     .expect("the operating system's random generator failed");
-                let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+                // nonce | plaintext, encrypted in place | tag
+                let mut out = Vec::with_capacity(NONCE_LEN + plain_len + TAG_LEN);
                 out.extend_from_slice(&nonce);
-                out.extend_from_slice(&plaintext);
+                write(&mut out)?;
                 let tag = key
                     .sealing
                     .seal_in_place_separate_tag(
                         Nonce::assume_unique_for_key(nonce),
-                        Aad::from(&aad),
+                        Aad::from(aad),
                         &mut out[NONCE_LEN..],
                     )
                     .expect("a cookie is far below AES-GCM's message limit");
                 out.extend_from_slice(tag.as_ref());
-                URL_SAFE_NO_PAD.encode(out)
+                Ok(SealedValue::Binary(out))
             }
             CookieSecurity::Signed => {
-                let payload = URL_SAFE_NO_PAD.encode(&plaintext);
-                let tag = sign(&key.signing, &aad, payload.as_bytes());
-                let mut value = URL_SAFE_NO_PAD.encode(tag.as_ref());
-                value.push('.');
-                value.push_str(&payload);
-                value
+                let mut plaintext = Vec::with_capacity(plain_len);
+                write(&mut plaintext)?;
+                // base64url(tag) "." base64url(plaintext), the tag over the encoded payload.
+                let payload_len = b64_len(plaintext.len());
+                let mut value = vec![0u8; SIGNATURE_LEN + 1 + payload_len];
+                value[SIGNATURE_LEN] = b'.';
+                let (head, payload) = value.split_at_mut(SIGNATURE_LEN + 1);
+                let written = URL_SAFE_NO_PAD
+                    .encode_slice(&plaintext, payload)
+                    .expect("sized for the encoding");
+                debug_assert_eq!(written, payload_len);
+                let tag = sign(&key.signing, aad, payload);
+                let written = URL_SAFE_NO_PAD
+                    .encode_slice(tag.as_ref(), &mut head[..SIGNATURE_LEN])
+                    .expect("sized for the encoding");
+                debug_assert_eq!(written, SIGNATURE_LEN);
+                Ok(SealedValue::Text(value))
             }
         }
     }
@@ -346,31 +403,54 @@ impl CookieStore {
         cookie_name: &str,
         value: &str,
     ) -> Result<Opened, Rejected> {
-        let aad = aad(cookie_name);
-        let (plaintext, key_index) = match self.security {
+        self.open_with_aad(keys, &aad(cookie_name), value)
+    }
+
+    /// Opens a cookie value sealed (or signed) for the associated data `aad`.
+    pub(crate) fn open_with_aad(
+        &self,
+        keys: &KeyRing,
+        aad: &[u8],
+        value: &str,
+    ) -> Result<Opened, Rejected> {
+        let mut buf;
+        let (plaintext, key_index): (&[u8], usize) = match self.security {
             CookieSecurity::Sealed => {
-                let sealed = URL_SAFE_NO_PAD
-                    .decode(value)
-                    .map_err(|_| Rejected::NotBase64)?;
-                if sealed.len() < NONCE_LEN + TAG_LEN {
-                    return Err(Rejected::TooShort);
+                let decode = || {
+                    let sealed = URL_SAFE_NO_PAD
+                        .decode(value)
+                        .map_err(|_| Rejected::NotBase64)?;
+                    if sealed.len() < NONCE_LEN + TAG_LEN {
+                        return Err(Rejected::TooShort);
+                    }
+                    Ok(sealed)
+                };
+                buf = decode()?;
+                let nonce: [u8; NONCE_LEN] =
+                    buf[..NONCE_LEN].try_into().expect("length checked above");
+                // Decrypted in place; a failed attempt may leave the buffer changed, so a
+                // previous key (rare: only during a key rotation) gets a freshly decoded copy.
+                let mut opened = None;
+                for (index, key) in keys.all() {
+                    if index > 0 {
+                        buf = decode()?;
+                    }
+                    if key
+                        .sealing
+                        .open_in_place(
+                            Nonce::assume_unique_for_key(nonce),
+                            Aad::from(aad),
+                            &mut buf[NONCE_LEN..],
+                        )
+                        .is_ok()
+                    {
+                        opened = Some(index);
+                        break;
+                    }
                 }
-                let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN]
-                    .try_into()
-                    .expect("length checked above");
-                keys.all()
-                    .find_map(|(index, key)| {
-                        let mut buf = sealed[NONCE_LEN..].to_vec();
-                        key.sealing
-                            .open_in_place(
-                                Nonce::assume_unique_for_key(nonce),
-                                Aad::from(&aad),
-                                &mut buf,
-                            )
-                            .ok()
-                            .map(|plain| (plain.to_vec(), index))
-                    })
-                    .ok_or(Rejected::BadSeal)?
+                let index = opened.ok_or(Rejected::BadSeal)?;
+                let end = buf.len() - TAG_LEN;
+                (&buf[NONCE_LEN..end], index)
             }
             CookieSecurity::Signed => {
                 let (tag, payload) = value.split_once('.').ok_or(Rejected::TooShort)?;
@@ -379,17 +459,17 @@ impl CookieStore {
                     .map_err(|_| Rejected::NotBase64)?;
                 let index = keys
                     .all()
-                    .find(|(_, key)| verify(&key.signing, &aad, payload.as_bytes(), &tag))
+                    .find(|(_, key)| verify(&key.signing, aad, payload.as_bytes(), &tag))
                     .map(|(index, _)| index)
                     .ok_or(Rejected::BadSeal)?;
-                let plain = URL_SAFE_NO_PAD
+                buf = URL_SAFE_NO_PAD
                     .decode(payload)
                     .map_err(|_| Rejected::NotBase64)?;
-                (plain, index)
+                (&buf, index)
             }
         };
         let payload: PayloadOwned =
-            serde_json::from_slice(&plaintext).map_err(|_| Rejected::BadPayload)?;
+            serde_json::from_slice(plaintext).map_err(|_| Rejected::BadPayload)?;
         let created_at = from_unix(payload.c).ok_or(Rejected::BadPayload)?;
         let valid_from = match payload.v {
             Some(ms) => UNIX_EPOCH
@@ -405,6 +485,43 @@ impl CookieStore {
             valid_from,
             stale_key: key_index != 0,
         })
+    }
+}
+
+/// A first guess at a session's JSON size, to size the sealing buffer.
+const PLAINTEXT_CAPACITY: usize = 256;
+
+/// A sealed (or signed) cookie value, ready to be written into a `Set-Cookie` header.
+#[derive(Debug)]
+pub(crate) enum SealedValue {
+    /// nonce | ciphertext | tag, still to be encoded as base64url.
+    Binary(Vec<u8>),
+    /// The value itself.
+    Text(Vec<u8>),
+}
+
+impl SealedValue {
+    /// The length of the value in the cookie.
+    pub(crate) fn encoded_len(&self) -> usize {
+        match self {
+            Self::Binary(bytes) => b64_len(bytes.len()),
+            Self::Text(value) => value.len(),
+        }
+    }
+
+    /// Appends the value to `out`.
+    pub(crate) fn append_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Binary(bytes) => {
+                let start = out.len();
+                out.resize(start + b64_len(bytes.len()), 0);
+                let written = URL_SAFE_NO_PAD
+                    .encode_slice(bytes, &mut out[start..])
+                    .expect("sized for the encoding");
+                debug_assert_eq!(start + written, out.len());
+            }
+            Self::Text(value) => out.extend_from_slice(value),
+        }
     }
 }
 
@@ -475,6 +592,34 @@ mod tests {
             let opened = store.open(&keys, "s", &value).unwrap();
             assert_eq!(opened.data, sample());
             assert!(!opened.stale_key);
+        }
+    }
+
+    #[test]
+    fn payloads_serialized_in_place_open_and_have_the_predicted_length() {
+        let key = Key::generate();
+        let keys = ring(&[&key, &Key::generate()]);
+        let rng = SystemRandom::new();
+        let mut big = sample();
+        big.insert("pad".into(), json!("p".repeat(1000)));
+        for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
+            let store = CookieStore::new(security);
+            for data in [sample(), big.clone()] {
+                let now = SystemTime::now();
+                let payload = CookieStore::payload(&data, now, now, Some("ann"), Some(now));
+                let plain_len = serde_json::to_vec(&payload).unwrap().len();
+                let sealed = store.seal_json(&keys, &rng, &aad("s"), &payload).unwrap();
+                let mut value = b"prefix".to_vec();
+                sealed.append_to(&mut value);
+                let value = std::str::from_utf8(&value[6..]).unwrap();
+                assert_eq!(value.len(), sealed.encoded_len());
+                assert_eq!(value.len(), store.encoded_len(plain_len), "{security:?}");
+                let opened = store.open(&keys, "s", value).unwrap();
+                assert_eq!(opened.data, data);
+                assert_eq!(opened.owner.as_deref(), Some("ann"));
+                assert!(!opened.stale_key);
+                assert!(store.open(&keys, "t", value).is_err());
+            }
         }
     }
 

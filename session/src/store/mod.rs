@@ -13,6 +13,8 @@ mod server;
 
 pub use self::cached::{CachedStore, CachedStoreBuilder, LocalCache, SessionCache};
 #[cfg(feature = "cookie")]
+pub(crate) use self::cookie::aad as cookie_aad;
+#[cfg(feature = "cookie")]
 pub use self::cookie::{CookieSecurity, CookieStore};
 #[cfg(feature = "memory")]
 pub use self::memory::{MemoryStore, MemoryStoreBuilder, WhenFull};
