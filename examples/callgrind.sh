@@ -43,18 +43,7 @@ BIN=$CARGO_TARGET_DIR/release/loadbench
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The same driver as loadbench.sh: one request string per collected cookie, sent in turn.
-cat >"$WORK/rotate.lua" <<'LUA'
-local reqs, i = {}, 0
-function init(args)
-  for line in io.lines(args[1]) do
-    reqs[#reqs + 1] = wrk.format("GET", "/", { ["Cookie"] = line })
-  end
-end
-function request()
-  i = i % #reqs + 1
-  return reqs[i]
-end
-LUA
+cp "$ROOT/examples/rotate.lua" "$WORK/rotate.lua"
 
 printf '%-16s %14s %10s %12s\n' variant instructions requests 'Ir/request'
 for v in $VARIANTS; do

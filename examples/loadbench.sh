@@ -74,18 +74,7 @@ PORT=$(free_port)
 export LB_PORT=$PORT LB_CONNS=$CONNS LB_ROWS=$SESSIONS
 
 # wrk sends the requests in turn over the collected cookies (one request string per session).
-cat >"$WORK/rotate.lua" <<'LUA'
-local reqs, i = {}, 0
-function init(args)
-  for line in io.lines(args[1]) do
-    reqs[#reqs + 1] = wrk.format("GET", "/", { ["Cookie"] = line })
-  end
-end
-function request()
-  i = i % #reqs + 1
-  return reqs[i]
-end
-LUA
+cp "$ROOT/examples/rotate.lua" "$WORK/rotate.lua"
 
 RESULTS="$OUT/results.tsv"
 printf 'variant\tround\trps\tp99_ms\tpeak_rss_kb\n' >"$RESULTS"

@@ -1,7 +1,7 @@
 //! The HTML side: server-rendered pages and form posts. Every post answers with a redirect
 //! (post/redirect/get) and leaves a flash message for the page it leads to.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use actix_typed_session::{SessionError, SessionInfo, Sessions};
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
@@ -222,22 +222,18 @@ fn span(d: Duration) -> String {
     }
 }
 
-/// `"2024-05-01 12:00:03 UTC"` (the proleptic Gregorian calendar, from the Unix time).
+/// `"2024-05-01 12:00:03 UTC"`, through the `time` crate that actix-web's cookies use.
 fn utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    // Days to a civil date: Howard Hinnant's `civil_from_days`.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+    let t = actix_web::cookie::time::OffsetDateTime::from(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 fn session_row(s: &SessionInfo, now: SystemTime) -> String {
