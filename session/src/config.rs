@@ -348,9 +348,16 @@ impl SessionMiddlewareBuilder {
     /// would find no session, start an anonymous one and overwrite the new cookie, logging the
     /// visitor out. Within the window they see the session **as it was before the renew**,
     /// read-only: writes fail with [`SessionError::ReadOnly`](crate::SessionError::ReadOnly) and
-    /// no cookie is sent, so the new id stays in the browser. Someone who knew the old id learns
-    /// nothing new: the new data is never readable through it. [`purge`](crate::Session::purge)
-    /// ends a session at once, without a window.
+    /// no cookie is sent, so the new id stays in the browser (`remove` and `clear`, which cannot
+    /// fail, are dropped at save). Someone who knew the old id learns nothing new: the new data is
+    /// never readable through it.
+    ///
+    /// [`purge`](crate::Session::purge) ends the current id at once, but not an old id from a
+    /// renew within the last window: that one stays readable, with the data from before that
+    /// renew, until its window ends. [`end_all_sessions`](crate::Session::end_all_sessions) and
+    /// [`SessionAdmin::end_all`](crate::SessionAdmin::end_all) end such old ids too. Where a
+    /// session is renewed while logged in (periodic rotation, step-up) and logout must end every
+    /// id at once, use those, or a zero window.
     ///
     /// ```
     /// use std::time::Duration;

@@ -29,10 +29,18 @@ pub(crate) async fn load(
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(store) => {
             let mut loaded = None;
+            // Revocation checks cost a store read each: a few per request at most, however
+            // many same-named cookies the request carries.
+            let mut checks = 0;
             for value in values.iter() {
                 match store.open_with_aad(&config.keys, &spec.cookie_aad, value) {
                     Ok(opened) => {
-                        if let Some(owner) = &opened.owner {
+                        if let Some(owner) = opened.owner.as_ref().filter(|_| store.revocable()) {
+                            checks += 1;
+                            if checks > MAX_IDS_TRIED {
+                                ignored(&spec, "too many owned session cookies in one request");
+                                continue;
+                            }
                             let revoked = store.is_revoked(owner, opened.valid_from, now);
                             match timed(&spec, "check revocation", revoked).await {
                                 Ok(false) => {}

@@ -157,6 +157,9 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         saving: Option<LocalBoxFuture<'static, Saved<B>>>,
+        // The registry of an outer session middleware (nested middlewares), put back once this
+        // one has taken its own sessions.
+        outer: Option<Registry>,
     }
 }
 
@@ -181,7 +184,7 @@ where
             return saving.as_mut().poll(cx);
         }
         let answered = std::task::ready!(this.inner.poll(cx));
-        match after(answered) {
+        match after(answered, this.outer.take()) {
             After::Done(saved) => Poll::Ready(saved),
             After::Save(mut saving) => {
                 let polled = saving.as_mut().poll(cx);
@@ -207,39 +210,46 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         // The registry goes with the request; `after` finds it again through the response.
-        req.extensions_mut()
+        let outer = req
+            .extensions_mut()
             .insert(Registry::new(self.config.clone()));
         SessionFuture {
             inner: self.service.call(req),
             saving: None,
+            outer,
         }
     }
 }
 
 /// Saves the sessions the request opened, once the inner service has answered.
-fn after<B: MessageBody + 'static>(res: Result<ServiceResponse<B>, actix_web::Error>) -> After<B> {
+fn after<B: MessageBody + 'static>(
+    res: Result<ServiceResponse<B>, actix_web::Error>,
+    outer: Option<Registry>,
+) -> After<B> {
     let mut res = match res {
         Ok(res) => res,
         Err(err) => return After::Done(Err(err)),
     };
-    let (mut opened, config) = {
+    let taken = {
         let extensions = res.request().extensions();
-        let Some(registry) = extensions.get::<Registry>() else {
-            // Only an inner service answering with a request it made up gets here.
-            tracing::warn!(
-                "the response carries another request than the one the session middleware \
-                 saw: sessions opened by this request are not saved"
-            );
-            drop(extensions);
-            return After::Done(Ok(res.map_into_left_body()));
-        };
-        let opened = registry.take_opened();
-        if opened.is_empty() {
-            drop(extensions);
-            return After::Done(Ok(res.map_into_left_body()));
-        }
-        (opened, registry.config.clone())
+        extensions
+            .get::<Registry>()
+            .map(|registry| (registry.take_opened(), registry.config.clone()))
     };
+    if let Some(outer) = outer {
+        res.request().extensions_mut().insert(outer);
+    }
+    let Some((mut opened, config)) = taken else {
+        // Only an inner service answering with a request it made up gets here.
+        tracing::warn!(
+            "the response carries another request than the one the session middleware \
+             saw: sessions opened by this request are not saved"
+        );
+        return After::Done(Ok(res.map_into_left_body()));
+    };
+    if opened.is_empty() {
+        return After::Done(Ok(res.map_into_left_body()));
+    }
     if res.status().is_server_error() || res.response().error().is_some() {
         tracing::debug!(
             status = %res.status(),

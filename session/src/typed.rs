@@ -303,12 +303,13 @@ pub mod __private {
         session: &Session,
         write: impl FnOnce() -> Result<(), SessionError>,
     ) -> Result<(), SessionError> {
-        let (entries, changes, owner) = {
+        let (entries, changes, owner, valid_from) = {
             let state = session.state();
             (
                 state.entries.clone(),
                 state.changes.clone(),
                 state.owner.clone(),
+                state.valid_from,
             )
         };
         let result = write();
@@ -317,6 +318,7 @@ pub mod __private {
             state.entries = entries;
             state.changes = changes;
             state.owner = owner;
+            state.valid_from = valid_from;
         }
         result
     }

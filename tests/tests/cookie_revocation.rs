@@ -135,3 +135,40 @@ async fn a_failing_revocation_store_fails_owned_cookie_loads_opaquely() {
     switch.healthy();
     assert_eq!(c.read("s", "cart").await, Some(json!([1])));
 }
+
+#[actix_web::test]
+async fn many_copies_of_an_owned_cookie_cost_a_bounded_number_of_revocation_reads() {
+    let clock = TestClock::default();
+    let (store, counts) = actix_typed_session_tests::CountingStore::new(MemoryStore::default());
+    let backend: Backend = CookieStore::default().with_revocations(store).into();
+    let c = client(middleware(
+        backend,
+        &clock,
+        CookieLifetime::BrowserSession,
+        |b| b,
+    ))
+    .await;
+    c.set("s", "cart", json!([1])).await;
+    c.post("/s/login/alice").await;
+    c.post("/s/end-all").await; // alice's cookies issued until now are revoked
+    let revoked = c.cookie("s");
+    assert!(revoked.is_none(), "end-all removed the cookie");
+    // Log in again, keep the cookie, revoke it, then send it 50 times in one header.
+    clock.advance(Duration::from_secs(1));
+    c.set("s", "cart", json!([1])).await;
+    c.post("/s/login/alice").await;
+    let kept = c.cookie("s").unwrap();
+    c.post("/s/end-all").await;
+    let before = counts.get(&counts.loads);
+    let header = vec![format!("s={kept}"); 50].join("; ");
+    let reply = c
+        .send_raw(
+            TestRequest::get()
+                .uri("/s/entries")
+                .insert_header(("cookie", header)),
+        )
+        .await;
+    assert_eq!(reply.json(), json!({}));
+    let reads = counts.get(&counts.loads) - before;
+    assert!(reads <= 3, "{reads} revocation reads for one request");
+}

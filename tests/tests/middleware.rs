@@ -491,3 +491,56 @@ async fn purge_leaves_no_record_behind() {
     c.post("/session/purge").await;
     assert_eq!(memory.len(), 0);
 }
+
+/// Opens the outer middleware's session from a middleware between the two session middlewares.
+async fn open_outer(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    {
+        let sessions = Sessions::from_request_parts(req.request())?;
+        sessions.open("outer").await?.insert("seen", true)?;
+    }
+    next.call(req).await
+}
+
+/// Nested middlewares: a session opened between the outer and the inner middleware (by another
+/// middleware) belongs to the outer one and is saved by it; the handler's session is saved by
+/// the inner one.
+#[actix_web::test]
+async fn nested_middlewares_each_save_their_own_sessions() {
+    let outer = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .session("outer", SessionConfig::new())
+        .build()
+        .unwrap();
+    let inner = SessionMiddleware::builder(key(2))
+        .backend("memory", MemoryStore::default())
+        .session("inner", SessionConfig::new())
+        .build()
+        .unwrap();
+    let app = test::init_service(
+        App::new().wrap(outer).service(
+            web::scope("/s")
+                .wrap(inner)
+                .wrap(actix_web::middleware::from_fn(open_outer))
+                .route(
+                    "/",
+                    web::get().to(|sessions: Sessions| async move {
+                        sessions.open("inner").await?.insert("n", 1)?;
+                        Ok::<_, actix_web::Error>(HttpResponse::Ok().finish())
+                    }),
+                ),
+        ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/s/").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let names: Vec<String> = res
+        .response()
+        .cookies()
+        .map(|c| c.name().to_owned())
+        .collect();
+    assert!(names.contains(&"outer".to_owned()), "{names:?}");
+    assert!(names.contains(&"inner".to_owned()), "{names:?}");
+}

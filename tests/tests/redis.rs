@@ -1048,3 +1048,30 @@ fn the_shared_test_server_is_reachable() {
     let pong: String = redis::command(&redis_url(), &cmd("PING")).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+/// A renew with a grace window that moves the session to another owner keeps the retired copy
+/// in the old owner's set, and that set (emptied and recreated inside the script) still expires.
+#[actix_web::test]
+async fn an_owner_set_recreated_by_a_renew_still_has_a_ttl() {
+    let (store, _prefix) = redis::store().await;
+    let now = SystemTime::now();
+    store
+        .create(&key_n(1), &owned(json!({}), 60, "ann"))
+        .await
+        .unwrap();
+    store
+        .renew(
+            &key_n(1),
+            &key_n(2),
+            &owner_change(Some("bob")),
+            now + Duration::from_secs(60),
+            now,
+            Some(now + Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(members(&store, "ann"), set_of(&[1]));
+    let ttl = pttl(&store.owner_key("ann"));
+    assert!(ttl > 0 && ttl <= 5_000, "the owner set's TTL is {ttl} ms");
+    assert_eq!(members(&store, "bob"), set_of(&[2]));
+}

@@ -185,8 +185,10 @@ end
 apply(KEYS[2])
 reindex(KEYS[1], old, KEYS[2], KEYS[3])
 if old and ARGV[9] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
-  -- The retired copy stays in its owner's set (whose TTL already covers it).
+  -- The retired copy stays in its owner's set. `reindex` may have emptied (and so deleted)
+  -- that set when the owner changed: give it back a TTL that covers the copy.
   redis.call('SADD', ARGV[1] .. old, member(KEYS[1]))
+  extend(ARGV[1] .. old, redis.call('PTTL', KEYS[1]))
 end
 return 1
 "#;
