@@ -81,11 +81,19 @@ impl StorageKey {
 
     /// The hash as 64 lowercase hexadecimal characters.
     pub fn to_hex(&self) -> String {
-        use fmt::Write as _;
-        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        let mut hex = String::with_capacity(64);
+        self.push_hex(&mut hex);
+        hex
+    }
+
+    /// Appends the 64 hexadecimal characters of [`to_hex`](Self::to_hex) to `out` (a key
+    /// prefix, say) without an allocation of its own.
+    pub(crate) fn push_hex(&self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in self.0 {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
     }
 
     /// Rebuilds a key from the bytes a store saved, e.g. when it lists its rows.
@@ -158,6 +166,19 @@ mod tests {
         assert!(!key.to_hex().contains(id.as_str()));
         assert_eq!(key.to_hex().len(), 64);
         assert_ne!(key, SessionId::generate(&rng).storage_key());
+    }
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte_in_order() {
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37).wrapping_add(0x0f);
+        }
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(StorageKey::from_bytes(bytes).to_hex(), expected);
+        let mut prefixed = String::from("p:");
+        StorageKey::from_bytes([0xa5; 32]).push_hex(&mut prefixed);
+        assert_eq!(prefixed, format!("p:{}", "a5".repeat(32)));
     }
 
     #[test]

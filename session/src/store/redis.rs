@@ -553,7 +553,10 @@ impl RedisStore {
     /// assert_eq!(key, format!("session:{}", "ab".repeat(32)));
     /// ```
     pub fn redis_key(&self, key: &StorageKey) -> String {
-        format!("{}{}", self.inner.prefix, key.to_hex())
+        let mut redis_key = String::with_capacity(self.inner.prefix.len() + 64);
+        redis_key.push_str(&self.inner.prefix);
+        key.push_hex(&mut redis_key);
+        redis_key
     }
 
     /// The Redis key of an owner's index set (the set of its sessions' hashes in hex): the
