@@ -9,6 +9,10 @@ mod memory;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_pipe;
+#[cfg(feature = "redis")]
+mod redis_wire;
 mod server;
 
 pub use self::cached::{CachedStore, CachedStoreBuilder, LocalCache, SessionCache};

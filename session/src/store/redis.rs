@@ -1,19 +1,22 @@
-//! The Redis store, on the `redis` crate's connection manager.
+//! The Redis store: sessions as hashes, every write one Lua script, on pipelined connections of
+//! its own (`redis_pipe`); the `redis` crate only parses the URL.
 
 use std::{
-    collections::HashMap,
-    future::Future,
-    sync::{Arc, Mutex},
-    thread::ThreadId,
+    cell::RefCell,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use ::redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    Client, ErrorKind, RedisError, Script, ScriptInvocation,
-};
+use ::redis::Client;
 use serde_json::{Map, Value};
 
+use super::{
+    redis_pipe::{Closer, Pipe},
+    redis_wire::{Command, Reply},
+};
 use crate::{
     store::cached::SessionCache, BuildError, ChangeSet, OwnedSession, Record, SessionStore,
     StorageKey, StoreError, WriteResult,
@@ -298,10 +301,18 @@ return deleted
 /// has expired. Every key always carries a Redis TTL (`PEXPIRE` to the session's deadline), so
 /// Redis reclaims expired sessions by itself: no clean-up task is needed.
 ///
-/// Each worker thread keeps one multiplexed connection (a [`ConnectionManager`]), opened on first
-/// use and reopened after a failure, so the store can be built before Redis is reachable and
-/// recovers by itself after a restart. Every operation is bounded by a timeout (2 seconds by
-/// default): a dead Redis fails the request instead of hanging it.
+/// Each worker thread keeps one pipelined connection of the store's own, opened on first use
+/// and reopened after a failure, so the store can be built before Redis is reachable and
+/// recovers by itself after a restart. The requests of all the thread's sessions share it: what
+/// they send while the connection is busy goes out together in one write, and their replies
+/// come back in one read. Every operation is bounded by a timeout (2 seconds by default): a dead
+/// Redis fails the request instead of hanging it, and closes the connection, failing the
+/// requests waiting on it at once.
+///
+/// The [`redis::Client`](::redis::Client) given to the builder only carries the URL: a TCP host
+/// and port or a Unix socket (`redis+unix://`), the database and the credentials (`AUTH` and
+/// `SELECT` are sent and answered before anything else on a new connection). TLS (`rediss://`)
+/// is not supported; operations on such a store fail with an error that says so.
 ///
 /// ```no_run
 /// use actix_typed_session::{redis, Key, RedisStore, SessionMiddleware};
@@ -342,15 +353,73 @@ struct Inner {
     timeout: Duration,
     /// `{prefix}owner:`, the start of every owner set's key.
     owner_prefix: String,
-    connections: Mutex<HashMap<ThreadId, ConnectionManager>>,
-    create: Script,
-    update: Script,
-    renew: Script,
-    delete: Script,
-    put: Script,
-    list_owned: Script,
-    delete_owned: Script,
-    delete_all_owned: Script,
+    /// Tells this store's connections from other stores' in a thread's list (see [`PIPES`]).
+    id: u64,
+    /// The connections this store opened, on any thread: closed when the store goes.
+    opened: Mutex<Vec<Closer>>,
+    create: LuaScript,
+    update: LuaScript,
+    renew: LuaScript,
+    delete: LuaScript,
+    put: LuaScript,
+    list_owned: LuaScript,
+    delete_owned: LuaScript,
+    delete_all_owned: LuaScript,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for closer in self
+            .opened
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            closer.close("its store was dropped");
+        }
+    }
+}
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's connection of each Redis store used on it, by store id.
+    static PIPES: RefCell<Vec<(u64, Pipe)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A script and its SHA-1, under which Redis caches it: sent as `EVALSHA`, and as `EVAL` when
+/// Redis does not know it (after a restart or `SCRIPT FLUSH`).
+struct LuaScript {
+    code: String,
+    sha1: String,
+}
+
+impl LuaScript {
+    fn new(code: String) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, code.as_bytes());
+        let sha1 = digest.as_ref().iter().fold(String::new(), |mut hex, b| {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+            hex
+        });
+        Self { code, sha1 }
+    }
+
+    /// A call of this script on `keys`, to which the caller adds the arguments.
+    fn call<K: AsRef<[u8]>>(&self, keys: &[K]) -> ScriptCall<'_> {
+        let mut args = Command::default();
+        args.int(keys.len() as u64);
+        for key in keys {
+            args.arg(key);
+        }
+        ScriptCall { script: self, args }
+    }
+}
+
+/// The number of keys, the keys and the arguments of a script call.
+struct ScriptCall<'a> {
+    script: &'a LuaScript,
+    args: Command,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -402,15 +471,16 @@ impl RedisStoreBuilder {
                 "the Redis timeout must be longer than zero",
             ));
         }
-        let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
-        let writer = |body: &str| Script::new(&format!("{PRELUDE}{WRITE}{body}"));
+        let script = |body: &str| LuaScript::new(format!("{PRELUDE}{body}"));
+        let writer = |body: &str| LuaScript::new(format!("{PRELUDE}{WRITE}{body}"));
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client: self.client,
                 owner_prefix: format!("{}{OWNER_SET}", self.prefix),
                 prefix: self.prefix,
                 timeout: self.timeout,
-                connections: Mutex::new(HashMap::new()),
+                id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+                opened: Mutex::new(Vec::new()),
                 create: writer(CREATE),
                 update: script(UPDATE),
                 renew: script(RENEW),
@@ -458,10 +528,6 @@ fn ttl_millis(expires_at: SystemTime, now: SystemTime) -> u64 {
     u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn field(key: &str) -> String {
-    format!("{DATA}{key}")
-}
-
 /// The hex SHA-256 of an owner: names its index set.
 fn owner_digest(owner: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, owner.as_bytes());
@@ -493,25 +559,60 @@ fn parse_millis(op: &'static str, value: &str) -> Result<SystemTime, StoreError>
         .map_err(|_| StoreError::new(op, "owner set listing with a malformed time"))
 }
 
-/// Appends `field, json` pairs for `data` to a script call.
-fn push_pairs<'a>(
-    call: &mut ScriptInvocation<'a>,
-    data: &Map<String, Value>,
-) -> Result<(), serde_json::Error> {
+/// Appends `d:{key}, json` pairs for `data` to a command.
+fn push_pairs(args: &mut Command, data: &Map<String, Value>) -> Result<(), serde_json::Error> {
+    let mut json = Vec::new();
     for (key, value) in data {
-        call.arg(field(key)).arg(serde_json::to_string(value)?);
+        args.arg_pair(DATA, key);
+        json.clear();
+        serde_json::to_writer(&mut json, value)?;
+        args.arg(&json);
     }
     Ok(())
 }
 
-/// Whether a failed connection should be dropped and reopened on next use.
-fn connection_broken(err: &RedisError) -> bool {
-    err.is_io_error()
-        || err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || err.is_timeout()
-        || err.is_unrecoverable_error()
-        || matches!(err.kind(), ErrorKind::ReadOnly | ErrorKind::ClientError)
+/// An error reply from Redis (the command failed; the connection is fine).
+#[derive(Debug, thiserror::Error)]
+#[error("Redis answered with an error: {0}")]
+struct ErrorReply(String);
+
+/// Error replies after which the connection is closed, so that the next operation reconnects
+/// (and, behind a failover address, reaches the new primary).
+fn reconnect_after(message: &str) -> bool {
+    ["READONLY", "MASTERDOWN", "NOAUTH", "WRONGPASS"]
+        .iter()
+        .any(|code| message.starts_with(code))
+}
+
+fn unexpected(op: &'static str, what: &'static str) -> StoreError {
+    StoreError::new(op, format!("unexpected reply from Redis: {what}"))
+}
+
+/// The integer a script returned.
+fn integer(op: &'static str, reply: Reply) -> Result<i64, StoreError> {
+    match reply {
+        Reply::Int(n) => Ok(n),
+        _ => Err(unexpected(op, "not an integer")),
+    }
+}
+
+/// The strings of an array reply.
+fn strings(op: &'static str, reply: Reply) -> Result<Vec<String>, StoreError> {
+    let Reply::Array(items) = reply else {
+        return Err(unexpected(op, "not an array"));
+    };
+    items.into_iter().map(|item| string(op, item)).collect()
+}
+
+fn string(op: &'static str, reply: Reply) -> Result<String, StoreError> {
+    match reply {
+        Reply::Bulk(bytes) => {
+            String::from_utf8(bytes).map_err(|_| unexpected(op, "a string that is not UTF-8"))
+        }
+        Reply::Int(n) => Ok(n.to_string()),
+        Reply::Status(text) => Ok(text),
+        _ => Err(unexpected(op, "not a string")),
+    }
 }
 
 impl RedisStore {
@@ -578,48 +679,48 @@ impl RedisStore {
         format!("{}{digest}", self.inner.owner_prefix)
     }
 
-    /// This thread's connection, opened if there is none yet.
-    async fn connection(&self) -> Result<ConnectionManager, RedisError> {
-        let thread = std::thread::current().id();
-        if let Some(conn) = self.lock().get(&thread) {
-            return Ok(conn.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(self.inner.timeout)
-            .set_response_timeout(self.inner.timeout)
-            .set_number_of_retries(0);
-        let conn = ConnectionManager::new_with_config(self.inner.client.clone(), config).await?;
-        Ok(self.lock().entry(thread).or_insert(conn).clone())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, ConnectionManager>> {
-        self.inner
-            .connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Runs `work` on this thread's connection, within the timeout; a broken connection is
-    /// dropped so that the next operation reconnects.
-    async fn run<T, F, Fut>(&self, op: &'static str, work: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = Result<T, RedisError>>,
-    {
-        let attempt = async {
-            let conn = self.connection().await?;
-            work(conn).await
-        };
-        match tokio::time::timeout(self.inner.timeout, attempt).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => {
-                if connection_broken(&err) {
-                    self.lock().remove(&std::thread::current().id());
+    /// This thread's connection, opened if there is none yet (or the last one was closed).
+    fn pipe(&self) -> Pipe {
+        let id = self.inner.id;
+        PIPES.with(|pipes| {
+            let mut pipes = pipes.borrow_mut();
+            if let Some((_, pipe)) = pipes.iter().find(|(of, _)| *of == id) {
+                if !pipe.is_closed() {
+                    return pipe.clone();
                 }
-                Err(StoreError::new(op, err))
             }
+            // Closed connections (this store's, and those of dropped stores) leave the list.
+            pipes.retain(|(of, pipe)| *of != id && !pipe.is_closed());
+            let pipe = Pipe::open(self.inner.client.get_connection_info(), self.inner.timeout);
+            pipes.push((id, pipe.clone()));
+            let mut opened = self
+                .inner
+                .opened
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            opened.retain(|closer| !closer.is_done());
+            opened.push(pipe.closer());
+            pipe
+        })
+    }
+
+    /// Sends `leading` arguments then `args` on this thread's connection and waits for the
+    /// reply, within the store's timeout. An error reply is returned as such (see
+    /// [`Self::request`]); a connection that times out is closed.
+    async fn exchange(
+        &self,
+        op: &'static str,
+        leading: &[&[u8]],
+        args: &Command,
+    ) -> Result<Reply, StoreError> {
+        let pipe = self.pipe();
+        match tokio::time::timeout(self.inner.timeout, pipe.send_with(leading, args)).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(err)) => Err(StoreError::new(op, err)),
             Err(_) => {
-                self.lock().remove(&std::thread::current().id());
+                // Whatever holds this connection up holds up every request behind it: close it
+                // (they fail now, not one timeout later each) and start afresh next time.
+                pipe.close("an operation on it timed out");
                 Err(StoreError::new(
                     op,
                     format!("timed out after {:?}", self.inner.timeout),
@@ -628,35 +729,59 @@ impl RedisStore {
         }
     }
 
+    /// [`Self::exchange`], with an error reply turned into an error.
+    fn checked(&self, op: &'static str, reply: Reply) -> Result<Reply, StoreError> {
+        match reply {
+            Reply::Error(message) => {
+                if reconnect_after(&message) {
+                    if let Some((_, pipe)) = PIPES.with(|pipes| {
+                        pipes
+                            .borrow()
+                            .iter()
+                            .find(|(of, _)| *of == self.inner.id)
+                            .cloned()
+                    }) {
+                        pipe.close("Redis refused a command in a way that calls for a reconnect");
+                    }
+                }
+                Err(StoreError::new(op, ErrorReply(message)))
+            }
+            reply => Ok(reply),
+        }
+    }
+
+    /// Sends one command and returns its reply.
+    async fn request(&self, op: &'static str, cmd: &Command) -> Result<Reply, StoreError> {
+        let reply = self.exchange(op, &[], cmd).await?;
+        self.checked(op, reply)
+    }
+
     async fn hgetall(
         &self,
         op: &'static str,
         key: &StorageKey,
         now: SystemTime,
     ) -> Result<Option<Record>, StoreError> {
-        let redis_key = self.redis_key(key);
-        let fields: HashMap<String, String> = self
-            .run(op, |mut conn| async move {
-                ::redis::cmd("HGETALL")
-                    .arg(&redis_key)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        decode(op, fields, now)
+        let mut cmd = Command::new("HGETALL");
+        cmd.arg(self.redis_key(key));
+        let reply = self.request(op, &cmd).await?;
+        decode(op, reply, now)
     }
 
-    /// Runs a prepared script call on this thread's connection.
-    async fn invoke<T: ::redis::FromRedisValue>(
-        &self,
-        op: &'static str,
-        call: ScriptInvocation<'_>,
-    ) -> Result<T, StoreError> {
-        self.run(
-            op,
-            |mut conn| async move { call.invoke_async(&mut conn).await },
-        )
-        .await
+    /// Runs a script call: `EVALSHA`, then `EVAL` if Redis does not have the script cached.
+    async fn invoke(&self, op: &'static str, call: ScriptCall<'_>) -> Result<Reply, StoreError> {
+        let script = call.script;
+        let reply = self
+            .exchange(op, &[b"EVALSHA", script.sha1.as_bytes()], &call.args)
+            .await?;
+        let reply = match reply {
+            Reply::Error(message) if message.starts_with("NOSCRIPT") => {
+                self.exchange(op, &[b"EVAL", script.code.as_bytes()], &call.args)
+                    .await?
+            }
+            reply => reply,
+        };
+        self.checked(op, reply)
     }
 
     /// Runs an update-style script (see [`PRELUDE`] for its arguments); `keys` are the session
@@ -665,41 +790,45 @@ impl RedisStore {
     async fn change(
         &self,
         op: &'static str,
-        script: &Script,
+        script: &LuaScript,
         keys: &[String],
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
         retire_until: Option<SystemTime>,
     ) -> Result<i64, StoreError> {
-        let mut call = script.prepare_invoke();
-        for key in keys {
-            call.key(key);
-        }
         let (owner_change, owner, digest) = match changes.owner() {
             None => ("", "", String::new()),
             Some(None) => ("-", "", String::new()),
-            Some(Some(owner)) => {
-                let digest = owner_digest(owner);
-                call.key(self.owner_set(&digest));
-                ("+", owner, digest)
-            }
+            Some(Some(owner)) => ("+", owner, owner_digest(owner)),
         };
-        call.arg(&self.inner.owner_prefix)
-            .arg(millis(now))
-            .arg(millis(expires_at))
-            .arg(ttl_millis(expires_at, now))
+        let mut call = if digest.is_empty() {
+            script.call(keys)
+        } else {
+            let mut all: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let set = self.owner_set(&digest);
+            all.push(&set);
+            script.call(&all)
+        };
+        let args = &mut call.args;
+        args.arg(&self.inner.owner_prefix)
+            .int(millis(now))
+            .int(millis(expires_at))
+            .int(ttl_millis(expires_at, now))
             .arg(if changes.is_cleared() { "1" } else { "0" })
             .arg(owner_change)
             .arg(owner)
-            .arg(digest)
-            .arg(retire_until.map_or_else(String::new, |t| millis(t).to_string()))
-            .arg(changes.removed().len());
+            .arg(&digest);
+        match retire_until {
+            Some(t) => args.int(millis(t)),
+            None => args.arg(""),
+        };
+        args.int(changes.removed().len() as u64);
         for removed in changes.removed() {
-            call.arg(field(removed));
+            args.arg_pair(DATA, removed);
         }
-        push_pairs(&mut call, changes.patch()).map_err(|e| StoreError::new(op, e))?;
-        self.invoke(op, call).await
+        push_pairs(args, changes.patch()).map_err(|e| StoreError::new(op, e))?;
+        integer(op, self.invoke(op, call).await?)
     }
 
     /// Runs a script that writes a whole record (see [`WRITE`] for its arguments); with `index`,
@@ -707,73 +836,93 @@ impl RedisStore {
     async fn write_record(
         &self,
         op: &'static str,
-        script: &Script,
+        script: &LuaScript,
         key: &StorageKey,
         record: &Record,
         ttl: u64,
         index: bool,
     ) -> Result<i64, StoreError> {
-        let mut call = script.key(self.redis_key(key));
-        let digest = match &record.owner {
+        let redis_key = self.redis_key(key);
+        let (mut call, digest) = match &record.owner {
             Some(owner) if index && !record.retired => {
                 let digest = owner_digest(owner);
-                call.key(self.owner_set(&digest));
-                digest
+                let set = self.owner_set(&digest);
+                (script.call(&[redis_key.as_str(), &set]), digest)
             }
-            _ => String::new(),
+            _ => (script.call(&[redis_key.as_str()]), String::new()),
         };
-        call.arg(&self.inner.owner_prefix)
-            .arg(millis(record.created_at))
-            .arg(millis(record.expires_at))
-            .arg(ttl)
-            .arg(millis(record.last_seen))
+        let args = &mut call.args;
+        args.arg(&self.inner.owner_prefix)
+            .int(millis(record.created_at))
+            .int(millis(record.expires_at))
+            .int(ttl)
+            .int(millis(record.last_seen))
             .arg(if record.retired { "1" } else { "0" })
             .arg(if record.owner.is_some() { "1" } else { "0" })
             .arg(record.owner.as_deref().unwrap_or(""))
-            .arg(digest);
-        push_pairs(&mut call, &record.data).map_err(|e| StoreError::new(op, e))?;
-        self.invoke(op, call).await
+            .arg(&digest);
+        push_pairs(args, &record.data).map_err(|e| StoreError::new(op, e))?;
+        integer(op, self.invoke(op, call).await?)
     }
 }
 
-/// Turns the fields of a session hash into a record; `None` when absent or expired.
-fn decode(
-    op: &'static str,
-    mut fields: HashMap<String, String>,
-    now: SystemTime,
-) -> Result<Option<Record>, StoreError> {
-    if fields.is_empty() {
+/// Turns the `HGETALL` reply of a session hash into a record; `None` when absent or expired.
+fn decode(op: &'static str, reply: Reply, now: SystemTime) -> Result<Option<Record>, StoreError> {
+    let Reply::Array(items) = reply else {
+        return Err(unexpected(op, "a hash that is not an array"));
+    };
+    if items.is_empty() {
         return Ok(None);
     }
-    let time = |fields: &mut HashMap<String, String>, name: &str| {
-        fields
-            .remove(name)
+    if items.len() % 2 != 0 {
+        return Err(unexpected(op, "a hash with an odd number of items"));
+    }
+    let time = |value: &[u8]| {
+        std::str::from_utf8(value)
+            .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map(from_millis)
-            .ok_or_else(|| StoreError::new(op, format!("session hash without a valid `{name}`")))
     };
-    let expires_at = time(&mut fields, EXPIRES)?;
+    let (mut created_at, mut expires_at, mut last_seen) = (None, None, None);
+    let mut owner = None;
+    let mut retired = false;
+    let mut data = Map::new();
+    let mut items = items.into_iter();
+    while let (Some(name), Some(value)) = (items.next(), items.next()) {
+        let (Reply::Bulk(name), Reply::Bulk(value)) = (name, value) else {
+            return Err(unexpected(op, "a hash field that is not a string"));
+        };
+        match name.as_slice() {
+            n if n == CREATED.as_bytes() => created_at = Some(time(&value)),
+            n if n == EXPIRES.as_bytes() => expires_at = Some(time(&value)),
+            n if n == LAST_SEEN.as_bytes() => last_seen = Some(time(&value)),
+            n if n == OWNER.as_bytes() => owner = Some(string(op, Reply::Bulk(value))?),
+            n if n == RETIRED.as_bytes() => retired = value == b"1",
+            // The owner's digest only names its index set; it is not part of the record.
+            n if n == OWNER_INDEX.as_bytes() => {}
+            _ => {
+                let Some(key) = name.strip_prefix(DATA.as_bytes()) else {
+                    continue;
+                };
+                let key = std::str::from_utf8(key)
+                    .map_err(|_| unexpected(op, "a field name that is not UTF-8"))?;
+                let value = serde_json::from_slice(&value).map_err(|e| StoreError::new(op, e))?;
+                data.insert(key.to_owned(), value);
+            }
+        }
+    }
+    let invalid =
+        |name: &str| StoreError::new(op, format!("session hash without a valid `{name}`"));
+    let expires_at = expires_at.flatten().ok_or_else(|| invalid(EXPIRES))?;
     if expires_at <= now {
         return Ok(None);
     }
-    let created_at = time(&mut fields, CREATED)?;
+    let created_at = created_at.flatten().ok_or_else(|| invalid(CREATED))?;
     // Hashes written before the last write was recorded count it as their creation.
-    let last_seen = match fields.contains_key(LAST_SEEN) {
-        true => time(&mut fields, LAST_SEEN)?,
-        false => created_at,
+    let last_seen = match last_seen {
+        Some(t) => t.ok_or_else(|| invalid(LAST_SEEN))?,
+        None => created_at,
     };
-    let owner = fields.remove(OWNER);
-    // The owner's digest only names its index set; it is not part of the record.
-    fields.remove(OWNER_INDEX);
-    let retired = fields.remove(RETIRED).is_some_and(|flag| flag == "1");
-    let mut data = Map::new();
-    for (name, json) in fields {
-        let Some(key) = name.strip_prefix(DATA) else {
-            continue;
-        };
-        let value = serde_json::from_str(&json).map_err(|e| StoreError::new(op, e))?;
-        data.insert(key.to_owned(), value);
-    }
     Ok(Some(
         Record::new(data, created_at, expires_at)
             .with_owner(owner)
@@ -876,11 +1025,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        let mut call = self.inner.delete.key(self.redis_key(key));
-        call.arg(&self.inner.owner_prefix);
-        self.invoke::<i64>("deleting a session", call)
-            .await
-            .map(drop)
+        let mut call = self.inner.delete.call(&[self.redis_key(key)]);
+        call.args.arg(&self.inner.owner_prefix);
+        self.invoke("deleting a session", call).await.map(drop)
     }
 
     fn indexes_owners(&self) -> bool {
@@ -893,11 +1040,17 @@ impl SessionStore for RedisStore {
         now: SystemTime,
     ) -> Result<Vec<OwnedSession>, StoreError> {
         const OP: &str = "listing an owner's sessions";
-        let mut call = self.inner.list_owned.key(self.owner_key(owner));
-        call.arg(&self.inner.prefix).arg(millis(now)).arg(owner);
-        let rows: Vec<Vec<String>> = self.invoke(OP, call).await?;
-        rows.iter()
-            .map(|row| match row.as_slice() {
+        let mut call = self.inner.list_owned.call(&[self.owner_key(owner)]);
+        call.args
+            .arg(&self.inner.prefix)
+            .int(millis(now))
+            .arg(owner);
+        let Reply::Array(rows) = self.invoke(OP, call).await? else {
+            return Err(unexpected(OP, "a listing that is not an array"));
+        };
+        rows.into_iter()
+            .map(|row| strings(OP, row))
+            .map(|row| match row?.as_slice() {
                 [hex, created, last_seen, expires] => Ok(OwnedSession::new(
                     member_key(OP, hex)?,
                     parse_millis(OP, created)?,
@@ -913,12 +1066,13 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {
-        let mut call = self.inner.delete_owned.key(self.redis_key(key));
-        call.key(self.owner_key(owner)).arg(owner);
-        let code: i64 = self
-            .invoke("ending one of an owner's sessions", call)
-            .await?;
-        Ok(code == 1)
+        const OP: &str = "ending one of an owner's sessions";
+        let mut call = self
+            .inner
+            .delete_owned
+            .call(&[self.redis_key(key), self.owner_key(owner)]);
+        call.args.arg(owner);
+        Ok(integer(OP, self.invoke(OP, call).await?)? == 1)
     }
 
     async fn delete_all_owned(
@@ -927,11 +1081,12 @@ impl SessionStore for RedisStore {
         keep: Option<&StorageKey>,
     ) -> Result<Vec<StorageKey>, StoreError> {
         const OP: &str = "ending an owner's sessions";
-        let mut call = self.inner.delete_all_owned.key(self.owner_key(owner));
-        call.arg(&self.inner.prefix)
+        let mut call = self.inner.delete_all_owned.call(&[self.owner_key(owner)]);
+        call.args
+            .arg(&self.inner.prefix)
             .arg(owner)
             .arg(keep.map_or_else(String::new, StorageKey::to_hex));
-        let deleted: Vec<String> = self.invoke(OP, call).await?;
+        let deleted = strings(OP, self.invoke(OP, call).await?)?;
         deleted.iter().map(|hex| member_key(OP, hex)).collect()
     }
 }
@@ -967,14 +1122,11 @@ impl SessionCache for RedisStore {
     }
 
     async fn invalidate(&self, key: &StorageKey) -> Result<(), StoreError> {
-        let redis_key = self.redis_key(key);
-        self.run("invalidating a cached session", |mut conn| async move {
-            ::redis::cmd("DEL")
-                .arg(&redis_key)
-                .query_async::<()>(&mut conn)
-                .await
-        })
-        .await
+        let mut cmd = Command::new("DEL");
+        cmd.arg(self.redis_key(key));
+        self.request("invalidating a cached session", &cmd)
+            .await
+            .map(drop)
     }
 }
 
@@ -1002,7 +1154,7 @@ mod tests {
     fn data_fields_cannot_collide_with_reserved_fields() {
         let reserved = [CREATED, EXPIRES, LAST_SEEN, OWNER, OWNER_INDEX, RETIRED];
         for key in ["@c", "@e", "@o", "@i", "@r", "@s", "", "d:", "c"] {
-            let f = field(key);
+            let f = format!("{DATA}{key}"); // what `push_pairs` names the field
             assert!(f.starts_with(DATA) && !reserved.contains(&f.as_str()));
         }
         // Every reserved field is the one the scripts use.
@@ -1039,34 +1191,82 @@ mod tests {
 
     #[test]
     fn decoding_skips_expired_and_foreign_fields() {
+        fn hash(fields: &[(&str, String)]) -> Reply {
+            Reply::Array(
+                fields
+                    .iter()
+                    .flat_map(|(name, value)| {
+                        [
+                            Reply::Bulk(name.as_bytes().to_vec()),
+                            Reply::Bulk(value.as_bytes().to_vec()),
+                        ]
+                    })
+                    .collect(),
+            )
+        }
         let now = SystemTime::now();
-        let mut fields = HashMap::new();
-        fields.insert(CREATED.to_owned(), millis(now).to_string());
-        fields.insert(
-            EXPIRES.to_owned(),
-            millis(now + Duration::from_secs(60)).to_string(),
-        );
-        fields.insert("d:a".to_owned(), "[1,2]".to_owned());
-        fields.insert("stray".to_owned(), "x".to_owned());
-        let record = decode("test", fields.clone(), now).unwrap().unwrap();
+        let fields = vec![
+            (CREATED, millis(now).to_string()),
+            (EXPIRES, millis(now + Duration::from_secs(60)).to_string()),
+            ("d:a", "[1,2]".to_owned()),
+            ("stray", "x".to_owned()),
+        ];
+        let record = decode("test", hash(&fields), now).unwrap().unwrap();
         // A hash without a last write (written by an older version) was last seen at creation.
         assert_eq!(record.last_seen, record.created_at);
         assert_eq!((record.owner, record.retired), (None, false));
         assert_eq!(Value::Object(record.data), serde_json::json!({"a": [1, 2]}));
         let mut owned = fields.clone();
         let seen = millis(now + Duration::from_secs(5));
-        owned.insert(LAST_SEEN.to_owned(), seen.to_string());
-        owned.insert(OWNER.to_owned(), "ann".to_owned());
-        owned.insert(OWNER_INDEX.to_owned(), owner_digest("ann"));
-        owned.insert(RETIRED.to_owned(), "1".to_owned());
-        let record = decode("test", owned, now).unwrap().unwrap();
+        owned.push((LAST_SEEN, seen.to_string()));
+        owned.push((OWNER, "ann".to_owned()));
+        owned.push((OWNER_INDEX, owner_digest("ann")));
+        owned.push((RETIRED, "1".to_owned()));
+        let record = decode("test", hash(&owned), now).unwrap().unwrap();
         assert_eq!(record.last_seen, from_millis(seen));
         assert_eq!(record.owner.as_deref(), Some("ann"));
         assert!(record.retired);
         assert_eq!(record.data.len(), 1);
-        assert!(decode("test", fields, now + Duration::from_secs(61))
+        assert!(decode("test", hash(&fields), now + Duration::from_secs(61))
             .unwrap()
             .is_none());
-        assert!(decode("test", HashMap::new(), now).unwrap().is_none());
+        assert!(decode("test", Reply::Array(Vec::new()), now)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn malformed_hashes_are_errors() {
+        let now = SystemTime::now();
+        let later = millis(now + Duration::from_secs(60)).to_string();
+        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
+        let bad = [
+            Reply::Int(1),
+            Reply::Array(vec![bulk(EXPIRES)]),
+            Reply::Array(vec![bulk(EXPIRES), Reply::Int(5)]),
+            // No creation time.
+            Reply::Array(vec![bulk(EXPIRES), bulk(&later)]),
+            Reply::Array(vec![bulk(EXPIRES), bulk("soon"), bulk(CREATED), bulk("0")]),
+            Reply::Array(vec![
+                bulk(EXPIRES),
+                bulk(&later),
+                bulk(CREATED),
+                bulk("0"),
+                bulk("d:k"),
+                bulk("{not json"),
+            ]),
+        ];
+        for reply in bad {
+            assert!(decode("test", reply.clone(), now).is_err(), "{reply:?}");
+        }
+    }
+
+    #[test]
+    fn scripts_are_named_by_the_sha1_redis_gives_them() {
+        // `redis-cli SCRIPT LOAD "return 1"` prints this digest.
+        assert_eq!(
+            LuaScript::new("return 1".into()).sha1,
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
     }
 }
