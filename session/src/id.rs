@@ -18,15 +18,27 @@ pub(crate) const ID_LEN: usize = 43;
 ///
 /// Only the middleware sees ids. Stores receive a [`StorageKey`] (a SHA-256 hash of the id), so
 /// a leaked table, dump or backup hands out no live session. `Debug` never shows the id.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct SessionId(String);
+#[derive(Clone)]
+pub(crate) struct SessionId {
+    value: String,
+    /// The storage key, hashed on first use: a request loads and saves under the same key.
+    key: std::cell::OnceCell<StorageKey>,
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Eq for SessionId {}
 
 impl SessionId {
     pub(crate) fn generate(rng: &SystemRandom) -> Self {
         let mut bytes = [0u8; ID_BYTES];
         rng.fill(&mut bytes)
             .expect("the operating system's random generator failed");
-        Self(URL_SAFE_NO_PAD.encode(bytes))
+        Self::new(URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// Accepts a cookie value only if it has exactly the shape of an id this library issues.
@@ -36,20 +48,29 @@ impl SessionId {
         }
         let mut bytes = [0u8; ID_BYTES + 1];
         match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self(value.to_owned())),
+            Ok(ID_BYTES) => Some(Self::new(value.to_owned())),
             _ => None,
         }
     }
 
+    fn new(value: String) -> Self {
+        Self {
+            value,
+            key: std::cell::OnceCell::new(),
+        }
+    }
+
     pub(crate) fn as_str(&self) -> &str {
-        &self.0
+        &self.value
     }
 
     pub(crate) fn storage_key(&self) -> StorageKey {
-        let hash = digest::digest(&digest::SHA256, self.0.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(hash.as_ref());
-        StorageKey(out)
+        *self.key.get_or_init(|| {
+            let hash = digest::digest(&digest::SHA256, self.value.as_bytes());
+            let mut out = [0u8; 32];
+            out.copy_from_slice(hash.as_ref());
+            StorageKey(out)
+        })
     }
 }
 
@@ -137,11 +158,11 @@ mod tests {
                 .as_str()
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-            assert!(seen.insert(id.0), "duplicate id");
+            assert!(seen.insert(id.value), "duplicate id");
         }
         // Every position uses the whole alphabet: no stuck bits in what the generator gives.
         let alphabet: std::collections::HashSet<u8> = (0..2_000)
-            .flat_map(|_| SessionId::generate(&rng).0.into_bytes())
+            .flat_map(|_| SessionId::generate(&rng).value.into_bytes())
             .collect();
         assert_eq!(alphabet.len(), 64);
     }

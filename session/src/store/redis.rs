@@ -67,13 +67,29 @@ local function extend(set, ttl)
     redis.call('PEXPIRE', set, ttl)
   end
 end
+-- Whether the session can be written (there, not expired, not retired), and the digest of its
+-- owner (false when it has none), in one read.
 local function writable(key)
-  local f = redis.call('HMGET', key, '@e', '@r')
-  return f[1] and tonumber(f[1]) > tonumber(ARGV[2]) and not f[2]
+  local f = redis.call('HMGET', key, '@e', '@r', '@i')
+  return f[1] and tonumber(f[1]) > tonumber(ARGV[2]) and not f[2], f[3]
 end
 local function apply(key)
-  -- The first write grows the hash: when Redis is out of memory it refuses the whole script
-  -- here, before anything was changed.
+  local n = tonumber(ARGV[10])
+  local first = 11 + n
+  if ARGV[5] ~= '1' and #ARGV - first < 128 then
+    -- The common case, a small change set: one HSET for the times and the entries. The first
+    -- write grows the hash: when Redis is out of memory it refuses the whole script here,
+    -- before anything was changed (removals come after it).
+    redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, first, #ARGV))
+    each('HDEL', key, ARGV, 11, 10 + n)
+    if ARGV[6] == '-' then
+      redis.call('HDEL', key, '@o', '@i')
+    elseif ARGV[6] == '+' then
+      redis.call('HSET', key, '@o', ARGV[7], '@i', ARGV[8])
+    end
+    redis.call('PEXPIRE', key, ARGV[4])
+    return
+  end
   redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2])
   if ARGV[5] == '1' then
     -- Clearing drops the entries, not the creation time or the owner.
@@ -84,9 +100,8 @@ local function apply(key)
       redis.call('HSET', key, '@o', kept[2], '@i', kept[3])
     end
   end
-  local n = tonumber(ARGV[10])
   each('HDEL', key, ARGV, 11, 10 + n)
-  each('HSET', key, ARGV, 11 + n, #ARGV)
+  each('HSET', key, ARGV, first, #ARGV)
   if ARGV[6] == '-' then
     redis.call('HDEL', key, '@o', '@i')
   elseif ARGV[6] == '+' then
@@ -150,8 +165,8 @@ return 1
 /// `KEYS = [key, new owner's set (only when the change names an owner)]`, update arguments.
 /// Returns 1 when applied, 0 when the session is gone, expired or retired.
 const UPDATE: &str = r#"
-if not writable(KEYS[1]) then return 0 end
-local old = redis.call('HGET', KEYS[1], '@i')
+local ok, old = writable(KEYS[1])
+if not ok then return 0 end
 apply(KEYS[1])
 reindex(KEYS[1], old, KEYS[1], KEYS[2])
 return 1
