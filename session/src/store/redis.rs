@@ -422,7 +422,7 @@ impl LuaScript {
 
     /// A call of this script on `keys`, to which the caller adds the arguments.
     fn call<K: AsRef<[u8]>>(&self, keys: &[K]) -> ScriptCall<'_> {
-        let mut args = Command::default();
+        let mut args = Command::with_capacity(512);
         args.int(keys.len() as u64);
         for key in keys {
             args.arg(key);
@@ -721,27 +721,20 @@ impl RedisStore {
 
     /// Sends `leading` arguments then `args` on this thread's connection and waits for the
     /// reply, within the store's timeout. An error reply is returned as such (see
-    /// [`Self::request`]); a connection that times out is closed.
+    /// [`Self::request`]).
     async fn exchange(
         &self,
         op: &'static str,
         leading: &[&[u8]],
         args: &Command,
     ) -> Result<Reply, StoreError> {
-        let pipe = self.pipe();
-        match tokio::time::timeout(self.inner.timeout, pipe.send_with(leading, args)).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(err)) => Err(StoreError::new(op, err)),
-            Err(_) => {
-                // Whatever holds this connection up holds up every request behind it: close it
-                // (they fail now, not one timeout later each) and start afresh next time.
-                pipe.close("an operation on it timed out");
-                Err(StoreError::new(
-                    op,
-                    format!("timed out after {:?}", self.inner.timeout),
-                ))
-            }
-        }
+        // The connection bounds the wait: when a request waits longer than the timeout, it
+        // closes and fails every request on it (they would wait as long), and the next
+        // operation opens a new one.
+        self.pipe()
+            .send_with(leading, args)
+            .await
+            .map_err(|err| StoreError::new(op, err))
     }
 
     /// [`Self::exchange`], with an error reply turned into an error.

@@ -6,14 +6,18 @@
 //! and hands them out in order (Redis answers the commands of one connection in the order they
 //! were sent). Requests made while the driver is busy are simply batched into its next write.
 //!
+//! Requests are bounded by one timer per connection rather than one per request: the driver
+//! watches the oldest request still waiting, and when it has waited longer than the timeout,
+//! Redis is not answering this connection any more.
+//!
 //! When anything goes wrong (the connection cannot be opened, the socket fails, Redis sends
-//! something that is not RESP, the owner gives up on it) the connection is closed: every request
-//! waiting on it fails at once with the cause, later requests fail without touching the socket,
-//! and the store opens a new connection for the next operation.
+//! something that is not RESP, a request times out, the owner gives up on it) the connection is
+//! closed: every request waiting on it fails at once with the cause, later requests fail without
+//! touching the socket, and the store opens a new connection for the next operation.
 
 use std::{
     collections::VecDeque,
-    future::poll_fn,
+    future::{poll_fn, Future},
     io,
     pin::Pin,
     sync::{
@@ -23,6 +27,8 @@ use std::{
     task::{Context, Poll, Waker},
     time::Duration,
 };
+
+use tokio::time::{Instant, Sleep};
 
 use ::redis::{ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use tokio::{
@@ -54,6 +60,8 @@ pub(crate) enum PipeError {
     },
     #[error("the connection to Redis failed")]
     Io(#[source] Arc<io::Error>),
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
     #[error("Redis closed the connection")]
     Closed,
     #[error(transparent)]
@@ -70,7 +78,8 @@ impl From<io::Error> for PipeError {
     }
 }
 
-type Waiter = oneshot::Sender<Result<Reply, PipeError>>;
+/// A request waiting for its reply, and when it was queued.
+type Waiter = (oneshot::Sender<Result<Reply, PipeError>>, Instant);
 
 #[derive(Default)]
 struct Shared {
@@ -109,7 +118,7 @@ impl Shared {
             state.out = Vec::new();
             (std::mem::take(&mut state.waiting), state.driver.take())
         };
-        for waiter in waiting {
+        for (waiter, _) in waiting {
             let _ = waiter.send(Err(err.clone()));
         }
         if let Some(driver) = driver {
@@ -139,14 +148,11 @@ impl Drop for Handle {
 impl Pipe {
     /// Starts opening a connection to `info` on the current tokio runtime. Requests can be made
     /// at once: they are sent when the connection is ready. Opening it (connecting and the
-    /// `AUTH` / `SELECT` handshake) may take up to `connect_timeout`.
-    pub(crate) fn open(info: &ConnectionInfo, connect_timeout: Duration) -> Self {
+    /// `AUTH` / `SELECT` handshake) may take up to `timeout`, and so may each request, counted
+    /// from when it was made (its wait for the connection included).
+    pub(crate) fn open(info: &ConnectionInfo, timeout: Duration) -> Self {
         let shared = Arc::new(Shared::default());
-        tokio::spawn(drive(
-            DriverGuard(shared.clone()),
-            info.clone(),
-            connect_timeout,
-        ));
+        tokio::spawn(drive(DriverGuard(shared.clone()), info.clone(), timeout));
         Self {
             handle: Arc::new(Handle { shared }),
         }
@@ -174,13 +180,14 @@ impl Pipe {
         cmd: &Command,
     ) -> Result<Reply, PipeError> {
         let (tx, rx) = oneshot::channel();
+        let queued = Instant::now();
         let driver = {
             let mut state = self.handle.shared.lock();
             if let Some(err) = &state.closed {
                 return Err(err.clone());
             }
             cmd.write_with(leading, &mut state.out);
-            state.waiting.push_back(tx);
+            state.waiting.push_back((tx, queued));
             state.driver.take()
         };
         if let Some(driver) = driver {
@@ -219,16 +226,16 @@ impl Drop for DriverGuard {
     }
 }
 
-async fn drive(guard: DriverGuard, info: ConnectionInfo, connect_timeout: Duration) {
+async fn drive(guard: DriverGuard, info: ConnectionInfo, timeout: Duration) {
     let shared = &guard.0;
     let addr = describe(&info.addr);
-    let err = match tokio::time::timeout(connect_timeout, connect(&info, &addr)).await {
+    let err = match tokio::time::timeout(timeout, connect(&info, &addr)).await {
         Err(_) => PipeError::ConnectTimeout {
             addr,
-            after: connect_timeout,
+            after: timeout,
         },
         Ok(Err(err)) => err,
-        Ok(Ok(mut stream)) => run(&mut stream, shared).await,
+        Ok(Ok(mut stream)) => run(&mut stream, shared, timeout).await,
     };
     if !matches!(err, PipeError::Abandoned(_)) {
         tracing::debug!(error = %err, "a Redis connection closed");
@@ -323,13 +330,15 @@ async fn handshake(stream: &mut Stream, info: &RedisConnectionInfo) -> Result<()
     Ok(())
 }
 
-/// Moves commands out and replies in until the connection fails or is closed; returns why.
-async fn run(stream: &mut Stream, shared: &Shared) -> PipeError {
+/// Moves commands out and replies in until the connection fails or is closed, or a request has
+/// waited longer than `timeout`; returns why.
+async fn run(stream: &mut Stream, shared: &Shared, timeout: Duration) -> PipeError {
     let mut write = Vec::new();
     let mut written = 0;
     let mut read = vec![0u8; READ_BUFFER];
     let mut filled = 0;
     let mut replies = Vec::new();
+    let mut timer = Timer::default();
     poll_fn(|cx| loop {
         let mut progress = false;
         if written == write.len() {
@@ -396,7 +405,7 @@ async fn run(stream: &mut Stream, shared: &Shared) -> PipeError {
         if !replies.is_empty() {
             let mut state = shared.lock();
             for reply in replies.drain(..) {
-                let Some(waiter) = state.waiting.pop_front() else {
+                let Some((waiter, _)) = state.waiting.pop_front() else {
                     return Poll::Ready(ProtocolError::UNASKED.into());
                 };
                 // The request may have given up (timed out): its reply is dropped.
@@ -404,10 +413,55 @@ async fn run(stream: &mut Stream, shared: &Shared) -> PipeError {
             }
         }
         if !progress {
+            let oldest = shared.lock().waiting.front().map(|(_, queued)| *queued);
+            if let Poll::Ready(err) = timer.poll(cx, oldest, timeout) {
+                return Poll::Ready(err);
+            }
             return Poll::Pending;
         }
     })
     .await
+}
+
+/// The connection's one timer: armed at the deadline of the oldest waiting request, and only
+/// moved when it fires. It never fires late: a later request's deadline is never earlier.
+#[derive(Default)]
+struct Timer {
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Timer {
+    /// `Ready` with the error to close with when the oldest request (queued at `oldest`) has
+    /// waited `timeout`; otherwise registers for the next deadline.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        oldest: Option<Instant>,
+        timeout: Duration,
+    ) -> Poll<PipeError> {
+        loop {
+            let Some(sleep) = &mut self.sleep else {
+                let Some(queued) = oldest else {
+                    return Poll::Pending;
+                };
+                self.sleep = Some(Box::pin(tokio::time::sleep_until(queued + timeout)));
+                continue;
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            match oldest {
+                None => {
+                    self.sleep = None;
+                    return Poll::Pending;
+                }
+                Some(queued) if queued + timeout <= Instant::now() => {
+                    return Poll::Ready(PipeError::TimedOut(timeout));
+                }
+                Some(queued) => sleep.as_mut().reset(queued + timeout),
+            }
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -451,5 +505,243 @@ impl AsyncWrite for Stream {
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Read, Write},
+        net::{TcpListener, TcpStream as StdStream},
+        thread,
+    };
+
+    use super::*;
+
+    /// A fake Redis on a free port: each accepted connection is handed to `serve`.
+    fn fake(serve: impl Fn(StdStream) + Send + Sync + 'static) -> ConnectionInfo {
+        fake_url(serve, "")
+    }
+
+    fn fake_url(serve: impl Fn(StdStream) + Send + Sync + 'static, path: &str) -> ConnectionInfo {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("redis://{}{path}", listener.local_addr().unwrap());
+        let serve = Arc::new(serve);
+        thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let serve = serve.clone();
+                thread::spawn(move || serve(conn));
+            }
+        });
+        ::redis::Client::open(url)
+            .unwrap()
+            .get_connection_info()
+            .clone()
+    }
+
+    /// Reads whole commands off `conn` (arrays of bulk strings), `count` of them.
+    fn read_commands(conn: &mut StdStream, count: usize) -> Vec<Vec<String>> {
+        let mut buf = Vec::new();
+        let mut commands = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while commands.len() < count {
+            if let Some((Reply::Array(items), used)) = parse(&buf).unwrap() {
+                buf.drain(..used);
+                commands.push(
+                    items
+                        .into_iter()
+                        .map(|item| match item {
+                            Reply::Bulk(b) => String::from_utf8(b).unwrap(),
+                            other => panic!("not a bulk string: {other:?}"),
+                        })
+                        .collect(),
+                );
+                continue;
+            }
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(n > 0, "the client closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        commands
+    }
+
+    fn get(key: &str) -> Command {
+        let mut cmd = Command::new("GET");
+        cmd.arg(key);
+        cmd
+    }
+
+    #[actix_rt::test]
+    async fn replies_split_anywhere_reach_their_requests_in_order() {
+        const N: usize = 50;
+        let info = fake(|mut conn| {
+            let commands = read_commands(&mut conn, N);
+            // Each reply echoes the key, sent one byte per write.
+            let mut out = Vec::new();
+            for command in commands {
+                out.extend_from_slice(
+                    format!("${}\r\n{}\r\n", command[1].len(), command[1]).as_bytes(),
+                );
+            }
+            for byte in out {
+                conn.write_all(&[byte]).unwrap();
+            }
+            thread::sleep(Duration::from_secs(5));
+        });
+        let pipe = Pipe::open(&info, Duration::from_secs(5));
+        let requests = (0..N).map(|i| {
+            let pipe = pipe.clone();
+            async move { pipe.send_with(&[], &get(&format!("key-{i}"))).await }
+        });
+        let replies = futures_util::future::join_all(requests).await;
+        for (i, reply) in replies.into_iter().enumerate() {
+            assert_eq!(reply.unwrap(), Reply::Bulk(format!("key-{i}").into_bytes()));
+        }
+        assert!(!pipe.is_closed());
+    }
+
+    #[actix_rt::test]
+    async fn a_request_left_unanswered_closes_the_connection_and_fails_all_of_its_requests() {
+        let info = fake(|mut conn| {
+            // Answers the first request only.
+            read_commands(&mut conn, 1);
+            conn.write_all(b"+OK\r\n").unwrap();
+            thread::sleep(Duration::from_secs(5));
+        });
+        let timeout = Duration::from_millis(300);
+        let pipe = Pipe::open(&info, timeout);
+        assert_eq!(
+            pipe.send_with(&[], &get("a")).await.unwrap(),
+            Reply::Status("OK".into())
+        );
+        let started = Instant::now();
+        let (b, c) = futures_util::future::join(
+            pipe.send_with(&[], &get("b")),
+            pipe.send_with(&[], &get("c")),
+        )
+        .await;
+        let waited = started.elapsed();
+        for reply in [b, c] {
+            assert!(matches!(reply, Err(PipeError::TimedOut(t)) if t == timeout));
+        }
+        assert!(
+            waited >= timeout && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+        assert!(pipe.is_closed());
+        // Later requests fail at once, without waiting.
+        let started = Instant::now();
+        assert!(pipe.send_with(&[], &get("d")).await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[actix_rt::test]
+    async fn a_reply_nobody_asked_for_closes_the_connection() {
+        let info = fake(|mut conn| {
+            read_commands(&mut conn, 1);
+            conn.write_all(b"+OK\r\n+SURPRISE\r\n").unwrap();
+            thread::sleep(Duration::from_secs(5));
+        });
+        let pipe = Pipe::open(&info, Duration::from_secs(2));
+        assert!(pipe.send_with(&[], &get("a")).await.is_ok());
+        let next = pipe.send_with(&[], &get("b")).await;
+        assert!(matches!(next, Err(PipeError::Protocol(_))), "{next:?}");
+    }
+
+    #[actix_rt::test]
+    async fn auth_and_select_are_answered_before_any_request_is_sent() {
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let info = fake_url(
+            move |mut conn| {
+                let handshake = read_commands(&mut conn, 2);
+                // Nothing else may arrive before the handshake is answered.
+                conn.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let mut early = [0u8; 64];
+                let early = conn.read(&mut early).map_or(0, |n| n);
+                conn.write_all(b"+OK\r\n+OK\r\n").unwrap();
+                conn.set_read_timeout(None).unwrap();
+                let request = read_commands(&mut conn, 1);
+                seen_tx.send((handshake, early, request)).unwrap();
+                conn.write_all(b":1\r\n").unwrap();
+                thread::sleep(Duration::from_secs(5));
+            },
+            "/3",
+        );
+        let mut info = info;
+        info.redis.username = Some("ann".into());
+        info.redis.password = Some("secret".into());
+        let pipe = Pipe::open(&info, Duration::from_secs(2));
+        assert_eq!(pipe.send_with(&[], &get("k")).await.unwrap(), Reply::Int(1));
+        let (handshake, early, request) = seen_rx.recv().unwrap();
+        assert_eq!(
+            handshake,
+            vec![vec!["AUTH", "ann", "secret"], vec!["SELECT", "3"]]
+        );
+        assert_eq!(
+            early, 0,
+            "a request was sent before the handshake was answered"
+        );
+        assert_eq!(request, vec![vec!["GET", "k"]]);
+    }
+
+    #[actix_rt::test]
+    async fn a_refused_handshake_fails_requests_and_sends_none_of_them() {
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+        let mut info = fake(move |mut conn| {
+            read_commands(&mut conn, 1);
+            conn.write_all(b"-WRONGPASS invalid username-password pair\r\n")
+                .unwrap();
+            conn.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut rest = [0u8; 64];
+            seen_tx.send(conn.read(&mut rest).unwrap_or(0)).unwrap();
+        });
+        info.redis.password = Some("wrong".into());
+        let pipe = Pipe::open(&info, Duration::from_secs(2));
+        let reply = pipe.send_with(&[], &get("k")).await;
+        match reply {
+            Err(PipeError::Handshake { command, message }) => {
+                assert_eq!(command, "AUTH");
+                assert!(message.starts_with("WRONGPASS"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(seen_rx.recv().unwrap(), 0, "a request reached the server");
+    }
+
+    #[actix_rt::test]
+    async fn nothing_listening_is_a_connect_error_naming_the_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let info = ::redis::Client::open(format!("redis://{addr}/"))
+            .unwrap()
+            .get_connection_info()
+            .clone();
+        let pipe = Pipe::open(&info, Duration::from_secs(2));
+        let err = pipe.send_with(&[], &get("k")).await.unwrap_err();
+        assert!(matches!(err, PipeError::Connect { .. }), "{err:?}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    }
+
+    #[actix_rt::test]
+    async fn dropping_the_last_handle_closes_the_connection() {
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+        let info = fake(move |mut conn| {
+            read_commands(&mut conn, 1);
+            conn.write_all(b"+OK\r\n").unwrap();
+            let mut rest = [0u8; 16];
+            // The client's close reads as end of stream.
+            closed_tx.send(conn.read(&mut rest).unwrap_or(0)).unwrap();
+        });
+        let pipe = Pipe::open(&info, Duration::from_secs(2));
+        pipe.send_with(&[], &get("k")).await.unwrap();
+        drop(pipe);
+        let read =
+            tokio::task::spawn_blocking(move || closed_rx.recv_timeout(Duration::from_secs(3)))
+                .await
+                .unwrap();
+        assert_eq!(read, Ok(0));
     }
 }

@@ -46,9 +46,18 @@ pub(crate) struct Command {
 impl Command {
     /// A command named `name` (its first argument).
     pub(crate) fn new(name: &str) -> Self {
-        let mut cmd = Self::default();
+        // Room for a typical command (a key and a few short arguments) without regrowing.
+        let mut cmd = Self::with_capacity(128);
         cmd.arg(name);
         cmd
+    }
+
+    /// Arguments only (a script call's), with room for `capacity` bytes of them.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            body: Vec::with_capacity(capacity),
+            args: 0,
+        }
     }
 
     /// Appends one argument.
