@@ -177,8 +177,10 @@ async fn save_server(
             }
             return Ok(None);
         }
-        let entries =
-            (!state.entries.is_empty() || state.owner.is_some()).then(|| state.entries.clone());
+        // Only a new session writes its whole map; a loaded one writes its change set.
+        let entries = (matches!(state.origin, Origin::New)
+            && (!state.entries.is_empty() || state.owner.is_some()))
+        .then(|| state.entries.clone());
         (
             state.origin.clone(),
             entries,
