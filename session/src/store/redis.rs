@@ -621,9 +621,9 @@ fn strings(op: &'static str, reply: Reply) -> Result<Vec<String>, StoreError> {
 
 fn string(op: &'static str, reply: Reply) -> Result<String, StoreError> {
     match reply {
-        Reply::Bulk(bytes) => {
-            String::from_utf8(bytes).map_err(|_| unexpected(op, "a string that is not UTF-8"))
-        }
+        Reply::Bulk(bytes) => std::str::from_utf8(&bytes)
+            .map(str::to_owned)
+            .map_err(|_| unexpected(op, "a string that is not UTF-8")),
         Reply::Int(n) => Ok(n.to_string()),
         Reply::Status(text) => Ok(text),
         _ => Err(unexpected(op, "not a string")),
@@ -900,12 +900,12 @@ fn decode(op: &'static str, reply: Reply, now: SystemTime) -> Result<Option<Reco
         let (Reply::Bulk(name), Reply::Bulk(value)) = (name, value) else {
             return Err(unexpected(op, "a hash field that is not a string"));
         };
-        match name.as_slice() {
+        match name.as_ref() {
             n if n == CREATED.as_bytes() => created_at = Some(time(&value)),
             n if n == EXPIRES.as_bytes() => expires_at = Some(time(&value)),
             n if n == LAST_SEEN.as_bytes() => last_seen = Some(time(&value)),
             n if n == OWNER.as_bytes() => owner = Some(string(op, Reply::Bulk(value))?),
-            n if n == RETIRED.as_bytes() => retired = value == b"1",
+            n if n == RETIRED.as_bytes() => retired = value.as_ref() == b"1",
             // The owner's digest only names its index set; it is not part of the record.
             n if n == OWNER_INDEX.as_bytes() => {}
             _ => {
@@ -1205,8 +1205,8 @@ mod tests {
                     .iter()
                     .flat_map(|(name, value)| {
                         [
-                            Reply::Bulk(name.as_bytes().to_vec()),
-                            Reply::Bulk(value.as_bytes().to_vec()),
+                            Reply::Bulk(name.as_bytes().to_vec().into()),
+                            Reply::Bulk(value.as_bytes().to_vec().into()),
                         ]
                     })
                     .collect(),
@@ -1247,7 +1247,7 @@ mod tests {
     fn malformed_hashes_are_errors() {
         let now = SystemTime::now();
         let later = millis(now + Duration::from_secs(60)).to_string();
-        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
+        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec().into());
         let bad = [
             Reply::Int(1),
             Reply::Array(vec![bulk(EXPIRES)]),

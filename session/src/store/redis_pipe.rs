@@ -37,9 +37,11 @@ use tokio::{
     sync::oneshot,
 };
 
-use super::redis_wire::{parse, Command, ProtocolError, Reply};
+use bytes::BytesMut;
 
-/// The read buffer's size, and the size it shrinks back to after a large reply.
+use super::redis_wire::{frame, parse, Command, ProtocolError, Reply};
+
+/// Room kept free in the read buffer before each read.
 const READ_BUFFER: usize = 16 * 1024;
 
 /// Why a connection is closed; every request that was waiting on it gets a copy.
@@ -309,19 +311,16 @@ async fn handshake(stream: &mut Stream, info: &RedisConnectionInfo) -> Result<()
         return Ok(());
     }
     stream.write_all(&out).await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
+    let mut buf = BytesMut::new();
     for command in sent {
         let reply = loop {
-            if let Some((reply, used)) = parse(&buf)? {
-                buf.drain(..used);
-                break reply;
+            if let Some(used) = frame(&buf)? {
+                let whole = buf.split_to(used).freeze();
+                break parse(&whole)?.ok_or(ProtocolError::UNPARSED)?.0;
             }
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
+            if stream.read_buf(&mut buf).await? == 0 {
                 return Err(PipeError::Closed);
             }
-            buf.extend_from_slice(&chunk[..n]);
         };
         if let Reply::Error(message) = reply {
             return Err(PipeError::Handshake { command, message });
@@ -335,8 +334,7 @@ async fn handshake(stream: &mut Stream, info: &RedisConnectionInfo) -> Result<()
 async fn run(stream: &mut Stream, shared: &Shared, timeout: Duration) -> PipeError {
     let mut write = Vec::new();
     let mut written = 0;
-    let mut read = vec![0u8; READ_BUFFER];
-    let mut filled = 0;
+    let mut read = BytesMut::with_capacity(READ_BUFFER);
     let mut replies = Vec::new();
     let mut timer = Timer::default();
     poll_fn(|cx| loop {
@@ -368,38 +366,37 @@ async fn run(stream: &mut Stream, shared: &Shared, timeout: Duration) -> PipeErr
                 Poll::Pending => break,
             }
         }
-        if filled == read.len() {
-            read.resize(read.len() * 2, 0);
+        // Room for the next read; the space of replies already handed out is reused once their
+        // requests have dropped them.
+        if read.capacity() - read.len() < READ_BUFFER / 4 {
+            read.reserve(READ_BUFFER);
         }
-        let mut buf = ReadBuf::new(&mut read[filled..]);
-        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
-                return Poll::Ready(PipeError::Closed)
-            }
-            Poll::Ready(Ok(())) => {
-                filled += buf.filled().len();
-                progress = true;
-            }
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, &mut read) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(PipeError::Closed),
+            Poll::Ready(Ok(_)) => progress = true,
             Poll::Ready(Err(err)) => return Poll::Ready(err.into()),
             Poll::Pending => {}
         }
-        let mut start = 0;
+        // Whole replies are split off the buffer together; their strings are slices of it.
+        let mut complete = 0;
         loop {
-            match parse(&read[start..filled]) {
-                Ok(Some((reply, used))) => {
-                    start += used;
-                    replies.push(reply);
-                }
+            match frame(&read[complete..]) {
+                Ok(Some(used)) => complete += used,
                 Ok(None) => break,
                 Err(err) => return Poll::Ready(err.into()),
             }
         }
-        if start > 0 {
-            read.copy_within(start..filled, 0);
-            filled -= start;
-            if filled == 0 && read.len() > READ_BUFFER {
-                read.truncate(READ_BUFFER);
-                read.shrink_to_fit();
+        if complete > 0 {
+            let mut batch = read.split_to(complete).freeze();
+            while !batch.is_empty() {
+                match parse(&batch) {
+                    Ok(Some((reply, used))) => {
+                        replies.push(reply);
+                        let _ = batch.split_to(used);
+                    }
+                    // Framed above: cannot happen, but never loop on it.
+                    Ok(None) | Err(_) => return Poll::Ready(ProtocolError::UNPARSED.into()),
+                }
             }
         }
         if !replies.is_empty() {
@@ -545,13 +542,15 @@ mod tests {
         let mut commands = Vec::new();
         let mut chunk = [0u8; 4096];
         while commands.len() < count {
-            if let Some((Reply::Array(items), used)) = parse(&buf).unwrap() {
+            if let Some((Reply::Array(items), used)) =
+                parse(&bytes::Bytes::copy_from_slice(&buf)).unwrap()
+            {
                 buf.drain(..used);
                 commands.push(
                     items
                         .into_iter()
                         .map(|item| match item {
-                            Reply::Bulk(b) => String::from_utf8(b).unwrap(),
+                            Reply::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
                             other => panic!("not a bulk string: {other:?}"),
                         })
                         .collect(),
@@ -595,7 +594,10 @@ mod tests {
         });
         let replies = futures_util::future::join_all(requests).await;
         for (i, reply) in replies.into_iter().enumerate() {
-            assert_eq!(reply.unwrap(), Reply::Bulk(format!("key-{i}").into_bytes()));
+            assert_eq!(
+                reply.unwrap(),
+                Reply::Bulk(format!("key-{i}").into_bytes().into())
+            );
         }
         assert!(!pipe.is_closed());
     }
