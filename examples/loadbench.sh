@@ -9,12 +9,13 @@
 #   LB_SECONDS    measured seconds per run (10)          LB_WARMUP  unmeasured seconds first (1)
 #   LB_ROUNDS     rounds over all variants (3)           LB_CONNS   wrk connections (32)
 #   LB_SESSIONS   distinct sessions the requests rotate over (32)
-#   LB_VARIANTS   space-separated subset (default: all that `loadbench list` prints, + pg-loop)
+#   LB_VARIANTS   space-separated subset (default: all that `loadbench list` prints, + pg-loop
+#                 and pg-loop-pair)
 #   LB_OUT        where results, table and chart go (examples/loadbench)
 #   LB_SERVER_CPU / LB_CLIENT_CPU   the two cores (0 / 1)
 #   DATABASE_URL  a PostgreSQL to use; otherwise a throw-away cluster (tests/services.sh)
 #   REDIS_URL     a Redis to use; otherwise a throw-away redis-server on a free port
-# Every load loop is bounded: wrk by -d, pg-loop by LB_SECONDS, each server by a `timeout`.
+# Every load loop is bounded: wrk by -d, the pg loops by LB_SECONDS, each server by a `timeout`.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,7 +70,7 @@ if [ -z "${REDIS_URL:-}" ]; then
   echo "Redis: throw-away server on 127.0.0.1:$rport"
 fi
 
-VARIANTS=${LB_VARIANTS:-"$("$BIN" list | tr '\n' ' ') pg-loop"}
+VARIANTS=${LB_VARIANTS:-"$("$BIN" list | tr '\n' ' ') pg-loop pg-loop-pair"}
 PORT=$(free_port)
 export LB_PORT=$PORT LB_CONNS=$CONNS LB_ROWS=$SESSIONS
 
@@ -85,9 +86,9 @@ to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
 
 run_variant() { # variant round
   local v=$1 round=$2 cookies="$WORK/cookies" rc=0
-  if [ "$v" = pg-loop ]; then
+  if [ "$v" = pg-loop ] || [ "$v" = pg-loop-pair ]; then
     local line
-    line=$(LB_SECONDS=$SECONDS_PER_RUN timeout $((SECONDS_PER_RUN + 60)) taskset -c "$SCPU" "$BIN" pg-loop | grep '^RESULT') || rc=$?
+    line=$(LB_SECONDS=$SECONDS_PER_RUN timeout $((SECONDS_PER_RUN + 60)) taskset -c "$SCPU" "$BIN" "$v" | grep '^RESULT') || rc=$?
     if [ $rc -ne 0 ]; then echo "  $v: failed ($rc)"; return; fi
     local rps p99
     rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")

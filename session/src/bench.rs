@@ -1,4 +1,5 @@
-//! Crate-private hot paths, exposed only for the Criterion benchmarks in `session/benches/`.
+//! Crate-private hot paths, exposed only for the Criterion benchmarks in `session/benches/` and
+//! the load benchmark's reference loops (`examples/src/bin/loadbench.rs`).
 //!
 //! Not an API: hidden from the documentation, and free to change with any release.
 #![allow(missing_docs, missing_debug_implementations, unreachable_pub)]
@@ -73,4 +74,17 @@ impl Ids {
     pub fn parse_key(value: &str) -> Option<StorageKey> {
         SessionId::parse(value).map(|id| id.storage_key())
     }
+}
+
+/// The exact SQL of [`PostgresStore`](crate::PostgresStore)'s `load` and `update`, so that a bare
+/// driver loop can issue the same statements. Parameters, in order:
+///
+/// - load: `$1` the storage key's 32 bytes (`bytea`), `$2` now (`timestamptz`);
+/// - update: `$1` key, `$2` whether the change set clears the session (`bool`), `$3` the removed
+///   keys (`text[]`), `$4` the patch (`jsonb`), `$5` the new expiry, `$6` now (`timestamptz`),
+///   `$7` whether the owner changes (`bool`), `$8` the new owner (`text`, nullable).
+#[cfg(feature = "postgres")]
+pub fn postgres_load_and_update_sql(store: &crate::PostgresStore) -> (String, String) {
+    let (load, update) = store.load_and_update_sql();
+    (load.to_owned(), update.to_owned())
 }

@@ -518,7 +518,7 @@ mod store;
 mod telemetry;
 mod typed;
 
-/// Crate-private hot paths for `session/benches/` only; not an API.
+/// Crate-private hot paths for `session/benches/` and the load benchmark only; not an API.
 #[doc(hidden)]
 #[path = "bench.rs"]
 pub mod __bench;

@@ -8,6 +8,7 @@
 //! ```text
 //! loadbench <variant>        serve on 127.0.0.1:$LB_PORT (default 8088)
 //! loadbench pg-loop          a bare tokio-postgres loop issuing our store's single-row UPDATE
+//! loadbench pg-loop-pair     the same loop issuing our store's load SELECT, then its UPDATE
 //! loadbench mem-capacity     1,000,000 sessions of ~100 B in the memory store: resident memory
 //! loadbench mem-scaling      memory-store load+save ops/s on one thread, then on two at once
 //! loadbench list             the variants this build can serve
@@ -72,7 +73,8 @@ fn main() -> std::io::Result<()> {
             }
             Ok(())
         }
-        "pg-loop" => pg_loop(),
+        "pg-loop" => pg_loop(false),
+        "pg-loop-pair" => pg_loop(true),
         "mem-capacity" => mem_capacity(),
         "mem-scaling" => mem_scaling(),
         v if VARIANTS.contains(&v) => actix_web::rt::System::new().block_on(serve(variant)),
@@ -279,19 +281,19 @@ fn redis_store() -> std::io::Result<MemoryStore> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// pg-loop: the PostgreSQL reference.
+// pg-loop, pg-loop-pair: the PostgreSQL references.
 
-/// The statement our store's `update` issues, on the same table.
+/// `LB_CONNS` tasks on one thread, each on its own connection, work on `LB_ROWS` rows in turn for
+/// `LB_SECONDS`, issuing exactly our store's statements (their text comes from the store itself)
+/// with the parameters its `load` and `update` pass; prints one `RESULT` line.
+///
+/// - `pair == false` (`pg-loop`, issue 7's reference): one `update` per iteration, the patch
+///   `{"n": <a per-task counter>}`;
+/// - `pair == true` (`pg-loop-pair`, like-for-like with a read+write request): the store's `load`
+///   `SELECT` of the row, then its `update` of the same row with `{"n": n + 1}`, `n` read from
+///   the loaded data. Latency is that of the pair.
 #[cfg(feature = "postgres")]
-const UPDATE: &str = "UPDATE \"loadbench\".\"sessions\" SET
-     data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
-     expires_at = $5
- WHERE id_hash = $1 AND expires_at > $6";
-
-/// `LB_CONNS` tasks on one thread, each on its own connection, issue the single-row UPDATE of
-/// our store on `LB_ROWS` rows in turn for `LB_SECONDS`; prints one `RESULT` line.
-#[cfg(feature = "postgres")]
-fn pg_loop() -> std::io::Result<()> {
+fn pg_loop(pair: bool) -> std::io::Result<()> {
     use actix_typed_session::deadpool_postgres::tokio_postgres::types::Json;
     use std::{cell::Cell, rc::Rc};
 
@@ -301,6 +303,8 @@ fn pg_loop() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let pool = pg_pool(conns)?;
         let store = postgres_store().await?;
+        let (load_sql, update_sql) =
+            actix_typed_session::__bench::postgres_load_and_update_sql(&store);
         // Rows shaped like a counter session.
         let now = SystemTime::now();
         let keys: Vec<StorageKey> = (0..rows).map(key_for).collect();
@@ -323,30 +327,46 @@ fn pg_loop() -> std::io::Result<()> {
             let client = pool.get().await.map_err(std::io::Error::other)?;
             let keys = keys.clone();
             let next = next.clone();
+            let (load_sql, update_sql) = (load_sql.clone(), update_sql.clone());
             tasks.push(actix_web::rt::spawn(async move {
-                let stmt = client.prepare_cached(UPDATE).await.expect("prepare");
-                let empty: Vec<&str> = Vec::new();
+                let load = client.prepare_cached(&load_sql).await.expect("prepare");
+                let update = client.prepare_cached(&update_sql).await.expect("prepare");
+                // A change set that sets one key: not cleared, nothing removed, owner unchanged.
+                let (cleared, removed, owner_changes, owner) =
+                    (false, Vec::<&str>::new(), false, None::<&str>);
                 let mut latencies = Vec::new();
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     let i = next.get();
                     next.set(i + 1);
                     let key = keys[i % keys.len()];
+                    let key = key.as_bytes().as_slice();
+                    let now = SystemTime::now();
+                    let began = Instant::now();
+                    if pair {
+                        let row = client
+                            .query_opt(&load, &[&key, &now])
+                            .await
+                            .expect("load")
+                            .expect("a live row");
+                        let Json(data): Json<Map<String, Value>> = row.get(0);
+                        n = data.get("n").and_then(Value::as_u64).unwrap_or(0);
+                    }
                     n += 1;
                     let mut patch = Map::new();
                     patch.insert("n".into(), json!(n));
-                    let now = SystemTime::now();
-                    let began = Instant::now();
                     client
                         .execute(
-                            &stmt,
+                            &update,
                             &[
-                                &key.as_bytes().as_slice(),
-                                &false,
-                                &empty,
+                                &key,
+                                &cleared,
+                                &removed,
                                 &Json(&patch),
                                 &(now + Duration::from_secs(3600)),
                                 &now,
+                                &owner_changes,
+                                &owner,
                             ],
                         )
                         .await
@@ -376,7 +396,7 @@ fn pg_loop() -> std::io::Result<()> {
 }
 
 #[cfg(not(feature = "postgres"))]
-fn pg_loop() -> std::io::Result<()> {
+fn pg_loop(_pair: bool) -> std::io::Result<()> {
     skip("built without the `postgres` feature")
 }
 

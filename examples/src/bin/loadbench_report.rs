@@ -53,6 +53,25 @@ const TARGETS: &[Target] = &[
     },
 ];
 
+/// A ratio reported next to a variant's target without being a target itself.
+struct Reference {
+    variant: &'static str,
+    against: &'static str,
+    /// Why this comparison is shown, printed after the ratio.
+    label: &'static str,
+}
+
+/// `pg-loop` issues one UPDATE per iteration while a read+write request needs the load SELECT
+/// and the UPDATE, so the issue's target is not like-for-like; `pg-loop-pair` issues both.
+const REFERENCES: &[Reference] = &[Reference {
+    variant: "ours-pg-rw",
+    against: "pg-loop-pair",
+    label: "like-for-like",
+}];
+
+/// The bare-driver loops: no HTTP, no server process, not drawn in the chart.
+const LOOPS: &[&str] = &["pg-loop", "pg-loop-pair"];
+
 /// The actix-session variant matching one of ours (for the "× actix-session" column).
 fn peer(variant: &str) -> Option<String> {
     let rest = variant.strip_prefix("ours-")?;
@@ -74,6 +93,7 @@ const ORDER: &[&str] = &[
     "ours-memory-rw",
     "ours-memory-ro",
     "pg-loop",
+    "pg-loop-pair",
     "ours-pg-rw",
     "ours-pg-ro",
 ];
@@ -150,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let vs_peer = peer(v)
             .and_then(|p| ratio(v, &p))
             .map_or("–".into(), |r| format!("{r:.2}"));
-        let (target, met) = match TARGETS.iter().find(|t| t.variant == *v) {
+        let (target, mut met) = match TARGETS.iter().find(|t| t.variant == *v) {
             None => ("".to_owned(), "".to_owned()),
             Some(t) => {
                 let label = if t.against == "bare" {
@@ -169,6 +189,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 (label, met)
             }
         };
+        for reference in REFERENCES.iter().filter(|r| r.variant == *v) {
+            let shown = ratio(v, reference.against).map_or_else(
+                || format!("no {} in this run", reference.against),
+                |r| format!("{r:.2} × {}", reference.against),
+            );
+            let sep = if met.is_empty() { "" } else { "; " };
+            write!(met, "{sep}{shown} ({})", reference.label)?;
+        }
         let peak = if row.peak_mb > 0.0 {
             format!("{:.1} MB", row.peak_mb)
         } else {
@@ -257,7 +285,7 @@ fn chart(
     let bars: Vec<(&str, f64)> = order
         .iter()
         .rev()
-        .filter(|v| **v != "pg-loop")
+        .filter(|v| !LOOPS.contains(v))
         .map(|v| (*v, rows[*v].rps / bare))
         .collect();
     let path = dir.join("ratios.png");

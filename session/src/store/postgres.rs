@@ -302,6 +302,12 @@ impl Queries {
 }
 
 impl PostgresStore {
+    /// The text of the `load` and `update` statements, for the load benchmark's bare-driver
+    /// reference loops (reached through the hidden `__bench` module).
+    pub(crate) fn load_and_update_sql(&self) -> (&str, &str) {
+        (&self.queries.load, &self.queries.update)
+    }
+
     /// Starts building a store on `pool` (the application's own pool).
     pub fn builder(pool: Pool) -> PostgresStoreBuilder {
         PostgresStoreBuilder {
