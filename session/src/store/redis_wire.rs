@@ -158,8 +158,20 @@ fn parse_at(
     let Some((&kind, rest)) = buf[*at..].split_first() else {
         return Ok(None);
     };
-    let Some(end) = memchr::memchr(b'\n', rest) else {
-        return Ok(None);
+    // Integer lines (`:`, `$`, `*`) are at most 20 characters and CRLF: a short scan finds
+    // their end faster than a vectorised search would start.
+    const INT_LINE: usize = 22;
+    let end = if matches!(kind, b':' | b'$' | b'*') {
+        match rest.iter().take(INT_LINE).position(|&b| b == b'\n') {
+            Some(end) => end,
+            None if rest.len() >= INT_LINE => return Err(ProtocolError("a malformed integer")),
+            None => return Ok(None),
+        }
+    } else {
+        match memchr::memchr(b'\n', rest) {
+            Some(end) => end,
+            None => return Ok(None),
+        }
     };
     if end == 0 || rest[end - 1] != b'\r' {
         return Err(ProtocolError("a line not ended by CRLF"));
@@ -367,6 +379,8 @@ mod tests {
             b"$-\r\n",
             b"*1\r\n!\r\n",
             b"-\xff\r\n",
+            // An integer line longer than any integer, not ended yet: malformed, not incomplete.
+            b"$1234567890123456789012345",
         ];
         for bytes in bad {
             assert!(
