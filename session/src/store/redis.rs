@@ -172,6 +172,33 @@ reindex(KEYS[1], old, KEYS[1], KEYS[2])
 return 1
 "#;
 
+/// [`UPDATE`] for the common case, which every request that changes a few entries (or only
+/// refreshes the expiry) is: no owner change, not cleared, fewer than [`SMALL_ARGS`] arguments
+/// of entries. The same checks and effects in three to six calls, without the shared helpers
+/// (defining them is a tenth of a script call's cost in Redis).
+const UPDATE_SMALL: &str = r#"
+local f = redis.call('HMGET', KEYS[1], '@e', '@r', '@i')
+if not f[1] or tonumber(f[1]) <= tonumber(ARGV[2]) or f[2] then return 0 end
+local n = tonumber(ARGV[10])
+redis.call('HSET', KEYS[1], '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, 11 + n, #ARGV))
+if n > 0 then
+  redis.call('HDEL', KEYS[1], unpack(ARGV, 11, 10 + n))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if f[3] then
+  local set = ARGV[1] .. f[3]
+  redis.call('SADD', set, string.sub(KEYS[1], -64))
+  if redis.call('PTTL', set) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', set, ARGV[4])
+  end
+end
+return 1
+"#;
+
+/// How many arguments of entries (removed fields, then field–value pairs) [`UPDATE_SMALL`]
+/// takes: few enough to `unpack` at once.
+const SMALL_ARGS: usize = 128;
+
 /// `KEYS = [old, new, new owner's set (only when the change names an owner)]`, update
 /// arguments. Returns 1 when moved, 0 when `old` is gone, expired or retired, 2 when `new` is
 /// taken.
@@ -374,6 +401,7 @@ struct Inner {
     opened: Mutex<Vec<Closer>>,
     create: LuaScript,
     update: LuaScript,
+    update_small: LuaScript,
     renew: LuaScript,
     delete: LuaScript,
     put: LuaScript,
@@ -498,6 +526,7 @@ impl RedisStoreBuilder {
                 opened: Mutex::new(Vec::new()),
                 create: writer(CREATE),
                 update: script(UPDATE),
+                update_small: LuaScript::new(UPDATE_SMALL.to_owned()),
                 renew: script(RENEW),
                 delete: script(DELETE),
                 put: writer(PUT),
@@ -975,10 +1004,17 @@ impl SessionStore for RedisStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
+        let small = changes.owner().is_none()
+            && !changes.is_cleared()
+            && changes.removed().len() + 2 * changes.patch().len() < SMALL_ARGS;
+        let script = match small {
+            true => &self.inner.update_small,
+            false => &self.inner.update,
+        };
         let code = self
             .change(
                 "updating a session",
-                &self.inner.update,
+                script,
                 &[self.redis_key(key)],
                 changes,
                 expires_at,
@@ -998,7 +1034,7 @@ impl SessionStore for RedisStore {
         let code = self
             .change(
                 "refreshing a session's expiry",
-                &self.inner.update,
+                &self.inner.update_small,
                 &[self.redis_key(key)],
                 &ChangeSet::default(),
                 expires_at,
@@ -1166,7 +1202,15 @@ mod tests {
             assert!(f.starts_with(DATA) && !reserved.contains(&f.as_str()));
         }
         // Every reserved field is the one the scripts use.
-        let scripts = [PRELUDE, WRITE, LIST_OWNED, DELETE, DELETE_OWNED].concat();
+        let scripts = [
+            PRELUDE,
+            WRITE,
+            LIST_OWNED,
+            DELETE,
+            DELETE_OWNED,
+            UPDATE_SMALL,
+        ]
+        .concat();
         for name in reserved {
             assert!(scripts.contains(&format!("'{name}'")), "{name}");
         }
