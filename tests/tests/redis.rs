@@ -1075,3 +1075,112 @@ async fn an_owner_set_recreated_by_a_renew_still_has_a_ttl() {
     assert!(ttl > 0 && ttl <= 5_000, "the owner set's TTL is {ttl} ms");
     assert_eq!(members(&store, "bob"), set_of(&[2]));
 }
+
+/// A throw-away `redis-server` listening only on a Unix socket, with a password.
+struct UnixRedis {
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl UnixRedis {
+    fn start(password: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "ats-redis-unix-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = std::process::Command::new(redis::redis_server())
+            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .arg("--unixsocket")
+            .arg(dir.join("redis.sock"))
+            .args(["--requirepass", password])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting redis-server");
+        let server = Self { dir, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !server.socket().exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("redis+unix://{}?{query}", self.socket().display())
+    }
+}
+
+impl Drop for UnixRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[actix_rt::test]
+async fn a_unix_socket_with_a_password_and_a_database_is_used_as_given() {
+    let server = UnixRedis::start("s3cret");
+    let store = RedisStore::builder(Client::open(server.url("db=3&pass=s3cret")).unwrap())
+        .prefix("unix:")
+        .build()
+        .unwrap();
+    let now = SystemTime::now();
+    let written = record(json!({"n": 7}), 60);
+    assert_eq!(
+        store.create(&key_n(1), &written).await.unwrap(),
+        WriteResult::Done
+    );
+    let loaded = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert_eq!(loaded.data, written.data);
+    // The session is in database 3, not in database 0.
+    let on = |db: u8| {
+        redis::command::<Vec<String>>(
+            &server.url(&format!("db={db}&pass=s3cret")),
+            cmd("KEYS").arg("unix:*"),
+        )
+        .unwrap()
+    };
+    assert_eq!(on(3), vec![store.redis_key(&key_n(1))]);
+    assert!(on(0).is_empty());
+
+    // A wrong password fails the operation with a clear error, and nothing is written.
+    let wrong = RedisStore::builder(Client::open(server.url("db=3&pass=wrong")).unwrap())
+        .prefix("unix:")
+        .build()
+        .unwrap();
+    let err = wrong
+        .create(&key_n(2), &record(json!({"n": 1}), 60))
+        .await
+        .unwrap_err();
+    let chain = error_chain(&err);
+    assert!(chain.contains("AUTH"), "{chain}");
+    assert_eq!(on(3).len(), 1);
+}
+
+/// The error and its sources, one per line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push('\n');
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
