@@ -151,6 +151,73 @@ impl ChangeSet {
             record.owner.clone_from(owner);
         }
     }
+
+    /// Applies the entry changes (not the owner) to a session map kept as a JSON object, without
+    /// building the map: untouched entries are copied byte for byte, set ones are serialized
+    /// after them. Decoding the result gives what [`apply_to`](Self::apply_to) gives on the
+    /// decoded map. `Err` when `json` is not an object, or has a key that needs unescaping (the
+    /// caller then takes the decoding path).
+    #[cfg(feature = "memory")]
+    pub(crate) fn apply_to_json(&self, json: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
+        let RawEntries(stored) = serde_json::from_slice(json)?;
+        let mut out = Vec::with_capacity(json.len() + 16 * self.set.len() + 2);
+        out.push(b'{');
+        let mut first = true;
+        let mut separate = |out: &mut Vec<u8>| {
+            if !std::mem::replace(&mut first, false) {
+                out.push(b',');
+            }
+        };
+        if !self.cleared {
+            for (key, raw) in stored {
+                if self.removed.contains(key) || self.set.contains_key(key) {
+                    continue;
+                }
+                separate(&mut out);
+                serde_json::to_writer(&mut out, key)?;
+                out.push(b':');
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+        }
+        for (key, value) in &self.set {
+            separate(&mut out);
+            serde_json::to_writer(&mut out, key)?;
+            out.push(b':');
+            serde_json::to_writer(&mut out, value)?;
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// The entries of a JSON object as borrowed keys and raw values, in their order.
+#[cfg(feature = "memory")]
+struct RawEntries<'a>(Vec<(&'a str, &'a serde_json::value::RawValue)>);
+
+#[cfg(feature = "memory")]
+impl<'de> serde::Deserialize<'de> for RawEntries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = RawEntries<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(RawEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +225,43 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[cfg(feature = "memory")]
+    #[test]
+    fn applying_to_json_equals_applying_to_the_decoded_map() {
+        let stored = json!({"a": 1, "b": {"deep": [1, 2, "x"]}, "c": "sp\"ace", "é": null});
+        let bytes = serde_json::to_vec(&stored).unwrap();
+        let mut cases = Vec::new();
+        let mut set = ChangeSet::default();
+        set.set("a", json!(2));
+        set.set("new", json!({"k": [true]}));
+        cases.push(set);
+        let mut remove = ChangeSet::default();
+        remove.remove("b");
+        remove.remove("missing");
+        remove.set("é", json!("now"));
+        cases.push(remove);
+        let mut clear = ChangeSet::default();
+        clear.clear();
+        clear.set("only", json!(1));
+        cases.push(clear);
+        let mut cleared_only = ChangeSet::default();
+        cleared_only.clear();
+        cases.push(cleared_only);
+        cases.push(ChangeSet::default());
+        for changes in cases {
+            let mut expected = stored.as_object().unwrap().clone();
+            changes.apply_to(&mut expected);
+            let patched = changes.apply_to_json(&bytes).unwrap();
+            let got: Map<String, Value> = serde_json::from_slice(&patched).unwrap();
+            assert_eq!(got, expected, "{changes:?}");
+        }
+        // Keys that need unescaping, and anything but an object, are left to the caller.
+        assert!(ChangeSet::default()
+            .apply_to_json(br#"{"a\u0062": 1}"#)
+            .is_err());
+        assert!(ChangeSet::default().apply_to_json(b"[1]").is_err());
+    }
 
     fn map(v: Value) -> Map<String, Value> {
         match v {

@@ -474,7 +474,9 @@ fn mem_capacity() -> std::io::Result<()> {
 
 fn mem_scaling() -> std::io::Result<()> {
     let seconds: f64 = env_or("LB_SECONDS", 3.0);
-    let sessions = 100_000u64;
+    // `LB_SCALING_SESSIONS` (100,000): fewer make the working set fit in the caches, which
+    // tells the store's own limits from the memory system's.
+    let sessions: u64 = env_or("LB_SCALING_SESSIONS", 100_000);
     let store = MemoryStore::builder()
         .capacity(sessions as usize + 1)
         .build();

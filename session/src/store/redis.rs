@@ -76,32 +76,26 @@ end
 local function apply(key)
   local n = tonumber(ARGV[10])
   local first = 11 + n
+  -- The first write grows the hash: when Redis is out of memory it refuses the whole script
+  -- here, before anything was changed.
   if ARGV[5] ~= '1' and #ARGV - first < 128 then
-    -- The common case, a small change set: one HSET for the times and the entries. The first
-    -- write grows the hash: when Redis is out of memory it refuses the whole script here,
-    -- before anything was changed (removals come after it).
+    -- A small change set: the times and the entries in one HSET.
     redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, first, #ARGV))
-    each('HDEL', key, ARGV, 11, 10 + n)
-    if ARGV[6] == '-' then
-      redis.call('HDEL', key, '@o', '@i')
-    elseif ARGV[6] == '+' then
-      redis.call('HSET', key, '@o', ARGV[7], '@i', ARGV[8])
+  else
+    redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2])
+    if ARGV[5] == '1' then
+      -- Clearing drops the entries, not the creation time or the owner.
+      local kept = redis.call('HMGET', key, '@c', '@o', '@i')
+      redis.call('DEL', key)
+      redis.call('HSET', key, '@c', kept[1] or ARGV[2], '@e', ARGV[3], '@s', ARGV[2])
+      if kept[2] and kept[3] then
+        redis.call('HSET', key, '@o', kept[2], '@i', kept[3])
+      end
     end
-    redis.call('PEXPIRE', key, ARGV[4])
-    return
+    each('HSET', key, ARGV, first, #ARGV)
   end
-  redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2])
-  if ARGV[5] == '1' then
-    -- Clearing drops the entries, not the creation time or the owner.
-    local kept = redis.call('HMGET', key, '@c', '@o', '@i')
-    redis.call('DEL', key)
-    redis.call('HSET', key, '@c', kept[1] or ARGV[2], '@e', ARGV[3], '@s', ARGV[2])
-    if kept[2] and kept[3] then
-      redis.call('HSET', key, '@o', kept[2], '@i', kept[3])
-    end
-  end
+  -- Removed entries and set entries never share a field.
   each('HDEL', key, ARGV, 11, 10 + n)
-  each('HSET', key, ARGV, first, #ARGV)
   if ARGV[6] == '-' then
     redis.call('HDEL', key, '@o', '@i')
   elseif ARGV[6] == '+' then
