@@ -39,10 +39,14 @@ use tokio::{
 
 use bytes::BytesMut;
 
-use super::redis_wire::{frame, parse, Command, ProtocolError, Reply};
+use super::redis_wire::{frame, parse, parse_from, Command, ProtocolError, Reply};
 
 /// Room kept free in the read buffer before each read.
 const READ_BUFFER: usize = 16 * 1024;
+/// Up to this much unparsed input, replies are parsed in one pass and an incomplete last one is
+/// copied back to wait for the rest; beyond it, whole replies are framed first, so that a large
+/// reply arriving in many reads is not parsed and copied again on each of them.
+const ONE_PASS: usize = READ_BUFFER;
 
 /// Why a connection is closed; every request that was waiting on it gets a copy.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -371,32 +375,20 @@ async fn run(stream: &mut Stream, shared: &Shared, timeout: Duration) -> PipeErr
         if read.capacity() - read.len() < READ_BUFFER / 4 {
             read.reserve(READ_BUFFER);
         }
+        let mut received = false;
         match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, &mut read) {
             Poll::Ready(Ok(0)) => return Poll::Ready(PipeError::Closed),
-            Poll::Ready(Ok(_)) => progress = true,
+            Poll::Ready(Ok(_)) => {
+                progress = true;
+                received = true;
+            }
             Poll::Ready(Err(err)) => return Poll::Ready(err.into()),
             Poll::Pending => {}
         }
-        // Whole replies are split off the buffer together; their strings are slices of it.
-        let mut complete = 0;
-        loop {
-            match frame(&read[complete..]) {
-                Ok(Some(used)) => complete += used,
-                Ok(None) => break,
-                Err(err) => return Poll::Ready(err.into()),
-            }
-        }
-        if complete > 0 {
-            let mut batch = read.split_to(complete).freeze();
-            while !batch.is_empty() {
-                match parse(&batch) {
-                    Ok(Some((reply, used))) => {
-                        replies.push(reply);
-                        let _ = batch.split_to(used);
-                    }
-                    // Framed above: cannot happen, but never loop on it.
-                    Ok(None) | Err(_) => return Poll::Ready(ProtocolError::UNPARSED.into()),
-                }
+        // Replies are taken off the buffer together; their strings are slices of it.
+        if received {
+            if let Err(err) = take_replies(&mut read, &mut replies) {
+                return Poll::Ready(err.into());
             }
         }
         if !replies.is_empty() {
@@ -418,6 +410,37 @@ async fn run(stream: &mut Stream, shared: &Shared, timeout: Duration) -> PipeErr
         }
     })
     .await
+}
+
+/// Moves the whole replies at the start of `read` to `replies`, leaving an incomplete last one
+/// in `read`.
+fn take_replies(read: &mut BytesMut, replies: &mut Vec<Reply>) -> Result<(), ProtocolError> {
+    if read.len() <= ONE_PASS {
+        let batch = read.split().freeze();
+        let mut at = 0;
+        while at < batch.len() {
+            match parse_from(&batch, &mut at)? {
+                Some(reply) => replies.push(reply),
+                None => {
+                    read.extend_from_slice(&batch[at..]);
+                    break;
+                }
+            }
+        }
+        return Ok(());
+    }
+    let mut complete = 0;
+    while let Some(used) = frame(&read[complete..])? {
+        complete += used;
+    }
+    let mut batch = read.split_to(complete).freeze();
+    while !batch.is_empty() {
+        // Framed above: a whole reply parses; never loop on one that does not.
+        let (reply, used) = parse(&batch)?.ok_or(ProtocolError::UNPARSED)?;
+        replies.push(reply);
+        let _ = batch.split_to(used);
+    }
+    Ok(())
 }
 
 /// The connection's one timer: armed at the deadline of the oldest waiting request, and only
@@ -568,6 +591,38 @@ mod tests {
         let mut cmd = Command::new("GET");
         cmd.arg(key);
         cmd
+    }
+
+    #[test]
+    fn replies_are_taken_whole_and_an_incomplete_one_waits_for_the_rest() {
+        let big = "x".repeat(3 * ONE_PASS);
+        let mut stream = Vec::new();
+        stream.extend_from_slice(b"+OK\r\n*2\r\n$1\r\na\r\n:5\r\n");
+        stream.extend_from_slice(format!("${}\r\n{big}\r\n", big.len()).as_bytes());
+        stream.extend_from_slice(b"$-1\r\n");
+        // Fed in pieces of several sizes: small ones take the one-pass path, the large reply
+        // the framing one; the replies come out whole, in order, whatever the cuts.
+        for piece in [1, 7, 1000, 40_000, stream.len()] {
+            let mut read = BytesMut::new();
+            let mut replies = Vec::new();
+            for chunk in stream.chunks(piece) {
+                read.extend_from_slice(chunk);
+                take_replies(&mut read, &mut replies).unwrap();
+            }
+            assert!(read.is_empty(), "piece {piece}: {} bytes left", read.len());
+            assert_eq!(
+                replies,
+                vec![
+                    Reply::Status("OK".into()),
+                    Reply::Array(vec![Reply::Bulk("a".into()), Reply::Int(5)]),
+                    Reply::Bulk(big.clone().into()),
+                    Reply::Nil,
+                ],
+                "piece {piece}"
+            );
+        }
+        let mut read = BytesMut::from(&b"+OK\r\n?\r\n"[..]);
+        assert!(take_replies(&mut read, &mut Vec::new()).is_err());
     }
 
     #[actix_rt::test]

@@ -147,6 +147,17 @@ pub(crate) fn parse(buf: &Bytes) -> Result<Option<(Reply, usize)>, ProtocolError
     Ok(parse_at(buf, &mut at, 0, Some(buf))?.map(|reply| (reply, at)))
 }
 
+/// Parses the reply that starts at `*at` in `buf`, moving `*at` past it; `Ok(None)` (and `*at`
+/// unchanged) when `buf` does not hold all of it yet.
+pub(crate) fn parse_from(buf: &Bytes, at: &mut usize) -> Result<Option<Reply>, ProtocolError> {
+    let mut next = *at;
+    let reply = parse_at(buf, &mut next, 0, Some(buf))?;
+    if reply.is_some() {
+        *at = next;
+    }
+    Ok(reply)
+}
+
 /// Parses the reply at `at`; without `source` only finds where it ends (the reply returned is
 /// then a placeholder).
 fn parse_at(
