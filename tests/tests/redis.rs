@@ -1,7 +1,10 @@
 //! Redis backend: key layout, atomic change sets under contention, TTLs, conditional writes,
 //! several instances, and faults on throw-away servers (outage, restart, out of memory, flush).
 
-use std::time::{Duration, SystemTime};
+use std::{
+    future::Future,
+    time::{Duration, SystemTime},
+};
 
 use std::collections::BTreeSet;
 
@@ -1183,4 +1186,71 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[test]
+fn a_thread_that_runs_two_runtimes_gets_a_connection_on_each() {
+    let (store, _prefix) = redis::store_on(&redis_url());
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (runtime(), runtime());
+    let now = SystemTime::now();
+    let written = record(json!({"n": 1}), 60);
+    assert_eq!(
+        first.block_on(store.create(&key_n(7), &written)).unwrap(),
+        WriteResult::Done
+    );
+    // The first runtime stays alive but is not run any more: a connection driven by it would
+    // never answer. The second runtime gets its own.
+    let loaded = second
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), store.load(&key_n(7), now)).await
+        })
+        .expect("the load hung on a connection of an idle runtime")
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.data, written.data);
+    // And back on the first one.
+    assert!(first
+        .block_on(store.load(&key_n(7), now))
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn outside_a_tokio_runtime_operations_fail_with_a_clear_error() {
+    let (store, _prefix) = redis::store_on(&redis_url());
+    // Polled once, with no runtime around: it fails at once, before waiting for anything.
+    let key = key_n(8);
+    let mut load = std::pin::pin!(store.load(&key, SystemTime::now()));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let std::task::Poll::Ready(result) = load.as_mut().poll(&mut cx) else {
+        panic!("the load waited outside a runtime");
+    };
+    let err = result.unwrap_err();
+    assert!(error_chain(&err).contains("tokio runtime"), "{err}");
+}
+
+#[actix_rt::test]
+async fn a_timeout_too_long_for_the_clock_means_no_timeout() {
+    let prefix = redis::TestPrefix::new(&redis_url());
+    let store = RedisStore::builder(redis::client(&redis_url()))
+        .prefix(prefix.prefix.clone())
+        .timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let now = SystemTime::now();
+    let written = record(json!({"n": 2}), 60);
+    assert_eq!(
+        store.create(&key_n(9), &written).await.unwrap(),
+        WriteResult::Done
+    );
+    assert_eq!(
+        store.load(&key_n(9), now).await.unwrap().unwrap().data,
+        written.data
+    );
 }

@@ -420,8 +420,8 @@ impl Drop for Inner {
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// This thread's connection of each Redis store used on it, by store id.
-    static PIPES: RefCell<Vec<(u64, Pipe)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's connection of each Redis store used on it, by store id and runtime.
+    static PIPES: RefCell<Vec<(u64, tokio::runtime::Id, Pipe)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A script and its SHA-1, under which Redis caches it: sent as `EVALSHA`, and as `EVAL` when
@@ -718,19 +718,24 @@ impl RedisStore {
     }
 
     /// This thread's connection, opened if there is none yet (or the last one was closed).
-    fn pipe(&self) -> Pipe {
+    fn pipe(&self, op: &'static str) -> Result<Pipe, StoreError> {
+        // A connection belongs to the runtime that drives it: a thread that runs another runtime
+        // (one after the other, or nested) gets a connection of that runtime.
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| StoreError::new(op, "the Redis store runs only inside a tokio runtime"))?
+            .id();
         let id = self.inner.id;
-        PIPES.with(|pipes| {
+        Ok(PIPES.with(|pipes| {
             let mut pipes = pipes.borrow_mut();
-            if let Some((_, pipe)) = pipes.iter().find(|(of, _)| *of == id) {
+            if let Some((.., pipe)) = pipes.iter().find(|(of, on, _)| *of == id && *on == runtime) {
                 if !pipe.is_closed() {
                     return pipe.clone();
                 }
             }
             // Closed connections (this store's, and those of dropped stores) leave the list.
-            pipes.retain(|(of, pipe)| *of != id && !pipe.is_closed());
+            pipes.retain(|(of, on, pipe)| (*of != id || *on != runtime) && !pipe.is_closed());
             let pipe = Pipe::open(self.inner.client.get_connection_info(), self.inner.timeout);
-            pipes.push((id, pipe.clone()));
+            pipes.push((id, runtime, pipe.clone()));
             let mut opened = self
                 .inner
                 .opened
@@ -739,41 +744,33 @@ impl RedisStore {
             opened.retain(|closer| !closer.is_done());
             opened.push(pipe.closer());
             pipe
-        })
+        }))
     }
 
-    /// Sends `leading` arguments then `args` on this thread's connection and waits for the
-    /// reply, within the store's timeout. An error reply is returned as such (see
-    /// [`Self::request`]).
+    /// Sends `leading` arguments then `args` on `pipe` and waits for the reply, within the
+    /// store's timeout. An error reply is returned as such (see [`Self::checked`]).
     async fn exchange(
         &self,
         op: &'static str,
+        pipe: &Pipe,
         leading: &[&[u8]],
         args: &Command,
     ) -> Result<Reply, StoreError> {
         // The connection bounds the wait: when a request waits longer than the timeout, it
         // closes and fails every request on it (they would wait as long), and the next
         // operation opens a new one.
-        self.pipe()
-            .send_with(leading, args)
+        pipe.send_with(leading, args)
             .await
             .map_err(|err| StoreError::new(op, err))
     }
 
-    /// [`Self::exchange`], with an error reply turned into an error.
-    fn checked(&self, op: &'static str, reply: Reply) -> Result<Reply, StoreError> {
+    /// An error reply turned into an error; one that calls for a reconnect closes `pipe`, the
+    /// connection it came on (not a newer one another request opened meanwhile).
+    fn checked(op: &'static str, pipe: &Pipe, reply: Reply) -> Result<Reply, StoreError> {
         match reply {
             Reply::Error(message) => {
                 if reconnect_after(&message) {
-                    if let Some((_, pipe)) = PIPES.with(|pipes| {
-                        pipes
-                            .borrow()
-                            .iter()
-                            .find(|(of, _)| *of == self.inner.id)
-                            .cloned()
-                    }) {
-                        pipe.close("Redis refused a command in a way that calls for a reconnect");
-                    }
+                    pipe.close("Redis refused a command in a way that calls for a reconnect");
                 }
                 Err(StoreError::new(op, ErrorReply(message)))
             }
@@ -783,8 +780,9 @@ impl RedisStore {
 
     /// Sends one command and returns its reply.
     async fn request(&self, op: &'static str, cmd: &Command) -> Result<Reply, StoreError> {
-        let reply = self.exchange(op, &[], cmd).await?;
-        self.checked(op, reply)
+        let pipe = self.pipe(op)?;
+        let reply = self.exchange(op, &pipe, &[], cmd).await?;
+        Self::checked(op, &pipe, reply)
     }
 
     async fn hgetall(
@@ -802,17 +800,18 @@ impl RedisStore {
     /// Runs a script call: `EVALSHA`, then `EVAL` if Redis does not have the script cached.
     async fn invoke(&self, op: &'static str, call: ScriptCall<'_>) -> Result<Reply, StoreError> {
         let script = call.script;
+        let pipe = self.pipe(op)?;
         let reply = self
-            .exchange(op, &[b"EVALSHA", script.sha1.as_bytes()], &call.args)
+            .exchange(op, &pipe, &[b"EVALSHA", script.sha1.as_bytes()], &call.args)
             .await?;
         let reply = match reply {
             Reply::Error(message) if message.starts_with("NOSCRIPT") => {
-                self.exchange(op, &[b"EVAL", script.code.as_bytes()], &call.args)
+                self.exchange(op, &pipe, &[b"EVAL", script.code.as_bytes()], &call.args)
                     .await?
             }
             reply => reply,
         };
-        self.checked(op, reply)
+        Self::checked(op, &pipe, reply)
     }
 
     /// Runs an update-style script (see [`PRELUDE`] for its arguments); `keys` are the session

@@ -39,7 +39,7 @@ use tokio::{
 
 use bytes::BytesMut;
 
-use super::redis_wire::{frame, parse, parse_from, Command, ProtocolError, Reply};
+use super::redis_wire::{frame, parse, parse_from, Command, Frame, ProtocolError, Reply};
 
 /// Room kept free in the read buffer before each read.
 const READ_BUFFER: usize = 16 * 1024;
@@ -47,6 +47,8 @@ const READ_BUFFER: usize = 16 * 1024;
 /// copied back to wait for the rest; beyond it, whole replies are framed first, so that a large
 /// reply arriving in many reads is not parsed and copied again on each of them.
 const ONE_PASS: usize = READ_BUFFER;
+/// A buffer grown beyond this by one large request or reply is given back once it is empty.
+const MAX_IDLE_BUFFER: usize = 1024 * 1024;
 
 /// Why a connection is closed; every request that was waiting on it gets a copy.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -318,7 +320,7 @@ async fn handshake(stream: &mut Stream, info: &RedisConnectionInfo) -> Result<()
     let mut buf = BytesMut::new();
     for command in sent {
         let reply = loop {
-            if let Some(used) = frame(&buf)? {
+            if let Frame::Whole(used) = frame(&buf)? {
                 let whole = buf.split_to(used).freeze();
                 break parse(&whole)?.ok_or(ProtocolError::UNPARSED)?.0;
             }
@@ -340,17 +342,25 @@ async fn run(stream: &mut Stream, shared: &Shared, timeout: Duration) -> PipeErr
     let mut written = 0;
     let mut read = BytesMut::with_capacity(READ_BUFFER);
     let mut replies = Vec::new();
+    let mut wait_for = 0;
     let mut timer = Timer::default();
     poll_fn(|cx| loop {
         let mut progress = false;
-        if written == write.len() {
-            write.clear();
-            written = 0;
+        {
+            // Every round: a closed connection stops here (even in the middle of a write), and
+            // the waker is registered, so that a new request or a close always wakes the task.
             let mut state = shared.lock();
             if let Some(err) = &state.closed {
                 return Poll::Ready(err.clone());
             }
-            std::mem::swap(&mut write, &mut state.out);
+            if written == write.len() {
+                if write.capacity() > MAX_IDLE_BUFFER {
+                    write = Vec::new();
+                }
+                write.clear();
+                written = 0;
+                std::mem::swap(&mut write, &mut state.out);
+            }
             if !state
                 .driver
                 .as_ref()
@@ -387,15 +397,23 @@ async fn run(stream: &mut Stream, shared: &Shared, timeout: Duration) -> PipeErr
         }
         // Replies are taken off the buffer together; their strings are slices of it.
         if received {
-            if let Err(err) = take_replies(&mut read, &mut replies) {
+            if let Err(err) = take_replies(&mut read, &mut replies, &mut wait_for) {
                 return Poll::Ready(err.into());
+            }
+            if read.is_empty() && read.capacity() > MAX_IDLE_BUFFER {
+                read = BytesMut::with_capacity(READ_BUFFER);
             }
         }
         if !replies.is_empty() {
             let mut state = shared.lock();
             for reply in replies.drain(..) {
                 let Some((waiter, _)) = state.waiting.pop_front() else {
-                    return Poll::Ready(ProtocolError::UNASKED.into());
+                    // Closed meanwhile (which emptied the queue), or Redis answered a question
+                    // nobody asked.
+                    return Poll::Ready(match &state.closed {
+                        Some(err) => err.clone(),
+                        None => ProtocolError::UNASKED.into(),
+                    });
                 };
                 // The request may have given up (timed out): its reply is dropped.
                 let _ = waiter.send(Ok(reply));
@@ -413,16 +431,27 @@ async fn run(stream: &mut Stream, shared: &Shared, timeout: Duration) -> PipeErr
 }
 
 /// Moves the whole replies at the start of `read` to `replies`, leaving an incomplete last one
-/// in `read`.
-fn take_replies(read: &mut BytesMut, replies: &mut Vec<Reply>) -> Result<(), ProtocolError> {
+/// in `read`. `wait_for` carries, from one call to the next, how long `read` must be before a
+/// large incomplete reply is worth framing again (so that a reply arriving in many reads is
+/// framed a few times, not once per read).
+fn take_replies(
+    read: &mut BytesMut,
+    replies: &mut Vec<Reply>,
+    wait_for: &mut usize,
+) -> Result<(), ProtocolError> {
+    if read.len() < *wait_for {
+        return Ok(());
+    }
+    *wait_for = 0;
     if read.len() <= ONE_PASS {
         let batch = read.split().freeze();
         let mut at = 0;
         while at < batch.len() {
             match parse_from(&batch, &mut at)? {
-                Some(reply) => replies.push(reply),
-                None => {
+                Ok(reply) => replies.push(reply),
+                Err(need) => {
                     read.extend_from_slice(&batch[at..]);
+                    *wait_for = need - at;
                     break;
                 }
             }
@@ -430,8 +459,16 @@ fn take_replies(read: &mut BytesMut, replies: &mut Vec<Reply>) -> Result<(), Pro
         return Ok(());
     }
     let mut complete = 0;
-    while let Some(used) = frame(&read[complete..])? {
-        complete += used;
+    while complete < read.len() {
+        match frame(&read[complete..])? {
+            Frame::Whole(used) => complete += used,
+            Frame::Need(need) => {
+                // Counted from the incomplete reply, which starts the buffer once the whole
+                // ones are split off below.
+                *wait_for = need;
+                break;
+            }
+        }
     }
     let mut batch = read.split_to(complete).freeze();
     while !batch.is_empty() {
@@ -461,24 +498,25 @@ impl Timer {
     ) -> Poll<PipeError> {
         loop {
             let Some(sleep) = &mut self.sleep else {
-                let Some(queued) = oldest else {
+                // A timeout too long to add to the clock never fires.
+                let Some(deadline) = oldest.and_then(|queued| queued.checked_add(timeout)) else {
                     return Poll::Pending;
                 };
-                self.sleep = Some(Box::pin(tokio::time::sleep_until(queued + timeout)));
+                self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)));
                 continue;
             };
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            match oldest {
+            match oldest.and_then(|queued| queued.checked_add(timeout)) {
                 None => {
                     self.sleep = None;
                     return Poll::Pending;
                 }
-                Some(queued) if queued + timeout <= Instant::now() => {
+                Some(deadline) if deadline <= Instant::now() => {
                     return Poll::Ready(PipeError::TimedOut(timeout));
                 }
-                Some(queued) => sleep.as_mut().reset(queued + timeout),
+                Some(deadline) => sleep.as_mut().reset(deadline),
             }
         }
     }
@@ -605,10 +643,18 @@ mod tests {
         for piece in [1, 7, 1000, 40_000, stream.len()] {
             let mut read = BytesMut::new();
             let mut replies = Vec::new();
+            let mut wait_for = 0;
+            let mut framed_at = Vec::new();
             for chunk in stream.chunks(piece) {
                 read.extend_from_slice(chunk);
-                take_replies(&mut read, &mut replies).unwrap();
+                if read.len() >= wait_for {
+                    framed_at.push(read.len());
+                }
+                take_replies(&mut read, &mut replies, &mut wait_for).unwrap();
             }
+            // Parsed again only once what it lacks has arrived: a few dozen times for the
+            // short lines cut byte by byte, never once per piece of the 48 KiB string.
+            assert!(framed_at.len() <= 40, "piece {piece}: {}", framed_at.len());
             assert!(read.is_empty(), "piece {piece}: {} bytes left", read.len());
             assert_eq!(
                 replies,
@@ -622,7 +668,7 @@ mod tests {
             );
         }
         let mut read = BytesMut::from(&b"+OK\r\n?\r\n"[..]);
-        assert!(take_replies(&mut read, &mut Vec::new()).is_err());
+        assert!(take_replies(&mut read, &mut Vec::new(), &mut 0).is_err());
     }
 
     #[actix_rt::test]

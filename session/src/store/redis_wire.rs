@@ -9,6 +9,10 @@ use bytes::Bytes;
 /// How deeply arrays may nest in a reply before it counts as malformed (the store's scripts
 /// return at most two levels).
 const MAX_DEPTH: usize = 16;
+/// The longest bulk string accepted: Redis's own limit (`proto-max-bulk-len`, 512 MiB).
+const MAX_BULK: usize = 512 * 1024 * 1024;
+/// The longest status or error line accepted (Redis sends short ones).
+const MAX_LINE: usize = 64 * 1024;
 
 /// One reply from Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,38 +137,60 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-/// How many bytes at the start of `buf` the first reply takes: `Ok(None)` when `buf` does not
-/// hold a whole reply yet. Nothing is allocated.
-pub(crate) fn frame(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+/// Where the first reply in a buffer ends, as far as [`frame`] can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// The first reply takes this many bytes.
+    Whole(usize),
+    /// The buffer must hold at least this many bytes before the reply can be whole (a bulk
+    /// string's announced end, or one more byte): framing again earlier is wasted work.
+    Need(usize),
+}
+
+/// How many bytes at the start of `buf` the first reply takes. Nothing is allocated.
+pub(crate) fn frame(buf: &[u8]) -> Result<Frame, ProtocolError> {
     let mut at = 0;
-    Ok(parse_at(buf, &mut at, 0, None)?.map(|_| at))
+    let mut need = 0;
+    Ok(match parse_at(buf, &mut at, 0, None, &mut need)? {
+        Some(_) => Frame::Whole(at),
+        None => Frame::Need(need.max(buf.len() + 1)),
+    })
 }
 
 /// Parses one reply from the start of `buf`: `Ok(None)` when `buf` does not hold a whole reply
 /// yet, otherwise the reply and how many bytes it took. Bulk strings are slices of `buf`.
 pub(crate) fn parse(buf: &Bytes) -> Result<Option<(Reply, usize)>, ProtocolError> {
     let mut at = 0;
-    Ok(parse_at(buf, &mut at, 0, Some(buf))?.map(|reply| (reply, at)))
+    Ok(parse_at(buf, &mut at, 0, Some(buf), &mut 0)?.map(|reply| (reply, at)))
 }
 
-/// Parses the reply that starts at `*at` in `buf`, moving `*at` past it; `Ok(None)` (and `*at`
-/// unchanged) when `buf` does not hold all of it yet.
-pub(crate) fn parse_from(buf: &Bytes, at: &mut usize) -> Result<Option<Reply>, ProtocolError> {
+/// Parses the reply that starts at `*at` in `buf`, moving `*at` past it. When `buf` does not
+/// hold all of it yet: `Err` of the buffer length it needs at least (as [`Frame::Need`]), and
+/// `*at` unchanged.
+pub(crate) fn parse_from(
+    buf: &Bytes,
+    at: &mut usize,
+) -> Result<Result<Reply, usize>, ProtocolError> {
     let mut next = *at;
-    let reply = parse_at(buf, &mut next, 0, Some(buf))?;
-    if reply.is_some() {
-        *at = next;
-    }
-    Ok(reply)
+    let mut need = 0;
+    Ok(match parse_at(buf, &mut next, 0, Some(buf), &mut need)? {
+        Some(reply) => {
+            *at = next;
+            Ok(reply)
+        }
+        None => Err(need.max(buf.len() + 1)),
+    })
 }
 
 /// Parses the reply at `at`; without `source` only finds where it ends (the reply returned is
-/// then a placeholder).
+/// then a placeholder). When the reply is not whole yet, `need` is raised to the buffer length
+/// it needs at least.
 fn parse_at(
     buf: &[u8],
     at: &mut usize,
     depth: usize,
     source: Option<&Bytes>,
+    need: &mut usize,
 ) -> Result<Option<Reply>, ProtocolError> {
     let Some((&kind, rest)) = buf[*at..].split_first() else {
         return Ok(None);
@@ -181,6 +207,7 @@ fn parse_at(
     } else {
         match memchr::memchr(b'\n', rest) {
             Some(end) => end,
+            None if rest.len() > MAX_LINE => return Err(ProtocolError("a line too long")),
             None => return Ok(None),
         }
     };
@@ -207,12 +234,16 @@ fn parse_at(
             if len < 0 {
                 Reply::Nil
             } else {
-                let len = usize::try_from(len).map_err(|_| ProtocolError("a bulk too long"))?;
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|len| *len <= MAX_BULK)
+                    .ok_or(ProtocolError("a bulk longer than Redis sends"))?;
                 let end = after_line
                     .checked_add(len)
                     .filter(|end| end.checked_add(2).is_some())
                     .ok_or(ProtocolError("a bulk too long"))?;
                 if buf.len() < end + 2 {
+                    *need = (*need).max(end + 2);
                     return Ok(None);
                 }
                 if &buf[end..end + 2] != b"\r\n" {
@@ -241,7 +272,7 @@ fn parse_at(
                     None => Vec::new(),
                 };
                 for _ in 0..len {
-                    match parse_at(buf, at, depth + 1, source)? {
+                    match parse_at(buf, at, depth + 1, source, need)? {
                         Some(item) if source.is_some() => items.push(item),
                         Some(_) => {}
                         None => return Ok(None),
@@ -285,13 +316,12 @@ mod tests {
     /// Parses `buf`, checking that framing alone finds the same end.
     fn parse_all(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> {
         let parsed = parse(&Bytes::copy_from_slice(buf));
-        assert_eq!(
-            frame(buf),
-            parsed
-                .as_ref()
-                .map(|r| r.as_ref().map(|(_, used)| *used))
-                .map_err(|e| *e)
-        );
+        match (&parsed, frame(buf)) {
+            (Ok(Some((_, used))), Ok(Frame::Whole(framed))) => assert_eq!(*used, framed),
+            (Ok(None), Ok(Frame::Need(need))) => assert!(need > buf.len()),
+            (Err(a), Err(b)) => assert_eq!(*a, b),
+            (parsed, framed) => panic!("parse {parsed:?} but frame {framed:?}"),
+        }
         parsed
     }
 
@@ -405,6 +435,11 @@ mod tests {
         assert!(parse_all(&deep).is_err());
         // A huge announced length is waited for, not allocated.
         assert_eq!(parse_all(b"*2147483647\r\n:1\r\n"), Ok(None));
-        assert_eq!(parse_all(b"$9223372036854775807\r\n"), Ok(None));
+        assert!(parse_all(b"$9223372036854775807\r\n").is_err());
+        assert!(parse_all(format!("${}\r\n", MAX_BULK + 1).as_bytes()).is_err());
+        assert_eq!(parse_all(format!("${MAX_BULK}\r\n").as_bytes()), Ok(None));
+        assert!(parse_all(&[b'+'; MAX_LINE + 2]).is_err());
+        // An incomplete bulk string tells how much it still needs.
+        assert_eq!(frame(b"*2\r\n$5\r\nab"), Ok(Frame::Need(4 + 4 + 5 + 2)));
     }
 }
