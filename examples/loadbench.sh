@@ -71,8 +71,7 @@ if [ -z "${REDIS_URL:-}" ]; then
 fi
 
 VARIANTS=${LB_VARIANTS:-"$("$BIN" list | tr '\n' ' ') pg-loop pg-loop-pair"}
-PORT=$(free_port)
-export LB_PORT=$PORT LB_CONNS=$CONNS LB_ROWS=$SESSIONS
+export LB_CONNS=$CONNS LB_ROWS=$SESSIONS
 
 # wrk sends the requests in turn over the collected cookies (one request string per session).
 cp "$ROOT/examples/rotate.lua" "$WORK/rotate.lua"
@@ -97,13 +96,23 @@ run_variant() { # variant round
     printf '  %-16s %10.0f req/s  p99 %7.2f ms\n' "$v" "$rps" "$p99"
     return
   fi
-  timeout $((SECONDS_PER_RUN + WARMUP + 120)) taskset -c "$SCPU" "$BIN" "$v" 2>"$WORK/server.log" &
-  SERVER_PID=$!
-  local up=
-  for _ in $(seq 300); do
-    if curl -s -o /dev/null "http://127.0.0.1:$PORT/init" 2>/dev/null; then up=1; break; fi
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.05
+  local up= attempt
+  # A fresh port per run, and another one if it was taken meanwhile: ports are picked among the
+  # ephemeral ones, which the benchmark's own client connections (pg loops, pools) also use.
+  for attempt in 1 2 3; do
+    PORT=$(free_port)
+    export LB_PORT=$PORT
+    timeout $((SECONDS_PER_RUN + WARMUP + 120)) taskset -c "$SCPU" "$BIN" "$v" 2>"$WORK/server.log" &
+    SERVER_PID=$!
+    for _ in $(seq 300); do
+      if curl -s -o /dev/null "http://127.0.0.1:$PORT/init" 2>/dev/null; then up=1; break; fi
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    [ -n "$up" ] && break
+    grep -q AddrInUse "$WORK/server.log" || break
+    wait "$SERVER_PID" 2>/dev/null || true
+    echo "  $v: port $PORT was taken (attempt $attempt); trying another"
   done
   if [ -z "$up" ]; then
     wait "$SERVER_PID" || rc=$?
