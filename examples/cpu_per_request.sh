@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# CPU time per request of the load-benchmark server, of Redis and of wrk, in real time: reads
+# utime + stime from /proc around one wrk run per variant (the same pinning and rotating cookies
+# as loadbench.sh). Tells which process a variant's time goes to, which req/s alone does not.
+#
+#   REDIS_URL=redis://127.0.0.1:6379 bash examples/cpu_per_request.sh as-redis-rw ours-redis-rw
+#
+# Settings (environment): CPR_SECONDS (5), CPR_CONNS (32), CPR_SESSIONS (32), REDIS_URL and
+# DATABASE_URL for the variants that need them (the Redis column is the process listening on
+# REDIS_URL's port). Builds the release loadbench unless CPR_NO_BUILD is set. Every run is
+# bounded: wrk by -d, the server by `timeout`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+SECONDS_PER_RUN=${CPR_SECONDS:-5}
+CONNS=${CPR_CONNS:-32}
+SESSIONS=${CPR_SESSIONS:-32}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+[ $# -gt 0 ] || { echo "usage: $0 variant..." >&2; exit 2; }
+for tool in wrk curl taskset time; do
+  command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
+done
+[ -n "${CPR_NO_BUILD:-}" ] || cargo build --release -q -p examples --features postgres,redis --bin loadbench
+BIN=$CARGO_TARGET_DIR/release/loadbench
+WORK=$(mktemp -d /tmp/cpr.XXXXXX)
+SERVER_PID=
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# shellcheck source=../tests/services.sh
+source "$ROOT/tests/services.sh"
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+redis_pid() {
+  local port=${REDIS_URL##*:}
+  port=${port%%/*}
+  pgrep -f "redis-server.*:$port" | head -1 || true
+}
+hz=$(getconf CLK_TCK)
+
+printf '%-16s %10s %12s %12s %10s\n' variant req/s server_us redis_us wrk_us
+for v in "$@"; do
+  port=$(free_port)
+  LB_PORT=$port timeout $((SECONDS_PER_RUN + 60)) taskset -c 0 "$BIN" "$v" 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/init" && break
+    sleep 0.05
+  done
+  server=$(pgrep -P "$SERVER_PID" | head -1)
+  : >"$WORK/cookies"
+  for _ in $(seq "$SESSIONS"); do
+    curl -s -D - -o /dev/null "http://127.0.0.1:$port/init" \
+      | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' >>"$WORK/cookies"
+  done
+  [ -s "$WORK/cookies" ] || for i in $(seq "$SESSIONS"); do printf 'visitor=%043d\n' "$i" >>"$WORK/cookies"; done
+  taskset -c 1 wrk -t1 -c"$CONNS" -d1s -s examples/rotate.lua "http://127.0.0.1:$port/" -- "$WORK/cookies" >/dev/null
+  rpid=$(redis_pid)
+  s0=$(ticks "$server"); r0=$( [ -n "$rpid" ] && ticks "$rpid" || echo 0 )
+  /usr/bin/env time -f '%U %S' -o "$WORK/wrk.time" taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" \
+    -s examples/rotate.lua "http://127.0.0.1:$port/" -- "$WORK/cookies" >"$WORK/wrk.out"
+  s1=$(ticks "$server"); r1=$( [ -n "$rpid" ] && ticks "$rpid" || echo 0 )
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+  n=$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.out")
+  awk -v v="$v" -v n="$n" -v rps="$rps" -v s=$((s1 - s0)) -v r=$((r1 - r0)) -v hz="$hz" \
+    -v w="$(awk '{ print $1 + $2 }' "$WORK/wrk.time")" \
+    'BEGIN { printf "%-16s %10.0f %12.1f %12.1f %10.1f\n", v, rps, s * 1e6 / hz / n, r * 1e6 / hz / n, w * 1e6 / n }'
+done
