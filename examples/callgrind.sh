@@ -26,6 +26,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 VARIANTS=${*:-bare ours-untouched ours-cookie-ro ours-cookie-rw as-cookie-ro as-cookie-rw ours-memory-rw}
 WORK=$(mktemp -d /tmp/callgrind.XXXXXX)
 
+# shellcheck source=bench_cookies.sh
+source "$ROOT/examples/bench_cookies.sh"
+
 SERVER_PID=
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
@@ -66,13 +69,7 @@ for v in $VARIANTS; do
   # $SERVER_PID is `timeout`; valgrind is its child.
   VG_PID=$(pgrep -P "$SERVER_PID" | head -1)
   cookies="$WORK/$v.cookies"
-  : >"$cookies"
-  for _ in $(seq "$SESSIONS"); do
-    curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/init" \
-      | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' >>"$cookies"
-  done
-  # Variants without sessions still send a cookie of an id's size, like a real browser would.
-  [ -s "$cookies" ] || for i in $(seq "$SESSIONS"); do printf 'visitor=%043d\n' "$i" >>"$cookies"; done
+  collect_cookies "$PORT" "$SESSIONS" "$cookies"
   wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/rotate.lua" "http://127.0.0.1:$PORT/" -- "$cookies" >/dev/null
   callgrind_control -z "$VG_PID" >/dev/null 2>&1
   wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$WORK/rotate.lua" \

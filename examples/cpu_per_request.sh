@@ -33,8 +33,11 @@ trap cleanup EXIT
 
 # shellcheck source=../tests/services.sh
 source "$ROOT/tests/services.sh"
+# shellcheck source=bench_cookies.sh
+source "$ROOT/examples/bench_cookies.sh"
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 redis_pid() {
+  [ -n "${REDIS_URL:-}" ] || return 0
   local port=${REDIS_URL##*:}
   port=${port%%/*}
   pgrep -f "redis-server.*:$port" | head -1 || true
@@ -51,12 +54,7 @@ for v in "$@"; do
     sleep 0.05
   done
   server=$(pgrep -P "$SERVER_PID" | head -1)
-  : >"$WORK/cookies"
-  for _ in $(seq "$SESSIONS"); do
-    curl -s -D - -o /dev/null "http://127.0.0.1:$port/init" \
-      | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' >>"$WORK/cookies"
-  done
-  [ -s "$WORK/cookies" ] || for i in $(seq "$SESSIONS"); do printf 'visitor=%043d\n' "$i" >>"$WORK/cookies"; done
+  collect_cookies "$port" "$SESSIONS" "$WORK/cookies"
   taskset -c 1 wrk -t1 -c"$CONNS" -d1s -s examples/rotate.lua "http://127.0.0.1:$port/" -- "$WORK/cookies" >/dev/null
   rpid=$(redis_pid)
   s0=$(ticks "$server"); r0=$( [ -n "$rpid" ] && ticks "$rpid" || echo 0 )

@@ -34,6 +34,8 @@ WORK=$(mktemp -d /tmp/loadbench.XXXXXX)
 
 # shellcheck source=../tests/services.sh
 source "$ROOT/tests/services.sh"
+# shellcheck source=bench_cookies.sh
+source "$ROOT/examples/bench_cookies.sh"
 
 REDIS_PID=
 SERVER_PID=
@@ -127,13 +129,7 @@ run_variant() { # variant round
     else echo "  $v: server did not start ($rc): $(tail -1 "$WORK/server.log")"; fi
     return
   fi
-  : >"$cookies"
-  for _ in $(seq "$SESSIONS"); do
-    curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/init" \
-      | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' >>"$cookies"
-  done
-  # Variants without sessions still send a cookie of an id's size, like a real browser would.
-  [ -s "$cookies" ] || for i in $(seq "$SESSIONS"); do printf 'visitor=%043d\n' "$i" >>"$cookies"; done
+  collect_cookies "$PORT" "$SESSIONS" "$cookies"
   taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/rotate.lua" \
     "http://127.0.0.1:$PORT/" -- "$cookies" >/dev/null
   taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/rotate.lua" \

@@ -210,18 +210,8 @@ fn push_decimal(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
     }
-    let mut n = n.unsigned_abs();
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(crate::decimal::decimal(n.unsigned_abs(), &mut digits));
 }
 
 fn push_two_digits(out: &mut Vec<u8>, n: u32) {

@@ -501,6 +501,7 @@ mod changes;
 mod clock;
 mod config;
 mod cookie_header;
+mod decimal;
 mod error;
 mod extract;
 #[cfg(feature = "cookie")]

@@ -6,6 +6,8 @@
 
 use bytes::Bytes;
 
+use crate::decimal::decimal;
+
 /// How deeply arrays may nest in a reply before it counts as malformed (the store's scripts
 /// return at most two levels).
 const MAX_DEPTH: usize = 16;
@@ -122,19 +124,6 @@ fn encode_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(bytes);
     out.extend_from_slice(b"\r\n");
-}
-
-/// `n` in decimal, written at the end of `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// Where the first reply in a buffer ends, as far as [`frame`] can tell.
