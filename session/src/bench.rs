@@ -13,7 +13,6 @@ use crate::{id::SessionId, StorageKey};
 pub struct Sealer {
     store: crate::CookieStore,
     keys: crate::key::KeyRing,
-    rng: SystemRandom,
     name: String,
 }
 
@@ -23,7 +22,6 @@ impl Sealer {
         Self {
             store: crate::CookieStore::new(security),
             keys: crate::key::KeyRing::new(key, &[]),
-            rng: SystemRandom::new(),
             name: cookie_name.to_owned(),
         }
     }
@@ -36,8 +34,7 @@ impl Sealer {
     }
 
     pub fn seal(&self, plaintext: Vec<u8>) -> String {
-        self.store
-            .seal(&self.keys, &self.rng, &self.name, plaintext)
+        self.store.seal(&self.keys, &self.name, plaintext)
     }
 
     /// The number of entries of the session `value` carries, if it opens.

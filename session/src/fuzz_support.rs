@@ -31,7 +31,6 @@ pub fn cookie_values(header: &[u8], name: &str) -> Vec<String> {
 pub struct CookieCodec {
     store: CookieStore,
     keys: KeyRing,
-    rng: ring::rand::SystemRandom,
 }
 
 impl CookieCodec {
@@ -40,7 +39,6 @@ impl CookieCodec {
         Self {
             store: CookieStore::new(security),
             keys: KeyRing::new(&Key::from(&[seed; 64][..]), &[]),
-            rng: ring::rand::SystemRandom::new(),
         }
     }
 
@@ -57,7 +55,7 @@ impl CookieCodec {
         let now = std::time::SystemTime::now();
         let plain = serde_json::to_vec(&CookieStore::payload(data, now, now, None, None))
             .expect("a JSON map serializes");
-        self.store.seal(&self.keys, &self.rng, cookie_name, plain)
+        self.store.seal(&self.keys, cookie_name, plain)
     }
 }
 

@@ -135,7 +135,7 @@ fn save_cookie(
     );
     // Serialized straight into the buffer that is sealed in place.
     let sealed = store
-        .seal_json(&config.keys, &config.rng, &spec.cookie_aad, &payload)
+        .seal_json(&config.keys, &spec.cookie_aad, &payload)
         .map_err(|err| {
             tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
             SaveFailed

@@ -5,17 +5,17 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ring::{
     aead::{Aad, Nonce, NONCE_LEN},
     hmac,
-    rand::{SecureRandom, SystemRandom},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::{
+    base64url,
     key::KeyRing,
+    store::cookie_nonce::nonce_for,
     store::{DynStore, ErasedStore},
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
@@ -297,21 +297,15 @@ impl CookieStore {
     /// The exact length of the cookie value for a plaintext of `plain_len` bytes.
     pub(crate) fn encoded_len(&self, plain_len: usize) -> usize {
         match self.security {
-            CookieSecurity::Sealed => b64_len(NONCE_LEN + plain_len + TAG_LEN),
-            CookieSecurity::Signed => SIGNATURE_LEN + 1 + b64_len(plain_len),
+            CookieSecurity::Sealed => base64url::encoded_len(NONCE_LEN + plain_len + TAG_LEN),
+            CookieSecurity::Signed => SIGNATURE_LEN + 1 + base64url::encoded_len(plain_len),
         }
     }
 
     /// Seals `plaintext` for the cookie `cookie_name` (tests, benchmarks and fuzzing; the
     /// middleware serializes straight into the sealing buffer with [`seal_json`](Self::seal_json)).
-    pub(crate) fn seal(
-        &self,
-        keys: &KeyRing,
-        rng: &SystemRandom,
-        cookie_name: &str,
-        plaintext: Vec<u8>,
-    ) -> String {
-        let sealed = self.seal_with(keys, rng, &aad(cookie_name), plaintext.len(), |buf| {
+    pub(crate) fn seal(&self, keys: &KeyRing, cookie_name: &str, plaintext: Vec<u8>) -> String {
+        let sealed = self.seal_with(keys, &aad(cookie_name), plaintext.len(), |buf| {
             buf.extend_from_slice(&plaintext);
             Ok(())
         });
@@ -324,11 +318,10 @@ impl CookieStore {
     pub(crate) fn seal_json<T: Serialize>(
         &self,
         keys: &KeyRing,
-        rng: &SystemRandom,
         aad: &[u8],
         payload: &T,
     ) -> Result<SealedValue, serde_json::Error> {
-        self.try_seal_with(keys, rng, aad, PLAINTEXT_CAPACITY, |buf| {
+        self.try_seal_with(keys, aad, PLAINTEXT_CAPACITY, |buf| {
             serde_json::to_writer(buf, payload)
         })
     }
@@ -336,12 +329,11 @@ impl CookieStore {
     fn seal_with(
         &self,
         keys: &KeyRing,
-        rng: &SystemRandom,
         aad: &[u8],
         plain_len: usize,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
     ) -> SealedValue {
-        self.try_seal_with(keys, rng, aad, plain_len, write)
+        self.try_seal_with(keys, aad, plain_len, write)
             .expect("copying bytes does not fail")
     }
 
@@ -349,7 +341,6 @@ impl CookieStore {
     fn try_seal_with(
         &self,
         keys: &KeyRing,
-        rng: &SystemRandom,
         aad: &[u8],
         plain_len: usize,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
@@ -357,13 +348,12 @@ impl CookieStore {
         let key = keys.current();
         match self.security {
             CookieSecurity::Sealed => {
-                let mut nonce = [0u8; NONCE_LEN];
-                rng.fill(&mut nonce)
-                    .expect("the operating system's random generator failed");
                 // nonce | plaintext, encrypted in place | tag
                 let mut out = Vec::with_capacity(NONCE_LEN + plain_len + TAG_LEN);
-                out.extend_from_slice(&nonce);
+                out.resize(NONCE_LEN, 0);
                 write(&mut out)?;
+                let nonce = nonce_for(aad, &out[NONCE_LEN..]);
+                out[..NONCE_LEN].copy_from_slice(&nonce);
                 let tag = key
                     .sealing
                     .seal_in_place_separate_tag(
@@ -379,19 +369,14 @@ impl CookieStore {
                 let mut plaintext = Vec::with_capacity(plain_len);
                 write(&mut plaintext)?;
                 // base64url(tag) "." base64url(plaintext), the tag over the encoded payload.
-                let payload_len = b64_len(plaintext.len());
-                let mut value = vec![0u8; SIGNATURE_LEN + 1 + payload_len];
-                value[SIGNATURE_LEN] = b'.';
-                let (head, payload) = value.split_at_mut(SIGNATURE_LEN + 1);
-                let written = URL_SAFE_NO_PAD
-                    .encode_slice(&plaintext, payload)
-                    .expect("sized for the encoding");
-                debug_assert_eq!(written, payload_len);
-                let tag = sign(&key.signing, aad, payload);
-                let written = URL_SAFE_NO_PAD
-                    .encode_slice(tag.as_ref(), &mut head[..SIGNATURE_LEN])
-                    .expect("sized for the encoding");
-                debug_assert_eq!(written, SIGNATURE_LEN);
+                let mut payload = Vec::with_capacity(base64url::encoded_len(plaintext.len()));
+                base64url::encode_into(&plaintext, &mut payload);
+                let tag = sign(&key.signing, aad, &payload);
+                let mut value = Vec::with_capacity(SIGNATURE_LEN + 1 + payload.len());
+                base64url::encode_into(tag.as_ref(), &mut value);
+                debug_assert_eq!(value.len(), SIGNATURE_LEN);
+                value.push(b'.');
+                value.extend_from_slice(&payload);
                 Ok(SealedValue::Text(value))
             }
         }
@@ -417,9 +402,7 @@ impl CookieStore {
         let (plaintext, key_index): (&[u8], usize) = match self.security {
             CookieSecurity::Sealed => {
                 let decode = || {
-                    let sealed = URL_SAFE_NO_PAD
-                        .decode(value)
-                        .map_err(|_| Rejected::NotBase64)?;
+                    let sealed = base64url::decode(value.as_bytes()).ok_or(Rejected::NotBase64)?;
                     if sealed.len() < NONCE_LEN + TAG_LEN {
                         return Err(Rejected::TooShort);
                     }
@@ -454,17 +437,13 @@ impl CookieStore {
             }
             CookieSecurity::Signed => {
                 let (tag, payload) = value.split_once('.').ok_or(Rejected::TooShort)?;
-                let tag = URL_SAFE_NO_PAD
-                    .decode(tag)
-                    .map_err(|_| Rejected::NotBase64)?;
+                let tag = base64url::decode(tag.as_bytes()).ok_or(Rejected::NotBase64)?;
                 let index = keys
                     .all()
                     .find(|(_, key)| verify(&key.signing, aad, payload.as_bytes(), &tag))
                     .map(|(index, _)| index)
                     .ok_or(Rejected::BadSeal)?;
-                buf = URL_SAFE_NO_PAD
-                    .decode(payload)
-                    .map_err(|_| Rejected::NotBase64)?;
+                buf = base64url::decode(payload.as_bytes()).ok_or(Rejected::NotBase64)?;
                 (&buf, index)
             }
         };
@@ -504,7 +483,7 @@ impl SealedValue {
     /// The length of the value in the cookie.
     pub(crate) fn encoded_len(&self) -> usize {
         match self {
-            Self::Binary(bytes) => b64_len(bytes.len()),
+            Self::Binary(bytes) => base64url::encoded_len(bytes.len()),
             Self::Text(value) => value.len(),
         }
     }
@@ -512,21 +491,10 @@ impl SealedValue {
     /// Appends the value to `out`.
     pub(crate) fn append_to(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Binary(bytes) => {
-                let start = out.len();
-                out.resize(start + b64_len(bytes.len()), 0);
-                let written = URL_SAFE_NO_PAD
-                    .encode_slice(bytes, &mut out[start..])
-                    .expect("sized for the encoding");
-                debug_assert_eq!(start + written, out.len());
-            }
+            Self::Binary(bytes) => base64url::encode_into(bytes, out),
             Self::Text(value) => out.extend_from_slice(value),
         }
     }
-}
-
-fn b64_len(bytes: usize) -> usize {
-    (bytes * 4).div_ceil(3)
 }
 
 fn sign(key: &hmac::Key, aad: &[u8], payload: &[u8]) -> hmac::Tag {
@@ -582,12 +550,11 @@ mod tests {
     fn sealed_and_signed_values_round_trip_with_the_predicted_length() {
         let key = Key::generate();
         let keys = ring(&[&key]);
-        let rng = SystemRandom::new();
         for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
             let store = CookieStore::new(security);
             let plain = plaintext(&sample());
             let len = plain.len();
-            let value = store.seal(&keys, &rng, "s", plain);
+            let value = store.seal(&keys, "s", plain);
             assert_eq!(value.len(), store.encoded_len(len), "{security:?}");
             let opened = store.open(&keys, "s", &value).unwrap();
             assert_eq!(opened.data, sample());
@@ -599,7 +566,6 @@ mod tests {
     fn payloads_serialized_in_place_open_and_have_the_predicted_length() {
         let key = Key::generate();
         let keys = ring(&[&key, &Key::generate()]);
-        let rng = SystemRandom::new();
         let mut big = sample();
         big.insert("pad".into(), json!("p".repeat(1000)));
         for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
@@ -608,7 +574,7 @@ mod tests {
                 let now = SystemTime::now();
                 let payload = CookieStore::payload(&data, now, now, Some("ann"), Some(now));
                 let plain_len = serde_json::to_vec(&payload).unwrap().len();
-                let sealed = store.seal_json(&keys, &rng, &aad("s"), &payload).unwrap();
+                let sealed = store.seal_json(&keys, &aad("s"), &payload).unwrap();
                 let mut value = b"prefix".to_vec();
                 sealed.append_to(&mut value);
                 let value = std::str::from_utf8(&value[6..]).unwrap();
@@ -626,13 +592,12 @@ mod tests {
     #[test]
     fn sealed_values_hide_the_data_and_signed_values_do_not() {
         let keys = ring(&[&Key::generate()]);
-        let rng = SystemRandom::new();
-        let sealed = CookieStore::default().seal(&keys, &rng, "s", plaintext(&sample()));
+        let sealed = CookieStore::default().seal(&keys, "s", plaintext(&sample()));
         let signed =
-            CookieStore::new(CookieSecurity::Signed).seal(&keys, &rng, "s", plaintext(&sample()));
+            CookieStore::new(CookieSecurity::Signed).seal(&keys, "s", plaintext(&sample()));
         let reveal = |v: &str| {
             v.split('.')
-                .filter_map(|p| URL_SAFE_NO_PAD.decode(p).ok())
+                .filter_map(|p| base64url::decode(p.as_bytes()))
                 .any(|b| String::from_utf8_lossy(&b).contains("ann"))
         };
         assert!(!reveal(&sealed));
@@ -642,9 +607,8 @@ mod tests {
     #[test]
     fn every_seal_uses_a_fresh_nonce() {
         let keys = ring(&[&Key::generate()]);
-        let rng = SystemRandom::new();
-        let a = CookieStore::default().seal(&keys, &rng, "s", plaintext(&sample()));
-        let b = CookieStore::default().seal(&keys, &rng, "s", plaintext(&sample()));
+        let a = CookieStore::default().seal(&keys, "s", plaintext(&sample()));
+        let b = CookieStore::default().seal(&keys, "s", plaintext(&sample()));
         assert_ne!(a, b);
     }
 
@@ -653,10 +617,9 @@ mod tests {
         let key = Key::generate();
         let keys = ring(&[&key]);
         let other = ring(&[&Key::generate()]);
-        let rng = SystemRandom::new();
         for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
             let store = CookieStore::new(security);
-            let value = store.seal(&keys, &rng, "prefs", plaintext(&sample()));
+            let value = store.seal(&keys, "prefs", plaintext(&sample()));
             assert_eq!(
                 store.open(&keys, "cart", &value).unwrap_err(),
                 Rejected::BadSeal
@@ -672,10 +635,9 @@ mod tests {
     fn a_previous_key_opens_and_asks_for_a_reseal() {
         let old = Key::generate();
         let new = Key::generate();
-        let rng = SystemRandom::new();
         for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
             let store = CookieStore::new(security);
-            let value = store.seal(&ring(&[&old]), &rng, "s", plaintext(&sample()));
+            let value = store.seal(&ring(&[&old]), "s", plaintext(&sample()));
             let opened = store.open(&ring(&[&new, &old]), "s", &value).unwrap();
             assert!(opened.stale_key);
             assert!(store.open(&ring(&[&new]), "s", &value).is_err());

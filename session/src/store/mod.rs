@@ -3,6 +3,8 @@
 pub(crate) mod cached;
 #[cfg(feature = "cookie")]
 mod cookie;
+#[cfg(feature = "cookie")]
+mod cookie_nonce;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "postgres")]
