@@ -111,6 +111,7 @@ pub(crate) fn decode_to_slice(input: &[u8], out: &mut [u8]) -> Option<()> {
 }
 
 /// Decodes `input`; `None` for input that is not strict unpadded base64url.
+#[cfg(any(feature = "cookie", test))]
 pub(crate) fn decode(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = vec![0; decoded_len(input.len())?];
     decode_to_slice(input, &mut out)?;
