@@ -9,13 +9,13 @@ use ring::{
     aead::{Aad, Nonce, NONCE_LEN},
     hmac,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
     base64url,
     key::KeyRing,
-    store::cookie_nonce::nonce_for,
+    store::{cookie_nonce::nonce_for, cookie_payload},
     store::{DynStore, ErasedStore},
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
@@ -212,17 +212,6 @@ pub(crate) struct PayloadRef<'a> {
     o: Option<&'a str>,
     /// Revocations before this time (unix milliseconds) spare the cookie.
     #[serde(skip_serializing_if = "Option::is_none")]
-    v: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct PayloadOwned {
-    c: u64,
-    e: u64,
-    d: Map<String, Value>,
-    #[serde(default)]
-    o: Option<String>,
-    #[serde(default)]
     v: Option<u64>,
 }
 
@@ -447,8 +436,7 @@ impl CookieStore {
                 (&buf, index)
             }
         };
-        let payload: PayloadOwned =
-            serde_json::from_slice(plaintext).map_err(|_| Rejected::BadPayload)?;
+        let payload = cookie_payload::parse(plaintext).ok_or(Rejected::BadPayload)?;
         let created_at = from_unix(payload.c).ok_or(Rejected::BadPayload)?;
         let valid_from = match payload.v {
             Some(ms) => UNIX_EPOCH

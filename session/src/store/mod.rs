@@ -5,6 +5,8 @@ pub(crate) mod cached;
 mod cookie;
 #[cfg(feature = "cookie")]
 mod cookie_nonce;
+#[cfg(feature = "cookie")]
+mod cookie_payload;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "postgres")]

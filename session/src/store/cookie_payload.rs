@@ -1,0 +1,194 @@
+//! Reading the JSON payload an opened cookie carries.
+//!
+//! The payload is what `CookieStore::payload` serializes: `{"c":…,"e":…,"d":{…}}`, then `"o"`
+//! and `"v"` when set, in that order and without whitespace. [`parse`] reads that exact shape
+//! directly (serde_json only for the session map and the owner string) and hands anything else
+//! to serde_json's general deserializer, so a payload in another field order or spacing still
+//! opens, with the same result.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// A cookie's payload.
+#[derive(Debug, Deserialize, PartialEq)]
+pub(crate) struct PayloadOwned {
+    /// Creation time, unix seconds.
+    pub(crate) c: u64,
+    /// Expiry, unix seconds.
+    pub(crate) e: u64,
+    /// The session's entries.
+    pub(crate) d: Map<String, Value>,
+    /// The owner, if the session is tied to one.
+    #[serde(default)]
+    pub(crate) o: Option<String>,
+    /// Revocations before this time (unix milliseconds) spare the cookie.
+    #[serde(default)]
+    pub(crate) v: Option<u64>,
+}
+
+/// Parses a payload; `None` if it is not one.
+pub(crate) fn parse(plaintext: &[u8]) -> Option<PayloadOwned> {
+    match as_written(plaintext) {
+        Some(payload) => Some(payload),
+        None => serde_json::from_slice(plaintext).ok(),
+    }
+}
+
+/// The payload, if it has exactly the shape the save path writes.
+fn as_written(input: &[u8]) -> Option<PayloadOwned> {
+    let rest = input.strip_prefix(b"{\"c\":")?;
+    let (c, rest) = integer(rest)?;
+    let rest = rest.strip_prefix(b",\"e\":")?;
+    let (e, rest) = integer(rest)?;
+    let rest = rest.strip_prefix(b",\"d\":")?;
+    let (d, mut rest) = json::<Map<String, Value>>(rest)?;
+    let mut o = None;
+    if let Some(after) = rest.strip_prefix(b",\"o\":") {
+        let (owner, after) = json::<String>(after)?;
+        o = Some(owner);
+        rest = after;
+    }
+    let mut v = None;
+    if let Some(after) = rest.strip_prefix(b",\"v\":") {
+        let (ms, after) = integer(after)?;
+        v = Some(ms);
+        rest = after;
+    }
+    (rest == b"}").then_some(PayloadOwned { c, e, d, o, v })
+}
+
+/// A JSON unsigned integer as serde_json writes one (no sign, no leading zero, no fraction),
+/// and what follows it.
+fn integer(input: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = input.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || (digits > 1 && input[0] == b'0') {
+        return None;
+    }
+    let (number, rest) = input.split_at(digits);
+    // A fraction or exponent would make it another number: leave it to serde_json.
+    if matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    let value = number.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some((value, rest))
+}
+
+/// One JSON value at the start of `input` (objects and strings end themselves), and what
+/// follows it.
+fn json<'a, T: Deserialize<'a>>(input: &'a [u8]) -> Option<(T, &'a [u8])> {
+    let mut values = serde_json::Deserializer::from_slice(input).into_iter::<T>();
+    let value = values.next()?.ok()?;
+    Some((value, &input[values.byte_offset()..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn general(input: &[u8]) -> Option<PayloadOwned> {
+        serde_json::from_slice(input).ok()
+    }
+
+    #[test]
+    fn the_written_shape_parses_as_the_general_deserializer_does() {
+        let data = json!({"n": 5, "s": "a\"}\\", "nested": {"x": [1, 2, {"y": null}]}});
+        let Value::Object(d) = data else {
+            unreachable!()
+        };
+        let cases = [
+            json!({"c": 1_700_000_000u64, "e": 1_700_003_600u64, "d": d}),
+            json!({"c": 0, "e": u64::MAX, "d": {}}),
+            json!({"c": 1, "e": 2, "d": d, "o": "ann \"the\" owner"}),
+            json!({"c": 1, "e": 2, "d": {}, "v": 1_700_000_000_123u64}),
+            json!({"c": 1, "e": 2, "d": d, "o": "ann", "v": 3}),
+        ];
+        for case in cases {
+            // serde_json's Value keeps keys sorted; write them in the payload's own order.
+            let mut text = format!(
+                "{{\"c\":{},\"e\":{},\"d\":{}",
+                case["c"], case["e"], case["d"]
+            );
+            if let Some(o) = case.get("o") {
+                text.push_str(&format!(",\"o\":{o}"));
+            }
+            if let Some(v) = case.get("v") {
+                text.push_str(&format!(",\"v\":{v}"));
+            }
+            text.push('}');
+            let fast = as_written(text.as_bytes());
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, general(text.as_bytes()), "{text}");
+        }
+    }
+
+    #[test]
+    fn what_the_save_path_writes_takes_the_direct_path() {
+        let now = std::time::SystemTime::now();
+        let Value::Object(d) = json!({"n": 1, "cart": ["a", "b"], "note": "x\ny"}) else {
+            unreachable!()
+        };
+        for (owner, valid_from) in [
+            (None, None),
+            (Some("ann"), None),
+            (None, Some(now)),
+            (Some("ann"), Some(now)),
+        ] {
+            let payload = crate::CookieStore::payload(&d, now, now, owner, valid_from);
+            let text = serde_json::to_vec(&payload).unwrap();
+            let fast = as_written(&text);
+            assert!(fast.is_some(), "{}", String::from_utf8_lossy(&text));
+            assert_eq!(fast, general(&text));
+        }
+    }
+
+    #[test]
+    fn other_shapes_fall_back_to_the_general_deserializer() {
+        for text in [
+            r#"{"e":2,"c":1,"d":{"n":1}}"#,
+            r#"{ "c": 1, "e": 2, "d": {} }"#,
+            r#"{"c":1,"e":2,"d":{},"v":3,"o":"ann"}"#,
+            r#"{"c":1.0,"e":2,"d":{}}"#,
+            r#"{"c":1e3,"e":2,"d":{}}"#,
+            r#"{"c":1,"e":2,"d":{},"x":true}"#,
+        ] {
+            assert!(as_written(text.as_bytes()).is_none(), "{text}");
+            assert_eq!(parse(text.as_bytes()), general(text.as_bytes()), "{text}");
+        }
+    }
+
+    #[test]
+    fn malformed_payloads_are_refused() {
+        for text in [
+            "",
+            "{",
+            r#"{"c":01,"e":2,"d":{}}"#,
+            r#"{"c":-1,"e":2,"d":{}}"#,
+            r#"{"c":18446744073709551616,"e":2,"d":{}}"#,
+            r#"{"c":1,"e":2,"d":[]}"#,
+            r#"{"c":1,"e":2,"d":{}"#,
+            r#"{"c":1,"e":2,"d":{}}}"#,
+            r#"{"c":1,"e":2,"d":{},"o":5}"#,
+            r#"{"c":1,"e":2,"d":{"n":1,}}"#,
+            r#"{"c":1,"e":2}"#,
+        ] {
+            assert_eq!(parse(text.as_bytes()), None, "{text}");
+            assert_eq!(general(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn integers_are_read_exactly() {
+        assert_eq!(integer(b"0,"), Some((0, &b","[..])));
+        assert_eq!(
+            integer(b"18446744073709551615}"),
+            Some((u64::MAX, &b"}"[..]))
+        );
+        assert_eq!(integer(b"18446744073709551616"), None);
+        assert_eq!(integer(b"007"), None);
+        assert_eq!(integer(b"x"), None);
+    }
+}
