@@ -2,12 +2,11 @@
 
 use std::fmt;
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ring::{
     digest,
     rand::{SecureRandom, SystemRandom},
 };
-
-use crate::base64url;
 
 /// Random bytes in a session id (256 bits).
 const ID_BYTES: usize = 32;
@@ -39,7 +38,7 @@ impl SessionId {
         let mut bytes = [0u8; ID_BYTES];
         rng.fill(&mut bytes)
             .expect("the operating system's random generator failed");
-        Self::new(base64url::encode(&bytes))
+        Self::new(URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// Accepts a cookie value only if it has exactly the shape of an id this library issues.
@@ -47,9 +46,11 @@ impl SessionId {
         if value.len() != ID_LEN {
             return None;
         }
-        let mut bytes = [0u8; ID_BYTES];
-        base64url::decode_to_slice(value.as_bytes(), &mut bytes)?;
-        Some(Self::new(value.to_owned()))
+        let mut bytes = [0u8; ID_BYTES + 1];
+        match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
+            Ok(ID_BYTES) => Some(Self::new(value.to_owned())),
+            _ => None,
+        }
     }
 
     fn new(value: String) -> Self {

