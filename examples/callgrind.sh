@@ -40,7 +40,9 @@ for tool in valgrind callgrind_control wrk curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 
-[ -n "${CG_NO_BUILD:-}" ] || cargo build --release -q -p examples --bin loadbench
+# With the server-side backends, as loadbench.sh builds it (the pg and redis variants need
+# DATABASE_URL / REDIS_URL).
+[ -n "${CG_NO_BUILD:-}" ] || cargo build --release -q -p examples --features postgres,redis --bin loadbench
 BIN=$CARGO_TARGET_DIR/release/loadbench
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
