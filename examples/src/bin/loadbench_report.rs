@@ -5,7 +5,10 @@
 //!                          writes <dir>/table.md and <dir>/ratios.png
 //! ```
 //!
-//! Medians over the rounds; each ratio is between medians measured in the same run.
+//! Medians over the rounds; each ratio is between medians measured in the same run. Below the
+//! table, each target's ratio is also given round by round (the two variants of a pair ran
+//! seconds apart, so a host that changes speed between rounds moves both), as the median of those
+//! per-round ratios and their range.
 
 use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
@@ -121,12 +124,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = Path::new(&dir);
     let raw = std::fs::read_to_string(dir.join("results.tsv"))?;
     let mut samples: BTreeMap<String, Vec<[f64; 3]>> = BTreeMap::new();
+    // variant -> round -> req/s
+    let mut by_round: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for line in raw.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() < 5 {
             continue;
         }
         let num = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+        by_round
+            .entry(f[0].to_owned())
+            .or_default()
+            .insert(f[1].to_owned(), num(f[2]));
         samples.entry(f[0].to_owned()).or_default().push([
             num(f[2]),
             num(f[3]),
@@ -221,6 +230,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             missing.variant, missing.at_least, missing.against
         )?;
     }
+    paired(&mut md, &by_round)?;
     if let Ok(memory) = std::fs::read_to_string(dir.join("memory.txt")) {
         writeln!(md)?;
         let field = |key: &str| {
@@ -261,6 +271,53 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(dir.join("table.md"), &md)?;
     print!("{md}");
     chart(dir, &order, &rows)?;
+    Ok(())
+}
+
+/// Each target's ratio round by round: the median of the per-round ratios and their range.
+fn paired(md: &mut String, by_round: &BTreeMap<String, BTreeMap<String, f64>>) -> std::fmt::Result {
+    let pairs = TARGETS
+        .iter()
+        .map(|t| (t.variant, t.against, Some(t.at_least)))
+        .chain(REFERENCES.iter().map(|r| (r.variant, r.against, None)));
+    let mut lines = Vec::new();
+    for (variant, against, at_least) in pairs {
+        let (Some(a), Some(b)) = (by_round.get(variant), by_round.get(against)) else {
+            continue;
+        };
+        let ratios: Vec<f64> = a
+            .iter()
+            .filter_map(|(round, rps)| Some(rps / b.get(round)?))
+            .filter(|r| r.is_finite())
+            .collect();
+        if ratios.len() < 2 {
+            continue;
+        }
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+        let rounds = ratios.len();
+        let mid = median(ratios);
+        let verdict = match at_least {
+            Some(t) if mid >= t => format!(" (target {t:.2}: yes)"),
+            Some(t) => format!(" (target {t:.2}: no)"),
+            None => String::new(),
+        };
+        lines.push(format!(
+            "`{variant}` ÷ `{against}`: {mid:.2} ({low:.2}–{high:.2} over {rounds} rounds){verdict}"
+        ));
+    }
+    if !lines.is_empty() {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "Per-round ratios (each pair measured seconds apart in the same round; median and \
+             range over the rounds):"
+        )?;
+        for line in lines {
+            writeln!(md, "- {line}")?;
+        }
+    }
     Ok(())
 }
 
