@@ -2,23 +2,23 @@
 //!
 //! A nonce is 12 bytes drawn from a per-thread pool of operating-system randomness (one
 //! `getrandom` per [`POOL_NONCES`] nonces; no pool byte is handed out twice), with its first
-//! 8 bytes XOR-ed with a keyed hash of the associated data and the plaintext.
+//! 8 bytes XOR-ed with SipHash-2-4 of the associated data and the plaintext, keyed with 128 bits
+//! of operating-system randomness that serve nothing else.
 //!
 //! Above [`HASHED_MAX`] bytes of plaintext, hashing costs more than asking the operating system
-//! (about 0.3 µs a call), so such a nonce comes straight from `getrandom`, as it always did.
+//! (about 0.3 µs a call), so such a nonce comes straight from `getrandom`, as it always did; so
+//! does every nonce of a thread whose thread-locals are being torn down.
 //!
 //! The pool alone gives uniformly random nonces, as drawing each one from the operating system
 //! did: XOR-ing a uniform value with anything independent of it leaves it uniform. The hash
-//! covers the one way a pool can be used twice: a process that forks copies the pool into the
-//! child, and both then draw the same bytes. Their nonces still differ unless the two plaintexts
-//! hash alike (for different plaintexts, one chance in 2^64 under a hash whose keys neither
-//! process reveals); and for the same plaintext and associated data, the same nonce seals to the
-//! same cookie, which reveals nothing that the equal plaintexts did not.
+//! covers the one way a pool can be used twice: a process that forks copies the pool (and the
+//! hash key) into the child, and both then draw the same bytes. Their nonces still differ unless
+//! the two plaintexts hash alike: SipHash is a pseudorandom function under a key that neither
+//! process reveals, so different plaintexts collide with a chance of one in 2^64. For the same
+//! plaintext and associated data, the same nonce seals to the same cookie, which reveals nothing
+//! that the equal plaintexts did not.
 
-use std::{
-    cell::RefCell,
-    hash::{BuildHasher, Hasher},
-};
+use std::{cell::RefCell, hash::Hasher};
 
 use ring::{
     aead::NONCE_LEN,
@@ -29,32 +29,39 @@ use ring::{
 pub(crate) const POOL_NONCES: usize = 340;
 
 /// The largest plaintext whose nonce comes from the pool; larger ones ask the operating system
-/// (measured: the keyed hash of 1 KB costs about as much as the system call).
-pub(crate) const HASHED_MAX: usize = 1024;
+/// (measured: SipHash-2-4 of 512 bytes costs about as much as the system call).
+pub(crate) const HASHED_MAX: usize = 512;
 
 struct Pool {
     bytes: Box<[u8; POOL_NONCES * NONCE_LEN]>,
     /// Bytes of `bytes` already handed out.
     used: usize,
-    /// Per-thread random keys (std's keyed hasher), fixed for the thread's lifetime.
-    hash: std::collections::hash_map::RandomState,
+    /// The thread's SipHash key, from the operating system, used for nothing else.
+    key: (u64, u64),
+}
+
+fn os_random(out: &mut [u8]) {
+    SystemRandom::new()
+        .fill(out)
+        .expect("the operating system's random generator failed");
 }
 
 impl Pool {
     fn new() -> Self {
+        let mut key = [0u8; 16];
+        os_random(&mut key);
+        let half = |i: usize| u64::from_le_bytes(key[i..i + 8].try_into().expect("8 bytes"));
         Self {
             bytes: Box::new([0; POOL_NONCES * NONCE_LEN]),
             // Empty: the first draw fills it.
             used: POOL_NONCES * NONCE_LEN,
-            hash: std::collections::hash_map::RandomState::new(),
+            key: (half(0), half(8)),
         }
     }
 
     fn draw(&mut self) -> [u8; NONCE_LEN] {
         if self.used == self.bytes.len() {
-            SystemRandom::new()
-                .fill(&mut self.bytes[..])
-                .expect("the operating system's random generator failed");
+            os_random(&mut self.bytes[..]);
             self.used = 0;
         }
         let mut nonce = [0; NONCE_LEN];
@@ -65,7 +72,11 @@ impl Pool {
 
     fn nonce(&mut self, aad: &[u8], plaintext: &[u8]) -> [u8; NONCE_LEN] {
         let mut nonce = self.draw();
-        let mut hasher = self.hash.build_hasher();
+        // `SipHasher` is SipHash-2-4 with the keys given, as its documentation specifies; it is
+        // deprecated only in favour of `DefaultHasher`, whose algorithm std leaves open and which
+        // takes no key.
+        #[allow(deprecated)]
+        let mut hasher = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
         // Length-prefixed, so that no split of the same bytes between the two hashes alike.
         hasher.write_usize(aad.len());
         hasher.write(aad);
@@ -84,14 +95,16 @@ thread_local! {
 
 /// A fresh nonce for sealing `plaintext` with the associated data `aad`.
 pub(crate) fn nonce_for(aad: &[u8], plaintext: &[u8]) -> [u8; NONCE_LEN] {
-    if plaintext.len() > HASHED_MAX {
+    let direct = || {
         let mut nonce = [0; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .expect("the operating system's random generator failed");
-        return nonce;
+        os_random(&mut nonce);
+        nonce
+    };
+    if plaintext.len() > HASHED_MAX {
+        return direct();
     }
-    POOL.with(|pool| pool.borrow_mut().nonce(aad, plaintext))
+    POOL.try_with(|pool| pool.borrow_mut().nonce(aad, plaintext))
+        .unwrap_or_else(|_| direct())
 }
 
 #[cfg(test)]
@@ -116,7 +129,7 @@ mod tests {
         let copy = |pool: &Pool| Pool {
             bytes: pool.bytes.clone(),
             used: pool.used,
-            hash: pool.hash.clone(),
+            key: pool.key,
         };
         let mut child = copy(&parent);
         assert_ne!(

@@ -34,6 +34,11 @@ pub(crate) fn parse(plaintext: &[u8]) -> Option<PayloadOwned> {
     }
 }
 
+/// The deepest nesting of containers inside `d` that serde_json's general deserializer accepts:
+/// its limit is 127 nested containers, of which the payload object and `d` take two. Parsed on
+/// its own, `d` would be allowed one level more.
+const MAX_INNER_DEPTH: usize = 125;
+
 /// The payload, if it has exactly the shape the save path writes.
 fn as_written(input: &[u8]) -> Option<PayloadOwned> {
     let rest = input.strip_prefix(b"{\"c\":")?;
@@ -42,6 +47,9 @@ fn as_written(input: &[u8]) -> Option<PayloadOwned> {
     let (e, rest) = integer(rest)?;
     let rest = rest.strip_prefix(b",\"d\":")?;
     let (d, mut rest) = json::<Map<String, Value>>(rest)?;
+    if d.values().any(|v| deeper_than(v, MAX_INNER_DEPTH)) {
+        return None;
+    }
     let mut o = None;
     if let Some(after) = rest.strip_prefix(b",\"o\":") {
         let (owner, after) = json::<String>(after)?;
@@ -55,6 +63,16 @@ fn as_written(input: &[u8]) -> Option<PayloadOwned> {
         rest = after;
     }
     (rest == b"}").then_some(PayloadOwned { c, e, d, o, v })
+}
+
+/// Whether `value` nests containers more than `levels` deep (visits each container once, and
+/// never more than `levels` deep).
+fn deeper_than(value: &Value, levels: usize) -> bool {
+    match value {
+        Value::Array(items) => levels == 0 || items.iter().any(|v| deeper_than(v, levels - 1)),
+        Value::Object(map) => levels == 0 || map.values().any(|v| deeper_than(v, levels - 1)),
+        _ => false,
+    }
 }
 
 /// A JSON unsigned integer as serde_json writes one (no sign, no leading zero, no fraction),
@@ -158,6 +176,28 @@ mod tests {
             assert!(as_written(text.as_bytes()).is_none(), "{text}");
             assert_eq!(parse(text.as_bytes()), general(text.as_bytes()), "{text}");
         }
+    }
+
+    #[test]
+    fn nesting_is_limited_as_by_the_general_deserializer() {
+        for depth in [10, 124, 125, 126, 127, 130] {
+            let text = format!(
+                r#"{{"c":1,"e":2,"d":{{"x":{}{}}}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            assert_eq!(
+                parse(text.as_bytes()),
+                general(text.as_bytes()),
+                "depth {depth}"
+            );
+        }
+        let shallow = format!(
+            r#"{{"c":1,"e":2,"d":{{"x":{}{}}}}}"#,
+            "[".repeat(10),
+            "]".repeat(10)
+        );
+        assert!(as_written(shallow.as_bytes()).is_some());
     }
 
     #[test]

@@ -168,7 +168,7 @@ return 1
 
 /// [`UPDATE`] for the common case, which every request that changes a few entries (or only
 /// refreshes the expiry) is: no owner change, not cleared, fewer than [`SMALL_ARGS`] arguments
-/// of entries. The same checks and effects in three to six calls, without the shared helpers
+/// of entries. The same checks and effects in three to seven calls, without the shared helpers
 /// (defining them is a tenth of a script call's cost in Redis), and with only the arguments it
 /// reads (each one is a Lua string to make: the five unused ones of [`UPDATE`]'s list cost a
 /// tenth of the call).
