@@ -111,10 +111,14 @@ impl StorageKey {
     /// prefix, say) without an allocation of its own.
     pub(crate) fn push_hex(&self, out: &mut String) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for b in self.0 {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        // Into a buffer first, appended at once: pushing 64 `char`s one by one costs a capacity
+        // check and a UTF-8 encoding each.
+        let mut hex = [0u8; 64];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
         }
+        out.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
     }
 
     /// Rebuilds a key from the bytes a store saved, e.g. when it lists its rows.
