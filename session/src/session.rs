@@ -191,6 +191,10 @@ impl Session {
     /// On a cookie-backed session, fails with [`SessionError::TooLarge`] if the cookie would
     /// exceed 4096 bytes; the session then keeps its previous state.
     ///
+    /// Fails with [`SessionError::Serialize`] when the value does not serialize to JSON, or nests
+    /// arrays and objects more than 100 levels deep (deeper than a stored session can be read
+    /// back with).
+    ///
     /// ```
     /// # use actix_typed_session::{Session, SessionError};
     /// async fn remember(session: Session) -> actix_web::Result<&'static str> {
@@ -208,11 +212,25 @@ impl Session {
         value: T,
     ) -> Result<(), SessionError> {
         let key = key.into();
-        let value = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
-            session: self.name().to_owned(),
-            key: key.clone(),
-            source,
-        })?;
+        let value = serde_json::to_value(value)
+            .and_then(|value| {
+                if nests_deeper_than(&value, MAX_NESTING) {
+                    // serde_json would write it, but not read it back: the session would be lost.
+                    Err(<serde_json::Error as serde::ser::Error>::custom(
+                        format_args!(
+                        "the value nests arrays and objects more than {MAX_NESTING} levels deep, \
+                         more than a stored session can be read back with"
+                    ),
+                    ))
+                } else {
+                    Ok(value)
+                }
+            })
+            .map_err(|source| SessionError::Serialize {
+                session: self.name().to_owned(),
+                key: key.clone(),
+                source,
+            })?;
         let mut state = self.inner.state.borrow_mut();
         if state.entries.get(&key) == Some(&value) {
             return Ok(());
@@ -408,6 +426,23 @@ impl Session {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The deepest nesting of arrays and objects a session value may have. serde_json refuses to read
+/// JSON nested more than 127 levels deep, and a stored session wraps its values in one to three
+/// levels of its own (the map, a cookie's payload); 100 leaves room for both.
+pub(crate) const MAX_NESTING: usize = 100;
+
+/// Whether `value` nests arrays and objects more than `levels` deep (visits each container at
+/// most once, and never more than `levels + 1` deep).
+pub(crate) fn nests_deeper_than(value: &Value, levels: usize) -> bool {
+    match value {
+        Value::Array(items) => {
+            levels == 0 || items.iter().any(|v| nests_deeper_than(v, levels - 1))
+        }
+        Value::Object(map) => levels == 0 || map.values().any(|v| nests_deeper_than(v, levels - 1)),
+        _ => false,
     }
 }
 

@@ -217,6 +217,42 @@ async fn a_refused_insert_keeps_the_previous_state() {
     assert_eq!(c.post("/grow").await.json(), json!({"small": "++"}));
 }
 
+/// `levels` arrays, one inside the other, around a number.
+fn nested(levels: usize) -> serde_json::Value {
+    (0..levels).fold(json!(1), |inner, _| json!([inner]))
+}
+
+async fn deep(session: Session) -> actix_web::Result<HttpResponse> {
+    if let Some(stored) = session.get::<serde_json::Value>("deep")? {
+        return Ok(HttpResponse::Ok().json(stored == nested(100)));
+    }
+    let err = session.insert("deep", nested(101)).unwrap_err();
+    assert!(matches!(err, SessionError::Serialize { .. }), "{err:?}");
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert!(cause.contains("100 levels"), "{cause}");
+    session.insert("deep", nested(100))?;
+    Ok(HttpResponse::Ok().json(false))
+}
+
+#[actix_web::test]
+async fn values_nested_too_deep_to_read_back_are_refused_at_insert() {
+    for backend in ["cookie", "memory"] {
+        let builder = SessionMiddleware::builder(key(1));
+        let mw = match backend {
+            "cookie" => builder.backend("s", CookieStore::default()),
+            _ => builder.backend("s", MemoryStore::default()),
+        }
+        .build()
+        .unwrap();
+        let app =
+            test::init_service(App::new().wrap(mw).route("/deep", web::post().to(deep))).await;
+        let c = actix_typed_session_tests::Client::new(app);
+        // The first request stores the deepest value allowed; the second reads it back.
+        assert_eq!(c.post("/deep").await.json(), json!(false), "{backend}");
+        assert_eq!(c.post("/deep").await.json(), json!(true), "{backend}");
+    }
+}
+
 #[actix_web::test]
 async fn an_incoming_cookie_over_4096_bytes_is_ignored() {
     let mw = SessionMiddleware::builder(key(1))

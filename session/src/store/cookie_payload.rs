@@ -9,6 +9,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::session::nests_deeper_than;
+
 /// A cookie's payload.
 #[derive(Debug, Deserialize, PartialEq)]
 pub(crate) struct PayloadOwned {
@@ -47,7 +49,7 @@ fn as_written(input: &[u8]) -> Option<PayloadOwned> {
     let (e, rest) = integer(rest)?;
     let rest = rest.strip_prefix(b",\"d\":")?;
     let (d, mut rest) = json::<Map<String, Value>>(rest)?;
-    if d.values().any(|v| deeper_than(v, MAX_INNER_DEPTH)) {
+    if d.values().any(|v| nests_deeper_than(v, MAX_INNER_DEPTH)) {
         return None;
     }
     let mut o = None;
@@ -63,16 +65,6 @@ fn as_written(input: &[u8]) -> Option<PayloadOwned> {
         rest = after;
     }
     (rest == b"}").then_some(PayloadOwned { c, e, d, o, v })
-}
-
-/// Whether `value` nests containers more than `levels` deep (visits each container once, and
-/// never more than `levels` deep).
-fn deeper_than(value: &Value, levels: usize) -> bool {
-    match value {
-        Value::Array(items) => levels == 0 || items.iter().any(|v| deeper_than(v, levels - 1)),
-        Value::Object(map) => levels == 0 || map.values().any(|v| deeper_than(v, levels - 1)),
-        _ => false,
-    }
 }
 
 /// A JSON unsigned integer as serde_json writes one (no sign, no leading zero, no fraction),
