@@ -213,19 +213,7 @@ impl Session {
     ) -> Result<(), SessionError> {
         let key = key.into();
         let value = serde_json::to_value(value)
-            .and_then(|value| {
-                if nests_deeper_than(&value, MAX_NESTING) {
-                    // serde_json would write it, but not read it back: the session would be lost.
-                    Err(<serde_json::Error as serde::ser::Error>::custom(
-                        format_args!(
-                        "the value nests arrays and objects more than {MAX_NESTING} levels deep, \
-                         more than a stored session can be read back with"
-                    ),
-                    ))
-                } else {
-                    Ok(value)
-                }
-            })
+            .and_then(readable)
             .map_err(|source| SessionError::Serialize {
                 session: self.name().to_owned(),
                 key: key.clone(),
@@ -433,6 +421,18 @@ impl Session {
 /// JSON nested more than 127 levels deep, and a stored session wraps its values in one to three
 /// levels of its own (the map, a cookie's payload); 100 leaves room for both.
 pub(crate) const MAX_NESTING: usize = 100;
+
+/// `value` if a stored session can hold it: serde_json writes JSON nested to any depth but reads
+/// at most 127 levels, so a deeper value would lose the whole session on its next load.
+fn readable(value: Value) -> Result<Value, serde_json::Error> {
+    if nests_deeper_than(&value, MAX_NESTING) {
+        return Err(serde::ser::Error::custom(format_args!(
+            "the value nests arrays and objects more than {MAX_NESTING} levels deep, more than a \
+             stored session can be read back with"
+        )));
+    }
+    Ok(value)
+}
 
 /// Whether `value` nests arrays and objects more than `levels` deep (visits each container at
 /// most once, and never more than `levels + 1` deep).

@@ -15,8 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     key::KeyRing,
-    store::{cookie_nonce::nonce_for, cookie_payload},
-    store::{DynStore, ErasedStore},
+    store::{cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore},
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
 
