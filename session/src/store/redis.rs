@@ -614,6 +614,16 @@ fn push_pairs(args: &mut Command, data: &Map<String, Value>) -> Result<(), serde
     Ok(())
 }
 
+/// Appends a change set's entries as the update scripts take them: the number of removed
+/// fields, the removed `d:{key}` fields, then the `d:{key}, json` pairs it sets.
+fn push_change(args: &mut Command, changes: &ChangeSet) -> Result<(), serde_json::Error> {
+    args.int(changes.removed().len() as u64);
+    for removed in changes.removed() {
+        args.arg_pair(DATA, removed);
+    }
+    push_pairs(args, changes.patch())
+}
+
 /// An error reply from Redis (the command failed; the connection is fine).
 #[derive(Debug, thiserror::Error)]
 #[error("Redis answered with an error: {0}")]
@@ -858,11 +868,7 @@ impl RedisStore {
             Some(t) => args.int(millis(t)),
             None => args.arg(""),
         };
-        args.int(changes.removed().len() as u64);
-        for removed in changes.removed() {
-            args.arg_pair(DATA, removed);
-        }
-        push_pairs(args, changes.patch()).map_err(|e| StoreError::new(op, e))?;
+        push_change(args, changes).map_err(|e| StoreError::new(op, e))?;
         integer(op, self.invoke(op, call).await?)
     }
 
@@ -880,12 +886,8 @@ impl RedisStore {
         args.arg(&self.inner.owner_prefix)
             .int(millis(now))
             .int(millis(expires_at))
-            .int(ttl_millis(expires_at, now))
-            .int(changes.removed().len() as u64);
-        for removed in changes.removed() {
-            args.arg_pair(DATA, removed);
-        }
-        push_pairs(args, changes.patch()).map_err(|e| StoreError::new(op, e))?;
+            .int(ttl_millis(expires_at, now));
+        push_change(args, changes).map_err(|e| StoreError::new(op, e))?;
         integer(op, self.invoke(op, call).await?)
     }
 
