@@ -73,6 +73,18 @@ impl<S: SessionStore> SessionStore for HookedStore<S> {
         (self.hook)(Op::Update)?;
         self.inner.update(key, changes, expires_at, now).await
     }
+    async fn update_returning(
+        &self,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<(WriteResult, Option<Record>), StoreError> {
+        (self.hook)(Op::Update)?;
+        self.inner
+            .update_returning(key, changes, expires_at, now)
+            .await
+    }
     async fn touch(
         &self,
         key: &StorageKey,

@@ -237,6 +237,47 @@ async fn writes_reach_the_durable_store_before_the_cache_and_a_failed_write_cach
     assert_eq!(log.take(), ["cache miss", "durable load", "cache put"]);
 }
 
+#[actix_web::test]
+async fn over_postgres_an_update_writes_through_and_the_next_request_asks_no_durable_store() {
+    let log = Log::default();
+    let (durable, _schema) = pg::store().await;
+    let logged = {
+        let log = log.clone();
+        HookedStore::new(durable.clone(), move |op| {
+            log.push(&format!("durable {op:?}").to_lowercase());
+            Ok(())
+        })
+    };
+    let store = CachedStore::new(LoggedCache(LocalCache::default(), log.clone()), logged);
+    let c = client(middleware(store)).await;
+    c.set("session", "n", json!(1)).await;
+    assert_eq!(c.read("session", "n").await, Some(json!(1)));
+    log.take();
+
+    // Read + write: one durable statement (PostgreSQL's UPDATE … RETURNING), whose answer is
+    // the new copy; the next request is served from it.
+    c.set("session", "n", json!(2)).await;
+    assert_eq!(log.take(), ["cache hit", "durable update", "cache put"]);
+    assert_eq!(c.read("session", "n").await, Some(json!(2)));
+    assert_eq!(log.take(), ["cache hit"]);
+
+    // The copy is what PostgreSQL holds: an instance without a cache reads the same.
+    c.set("session", "cart", json!(["book"])).await;
+    let direct = client(middleware(durable)).await;
+    direct.set_cookie("session", &c.cookie("session").unwrap());
+    let entries = json!({"n": 2, "cart": ["book"]});
+    assert_eq!(direct.get("/session/entries").await.json(), entries);
+    log.take();
+    assert_eq!(c.get("/session/entries").await.json(), entries);
+    assert_eq!(log.take(), ["cache hit"]);
+
+    // A removal and a logout go through as well: nothing removed or purged is served.
+    c.post("/session/remove/cart").await;
+    assert_eq!(c.read("session", "cart").await, None);
+    c.post("/session/purge").await;
+    assert_eq!(c.read("session", "n").await, None);
+}
+
 /// A cache that is down: every operation fails.
 struct BrokenCache;
 

@@ -174,6 +174,13 @@ async fn store_level_writes_are_conditional() {
     );
     assert_eq!(
         store
+            .update_returning(&key_n(1), &changes, later, now)
+            .await
+            .unwrap(),
+        (WriteResult::Missing, None)
+    );
+    assert_eq!(
+        store
             .renew(&key_n(1), &key_n(9), &changes, later, now, None)
             .await
             .unwrap(),
@@ -233,6 +240,25 @@ async fn store_level_writes_are_conditional() {
         serde_json::Value::Object(cleared.data),
         json!({"only": true, "x": 1})
     );
+    // `update_returning` gives back exactly what a load right after it reads.
+    let mut more = owner_change(Some("zoe"));
+    more.remove("only");
+    more.set("y", json!([2]));
+    let (result, stored) = store
+        .update_returning(&key_n(4), &more, later, now)
+        .await
+        .unwrap();
+    assert_eq!(result, WriteResult::Done);
+    let stored = stored.expect("PostgreSQL gives the record back");
+    assert_eq!(
+        Some(&stored),
+        store.load(&key_n(4), now).await.unwrap().as_ref()
+    );
+    assert_eq!(
+        serde_json::Value::Object(stored.data),
+        json!({"x": 1, "y": [2]})
+    );
+    assert_eq!(stored.owner.as_deref(), Some("zoe"));
 }
 
 /// Two barrier-released requests of one visitor that set different keys, 1,000 times.
@@ -1369,6 +1395,7 @@ async fn round_trips_per_operation() {
         row.push(trips(&proxy, store.create(&k(1), &record)).await);
         row.push(trips(&proxy, store.load(&k(1), now)).await);
         row.push(trips(&proxy, store.update(&k(1), &changes, hour, now)).await);
+        row.push(trips(&proxy, store.update_returning(&k(1), &changes, hour, now)).await);
         row.push(trips(&proxy, store.touch(&k(1), hour, now)).await);
         row.push(trips(&proxy, store.renew(&k(1), &k(2), &changes, hour, now, None)).await);
         row.push(
@@ -1387,11 +1414,11 @@ async fn round_trips_per_operation() {
     }
     let warm = &counted[1];
     println!(
-        "round trips (create, load, update, touch, renew, renew with grace, list_owned, \
+        "round trips (create, load, update, update_returning, touch, renew, renew with grace, list_owned, \
          delete_owned, delete_all_owned, delete): cold {:?}, warm {warm:?}",
         counted[0]
     );
     // A renew is BEGIN, take the old row, insert the new one, COMMIT; ending all of an owner's
     // sessions is BEGIN (repeatable read), DELETE, COMMIT.
-    assert_eq!(warm, &[1, 1, 1, 1, 4, 4, 1, 1, 3, 1]);
+    assert_eq!(warm, &[1, 1, 1, 1, 1, 4, 4, 1, 1, 3, 1]);
 }

@@ -193,6 +193,11 @@ impl SessionCache for LocalCache {
 ///   its guarantees (atomic change sets, conditional writes); only then is the cached copy
 ///   dropped. A crash between the two leaves the cache *older* than the truth, never newer,
 ///   and never holding a session the durable store does not.
+/// - **Updates write through** when the durable store gives the updated session back in the
+///   same step ([`PostgresStore`](crate::PostgresStore) does): that record becomes the cached
+///   copy, so a request that reads and writes its session costs one durable round trip, not
+///   two. An update that overlapped another write of the same key drops the copy instead (see
+///   [`write_through`](CachedStoreBuilder::write_through)).
 /// - A cache that fails is logged and bypassed: the request is served from the durable store.
 ///
 /// # Staleness: the trade-off
@@ -206,12 +211,12 @@ impl SessionCache for LocalCache {
 ///   reads a stale value and writes a value computed from it overwrites the newer one.
 ///   Route a visitor to one instance (sticky sessions), keep the bound short, or use a shared
 ///   cache when that matters.
-/// - On **one instance**, its own writes drop its copies, so it reads its own writes; a read
-///   that raced a write may still put back an old copy, for at most the bound (a per-key-stripe
-///   write counter skips most such fills).
-/// - With a **Redis cache** shared by all instances, every write drops the shared copy, so
-///   staleness only arises from such races or from a failed invalidation, again for at most the
-///   bound (the copy's Redis TTL).
+/// - On **one instance**, its own writes replace or drop its copies, so it reads its own
+///   writes; a read or an update that overlapped another write of the same key does not leave
+///   an older copy behind (a per-key-stripe write counter, checked before and after each put).
+/// - With a **Redis cache** shared by all instances, every write replaces or drops the shared
+///   copy, so staleness only arises from races between instances or from a failed
+///   invalidation, again for at most the bound (the copy's Redis TTL).
 ///
 /// A shorter bound means more reads reach the durable store.
 ///
@@ -234,6 +239,7 @@ pub struct CachedStore<C, D> {
     cache: C,
     durable: D,
     fresh_for: Duration,
+    write_through: bool,
     writes: Arc<[AtomicU64; STRIPES]>,
 }
 
@@ -243,6 +249,7 @@ impl<C: Clone, D: Clone> Clone for CachedStore<C, D> {
             cache: self.cache.clone(),
             durable: self.durable.clone(),
             fresh_for: self.fresh_for,
+            write_through: self.write_through,
             writes: self.writes.clone(),
         }
     }
@@ -254,6 +261,7 @@ impl<C: std::fmt::Debug, D: std::fmt::Debug> std::fmt::Debug for CachedStore<C, 
             .field("cache", &self.cache)
             .field("durable", &self.durable)
             .field("max_staleness", &self.fresh_for)
+            .field("write_through", &self.write_through)
             .finish()
     }
 }
@@ -265,6 +273,7 @@ pub struct CachedStoreBuilder<C, D> {
     cache: C,
     durable: D,
     fresh_for: Duration,
+    write_through: bool,
 }
 
 impl<C, D> CachedStoreBuilder<C, D> {
@@ -272,6 +281,32 @@ impl<C, D> CachedStoreBuilder<C, D> {
     /// 5 seconds): the bound on how stale a read can be. See [`CachedStore`] for the trade-off.
     pub fn max_staleness(mut self, bound: Duration) -> Self {
         self.fresh_for = bound;
+        self
+    }
+
+    /// Whether an update keeps the session as the durable store gave it back in the same step
+    /// as the cached copy (`true`, the default), or only drops the copy (`false`).
+    ///
+    /// With a durable store that gives the record back (see
+    /// [`SessionStore::update_returning`]; [`PostgresStore`](crate::PostgresStore) does), a
+    /// request that reads and writes its session then costs one durable round trip instead of
+    /// two: the next request is served from the copy. The copy is kept only when no other write
+    /// of the same key (strictly: of the same 1-in-1024 slice of keys) ended on this instance
+    /// while the update was in flight; otherwise it is dropped as before, so a slow update
+    /// never leaves an older copy over a newer write. Across instances the staleness bound
+    /// applies as for any copy. Durable stores that give nothing back are unaffected.
+    ///
+    /// ```
+    /// use actix_typed_session::{CachedStore, LocalCache, MemoryStore};
+    ///
+    /// let store = CachedStore::builder(LocalCache::default(), MemoryStore::default())
+    ///     .write_through(false)
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!store.writes_through());
+    /// ```
+    pub fn write_through(mut self, keep: bool) -> Self {
+        self.write_through = keep;
         self
     }
 
@@ -286,6 +321,7 @@ impl<C, D> CachedStoreBuilder<C, D> {
             cache: self.cache,
             durable: self.durable,
             fresh_for: self.fresh_for,
+            write_through: self.write_through,
             writes: Arc::new(std::array::from_fn(|_| AtomicU64::new(0))),
         })
     }
@@ -298,6 +334,7 @@ impl<C: SessionCache, D: SessionStore> CachedStore<C, D> {
             cache,
             durable,
             fresh_for: DEFAULT_STALENESS,
+            write_through: true,
         }
     }
 
@@ -318,6 +355,12 @@ impl<C: SessionCache, D: SessionStore> CachedStore<C, D> {
         &self.durable
     }
 
+    /// Whether updates keep the record the durable store gives back as the cached copy (see
+    /// [`CachedStoreBuilder::write_through`]).
+    pub fn writes_through(&self) -> bool {
+        self.write_through
+    }
+
     fn stripe(&self, key: &StorageKey) -> &AtomicU64 {
         let b = key.as_bytes();
         &self.writes[usize::from(u16::from_le_bytes([b[0], b[1]])) % STRIPES]
@@ -327,9 +370,43 @@ impl<C: SessionCache, D: SessionStore> CachedStore<C, D> {
     /// that raced it does not fill the cache) and drops the cached copy.
     async fn forget(&self, key: &StorageKey) {
         self.stripe(key).fetch_add(1, Ordering::SeqCst);
+        self.drop_copy(key).await;
+    }
+
+    async fn drop_copy(&self, key: &StorageKey) {
         if let Err(err) = self.cache.invalidate(key).await {
             warn("dropping a cached session", &err);
         }
+    }
+
+    /// Puts `record` as the cached copy of `key` if its stripe's write count is still
+    /// `expected`, and drops the copy again if a write ended while it was being put.
+    ///
+    /// Every write counts itself *before* its own cache action (a put or a drop). So of two
+    /// operations that overlap, the one that checks last sees the other's count and does not
+    /// put; and a put that a write's drop overtook is caught by the second check. What stays in
+    /// the cache is therefore never older than the last write that ended on this instance.
+    /// Returns whether it put the copy (which may have been dropped again since); `false` when
+    /// it left the cache as it was.
+    async fn fill(
+        &self,
+        key: &StorageKey,
+        record: &Record,
+        expected: u64,
+        now: SystemTime,
+    ) -> bool {
+        let stripe = self.stripe(key);
+        if record.retired || stripe.load(Ordering::SeqCst) != expected {
+            return false;
+        }
+        if let Err(err) = self.cache.put(key, record, now, self.fresh_for).await {
+            warn("caching a session", &err);
+            return false;
+        }
+        if stripe.load(Ordering::SeqCst) != expected {
+            self.drop_copy(key).await;
+        }
+        true
     }
 }
 
@@ -350,15 +427,11 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedStore<C, D> {
         }
         let writes = self.stripe(key).load(Ordering::SeqCst);
         let record = self.durable.load(key, now).await?;
-        // Retired copies (an old id in its renew grace window) are not cached: they live for
-        // seconds, and ending an owner's sessions deletes them in the durable store, which a
-        // cached copy would outlive.
-        if let Some(record) = record.as_ref().filter(|r| !r.retired) {
-            if self.stripe(key).load(Ordering::SeqCst) == writes {
-                if let Err(err) = self.cache.put(key, record, now, self.fresh_for).await {
-                    warn("caching a session", &err);
-                }
-            }
+        // Retired copies (an old id in its renew grace window) are not cached (`fill` skips
+        // them): they live for seconds, and ending an owner's sessions deletes them in the
+        // durable store, which a cached copy would outlive.
+        if let Some(record) = &record {
+            self.fill(key, record, writes, now).await;
         }
         Ok(record)
     }
@@ -380,9 +453,30 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedStore<C, D> {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
-        let result = self.durable.update(key, changes, expires_at, now).await;
-        self.forget(key).await;
-        result
+        if !self.write_through {
+            let result = self.durable.update(key, changes, expires_at, now).await;
+            self.forget(key).await;
+            return result;
+        }
+        let stripe = self.stripe(key);
+        let before = stripe.load(Ordering::SeqCst);
+        let result = self
+            .durable
+            .update_returning(key, changes, expires_at, now)
+            .await;
+        let mine = stripe.fetch_add(1, Ordering::SeqCst) + 1;
+        let put = match &result {
+            // `mine == before + 1`: no other write of the stripe ended while this one was in
+            // flight (`fill` checks that again after its put).
+            Ok((WriteResult::Done, Some(record))) if mine == before + 1 => {
+                self.fill(key, record, mine, now).await
+            }
+            _ => false,
+        };
+        if !put {
+            self.drop_copy(key).await;
+        }
+        result.map(|(result, _)| result)
     }
 
     async fn touch(

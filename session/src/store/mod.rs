@@ -1,6 +1,8 @@
 //! The storage interface and the built-in backends.
 
 pub(crate) mod cached;
+#[cfg(all(test, feature = "memory"))]
+mod cached_races;
 #[cfg(feature = "cookie")]
 mod cookie;
 #[cfg(feature = "cookie")]

@@ -183,6 +183,7 @@ struct Queries {
     load: String,
     create: String,
     update: String,
+    update_returning: String,
     touch: String,
     take: String,
     retire: String,
@@ -218,6 +219,14 @@ impl Queries {
             .iter()
             .map(|(name, definition)| format!("{name} {definition}"))
             .collect();
+        let update = format!(
+            "UPDATE {t} SET
+                 data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
+                 owner = CASE WHEN $7 THEN $8::text ELSE owner END,
+                 expires_at = $5,
+                 last_seen = $6
+             WHERE id_hash = $1 AND expires_at > $6 AND NOT retired"
+        );
         Self {
             create_table: format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
@@ -244,22 +253,15 @@ impl Queries {
                      WHERE owner IS NOT NULL;"
             ),
             load: format!(
-                "SELECT data, created_at, expires_at, COALESCE(last_seen, created_at), owner, retired
-                 FROM {t} WHERE id_hash = $1 AND expires_at > $2"
+                "SELECT {RECORD_COLUMNS} FROM {t} WHERE id_hash = $1 AND expires_at > $2"
             ),
             create: format!(
                 "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner, retired)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (id_hash) DO NOTHING"
             ),
-            update: format!(
-                "UPDATE {t} SET
-                     data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
-                     owner = CASE WHEN $7 THEN $8::text ELSE owner END,
-                     expires_at = $5,
-                     last_seen = $6
-                 WHERE id_hash = $1 AND expires_at > $6 AND NOT retired"
-            ),
+            update_returning: format!("{update} RETURNING {RECORD_COLUMNS}"),
+            update,
             touch: format!(
                 "UPDATE {t} SET expires_at = $2, last_seen = $3
                  WHERE id_hash = $1 AND expires_at > $3 AND NOT retired"
@@ -456,6 +458,34 @@ impl PostgresStore {
         }
     }
 
+    /// Runs a query of [`RECORD_COLUMNS`] that gives at most one row.
+    async fn query_record(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Record>, StoreError> {
+        self.bounded(op, async {
+            let client = self.checkout(op).await?;
+            let result = async {
+                let stmt = client
+                    .prepare_cached(sql)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                let row = client
+                    .query_opt(&stmt, params)
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
+                    .transpose()
+            }
+            .await;
+            client.release();
+            result
+        })
+        .await
+    }
+
     async fn execute(
         &self,
         op: &'static str,
@@ -546,11 +576,60 @@ fn written(rows: u64, otherwise: WriteResult) -> WriteResult {
     }
 }
 
+/// The parameters of the `update` and `update_returning` queries.
+struct UpdateArgs<'a> {
+    key: &'a [u8],
+    cleared: bool,
+    removed: Vec<&'a str>,
+    patch: Json<&'a Map<String, Value>>,
+    expires_at: SystemTime,
+    now: SystemTime,
+    sets_owner: bool,
+    owner: Option<&'a str>,
+}
+
+impl<'a> UpdateArgs<'a> {
+    fn new(
+        key: &'a StorageKey,
+        changes: &'a ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Self {
+        Self {
+            key: key.as_bytes().as_slice(),
+            cleared: changes.is_cleared(),
+            removed: removed(changes),
+            patch: Json(changes.patch()),
+            expires_at,
+            now,
+            sets_owner: changes.owner().is_some(),
+            owner: changes.owner().flatten(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 8] {
+        [
+            &self.key,
+            &self.cleared,
+            &self.removed,
+            &self.patch,
+            &self.expires_at,
+            &self.now,
+            &self.sets_owner,
+            &self.owner,
+        ]
+    }
+}
+
 fn removed(changes: &ChangeSet) -> Vec<&str> {
     changes.removed().collect()
 }
 
-/// A record from a row of the `load` query.
+/// The columns [`record`] reads, in its order.
+const RECORD_COLUMNS: &str =
+    "data, created_at, expires_at, COALESCE(last_seen, created_at), owner, retired";
+
+/// A record from a row of [`RECORD_COLUMNS`] (the `load` and `update_returning` queries).
 fn record(row: &tokio_postgres::Row) -> Result<Record, tokio_postgres::Error> {
     let Json(data): Json<Map<String, Value>> = row.try_get(0)?;
     Ok(Record::new(data, row.try_get(1)?, row.try_get(2)?)
@@ -567,25 +646,11 @@ fn storage_key(bytes: &[u8]) -> Result<StorageKey, String> {
 
 impl SessionStore for PostgresStore {
     async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
-        let op = "loading a session";
-        self.bounded(op, async {
-            let client = self.checkout(op).await?;
-            let result = async {
-                let stmt = client
-                    .prepare_cached(&self.queries.load)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                let row = client
-                    .query_opt(&stmt, &[&key.as_bytes().as_slice(), &now])
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
-                    .transpose()
-            }
-            .await;
-            client.release();
-            result
-        })
+        self.query_record(
+            "loading a session",
+            &self.queries.load,
+            &[&key.as_bytes().as_slice(), &now],
+        )
         .await
     }
 
@@ -615,23 +680,32 @@ impl SessionStore for PostgresStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
+        let args = UpdateArgs::new(key, changes, expires_at, now);
         let rows = self
-            .execute(
-                "updating a session",
-                &self.queries.update,
-                &[
-                    &key.as_bytes().as_slice(),
-                    &changes.is_cleared(),
-                    &removed(changes),
-                    &Json(changes.patch()),
-                    &expires_at,
-                    &now,
-                    &changes.owner().is_some(),
-                    &changes.owner().flatten(),
-                ],
-            )
+            .execute("updating a session", &self.queries.update, &args.params())
             .await?;
         Ok(written(rows, WriteResult::Missing))
+    }
+
+    async fn update_returning(
+        &self,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<(WriteResult, Option<Record>), StoreError> {
+        let args = UpdateArgs::new(key, changes, expires_at, now);
+        let stored = self
+            .query_record(
+                "updating a session",
+                &self.queries.update_returning,
+                &args.params(),
+            )
+            .await?;
+        Ok(match stored {
+            Some(record) => (WriteResult::Done, Some(record)),
+            None => (WriteResult::Missing, None),
+        })
     }
 
     async fn touch(

@@ -326,6 +326,43 @@ pub trait SessionStore: Send + Sync + 'static {
         now: SystemTime,
     ) -> impl Future<Output = Result<WriteResult, StoreError>>;
 
+    /// [`update`](Self::update), also giving back the session as stored right after this write,
+    /// when the store can read it in the same atomic step (PostgreSQL's `RETURNING`) at no extra
+    /// round trip. [`CachedStore`](crate::CachedStore) keeps that copy, so the next request
+    /// reads it without asking the durable store.
+    ///
+    /// The record must be `Some` only with [`WriteResult::Done`], and then be exactly what a
+    /// [`load`](Self::load) right after the write would return. The default calls `update` and
+    /// gives back no record, which is always correct.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use actix_typed_session::{ChangeSet, MemoryStore, Record, SessionStore, StorageKey, WriteResult};
+    ///
+    /// # actix_web::rt::System::new().block_on(async {
+    /// let store = MemoryStore::default();
+    /// let key = StorageKey::from_bytes([3; 32]);
+    /// let now = SystemTime::now();
+    /// let later = now + Duration::from_secs(60);
+    /// store.create(&key, &Record::new(Default::default(), now, later)).await.unwrap();
+    /// // The memory store keeps the default: the write happens, no copy comes back.
+    /// let (result, copy) = store.update_returning(&key, &ChangeSet::default(), later, now).await.unwrap();
+    /// assert_eq!((result, copy), (WriteResult::Done, None));
+    /// # });
+    /// ```
+    fn update_returning(
+        &self,
+        key: &StorageKey,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<(WriteResult, Option<Record>), StoreError>> {
+        async move {
+            let result = self.update(key, changes, expires_at, now).await?;
+            Ok((result, None))
+        }
+    }
+
     /// Moves only the expiry (and `last_seen`) of a live session: the throttled idle refresh.
     /// The default calls [`update`](Self::update) with an empty change set; stores override it
     /// with a cheaper write.
