@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Environment: `LB_PORT`, `DATABASE_URL` (PostgreSQL variants), `REDIS_URL` (Redis variants),
-//! `LB_CONNS`, `LB_ROWS`, `LB_SECONDS` (the loops), `LB_SESSIONS` (mem-capacity).
+//! `LB_CONNS`, `LB_ROWS`, `LB_SECONDS` (the loops), `LB_PG_CLIENTS` (how many connections the
+//! pg loops' `LB_CONNS` tasks share; one each by default), `LB_SESSIONS` (mem-capacity).
 //! Exit status 3 means "this variant is not built in" (the driver reports it as skipped).
 
 use std::{
@@ -46,6 +47,8 @@ const VARIANTS: &[&str] = &[
     "ours-redis-ro",
     "ours-pg-rw",
     "ours-pg-ro",
+    "ours-pgcached-rw",
+    "ours-pgcached-ro",
 ];
 
 #[cfg_attr(all(feature = "postgres", feature = "redis"), allow(dead_code))]
@@ -199,6 +202,12 @@ async fn serve(variant: String) -> std::io::Result<()> {
                         .build(),
                 )?,
                 "ours-pg" => ours_middleware(postgres_store().await?)?,
+                // A local cache in front of PostgreSQL: a read+write request is one UPDATE …
+                // RETURNING (the update writes through), a read-only one no statement at all.
+                "ours-pgcached" => ours_middleware(actix_typed_session::CachedStore::new(
+                    actix_typed_session::LocalCache::default(),
+                    postgres_store().await?,
+                ))?,
                 "ours-redis" => ours_middleware(redis_store()?)?,
                 other => unreachable!("variant {other}"),
             };
@@ -323,8 +332,13 @@ fn pg_loop(pair: bool) -> std::io::Result<()> {
         let start = Instant::now();
         let deadline = start + Duration::from_secs_f64(seconds);
         let mut tasks = Vec::new();
-        for _ in 0..conns {
-            let client = pool.get().await.map_err(std::io::Error::other)?;
+        let shared: usize = env_or("LB_PG_CLIENTS", conns);
+        let mut clients = Vec::new();
+        for _ in 0..shared {
+            clients.push(Rc::new(pool.get().await.map_err(std::io::Error::other)?));
+        }
+        for t in 0..conns {
+            let client = clients[t % shared].clone();
             let keys = keys.clone();
             let next = next.clone();
             let (load_sql, update_sql) = (load_sql.clone(), update_sql.clone());
