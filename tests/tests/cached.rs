@@ -130,7 +130,12 @@ async fn two_instances_with_local_caches_serve_stale_data_for_at_most_the_bound(
 async fn a_shared_redis_cache_is_invalidated_by_writes_on_any_instance() {
     let (durable, _schema) = pg::store().await;
     let (cache, _prefix) = redis::store().await;
-    let a = client(middleware(CachedStore::new(cache.clone(), durable.clone()))).await;
+    let shared = CachedStore::new(cache.clone(), durable.clone());
+    assert!(
+        !shared.writes_through(),
+        "a cache that instances share is not written through by default"
+    );
+    let a = client(middleware(shared)).await;
     let b = client(middleware(CachedStore::new(cache, durable))).await;
     a.set("session", "n", json!(1)).await;
     b.set_cookie("session", &a.cookie("session").unwrap());

@@ -259,6 +259,13 @@ async fn store_level_writes_are_conditional() {
         json!({"x": 1, "y": [2]})
     );
     assert_eq!(stored.owner.as_deref(), Some("zoe"));
+    // Written with an expiry already past: done, but nothing a load would return.
+    let (result, stored) = store
+        .update_returning(&key_n(4), &ChangeSet::default(), now, now)
+        .await
+        .unwrap();
+    assert_eq!((result, stored), (WriteResult::Done, None));
+    assert_eq!(store.load(&key_n(4), now).await.unwrap(), None);
 }
 
 /// Two barrier-released requests of one visitor that set different keys, 1,000 times.

@@ -59,6 +59,14 @@ pub trait SessionCache: Send + Sync + 'static {
 
     /// Drops the copy of a session, if any.
     fn invalidate(&self, key: &StorageKey) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// Whether several application instances share this cache (`false` by default). A
+    /// [`CachedStore`] in front of a shared cache does not write updates through unless told to
+    /// (see [`CachedStoreBuilder::write_through`]): its guard against overlapping writes only
+    /// sees its own instance's.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// An in-process [`SessionCache`]: a bounded map of copies, each served for at most the
@@ -191,13 +199,14 @@ impl SessionCache for LocalCache {
 ///   in the cache, to be served for at most the staleness bound.
 /// - **Writes** (create, update, refresh, renew, delete) go to the durable store first, with all
 ///   its guarantees (atomic change sets, conditional writes); only then is the cached copy
-///   dropped. A crash between the two leaves the cache *older* than the truth, never newer,
+///   dropped (or replaced, see below). A crash between the two leaves the cache *older* than the truth, never newer,
 ///   and never holding a session the durable store does not.
-/// - **Updates write through** when the durable store gives the updated session back in the
-///   same step ([`PostgresStore`](crate::PostgresStore) does): that record becomes the cached
-///   copy, so a request that reads and writes its session costs one durable round trip, not
-///   two. An update that overlapped another write of the same key drops the copy instead (see
-///   [`write_through`](CachedStoreBuilder::write_through)).
+/// - **Updates write through** to a [`LocalCache`] when the durable store gives the updated
+///   session back in the same step ([`PostgresStore`](crate::PostgresStore) does): that record
+///   becomes the cached copy, so a request that reads and writes its session costs one durable
+///   round trip, not two. An update that overlapped another write of the same key drops the
+///   copy instead (see [`write_through`](CachedStoreBuilder::write_through), also for shared
+///   caches).
 /// - A cache that fails is logged and bypassed: the request is served from the durable store.
 ///
 /// # Staleness: the trade-off
@@ -214,9 +223,9 @@ impl SessionCache for LocalCache {
 /// - On **one instance**, its own writes replace or drop its copies, so it reads its own
 ///   writes; a read or an update that overlapped another write of the same key does not leave
 ///   an older copy behind (a per-key-stripe write counter, checked before and after each put).
-/// - With a **Redis cache** shared by all instances, every write replaces or drops the shared
-///   copy, so staleness only arises from races between instances or from a failed
-///   invalidation, again for at most the bound (the copy's Redis TTL).
+/// - With a **Redis cache** shared by all instances, every write drops the shared copy (updates
+///   do not write through to it by default), so staleness only arises from such races or from
+///   a failed invalidation, again for at most the bound (the copy's Redis TTL).
 ///
 /// A shorter bound means more reads reach the durable store.
 ///
@@ -285,16 +294,24 @@ impl<C, D> CachedStoreBuilder<C, D> {
     }
 
     /// Whether an update keeps the session as the durable store gave it back in the same step
-    /// as the cached copy (`true`, the default), or only drops the copy (`false`).
+    /// as the cached copy (`true`), or only drops the copy (`false`). The default is `true` for
+    /// a cache of one instance ([`LocalCache`]) and `false` for a cache that instances share
+    /// ([`SessionCache::is_shared`]; the Redis cache).
     ///
     /// With a durable store that gives the record back (see
     /// [`SessionStore::update_returning`]; [`PostgresStore`](crate::PostgresStore) does), a
     /// request that reads and writes its session then costs one durable round trip instead of
-    /// two: the next request is served from the copy. The copy is kept only when no other write
-    /// of the same key (strictly: of the same 1-in-1024 slice of keys) ended on this instance
-    /// while the update was in flight; otherwise it is dropped as before, so a slow update
-    /// never leaves an older copy over a newer write. Across instances the staleness bound
-    /// applies as for any copy. Durable stores that give nothing back are unaffected.
+    /// two: the next request is served from the copy. Durable stores that give nothing back are
+    /// unaffected.
+    ///
+    /// The copy is kept only when no other write of the same key (strictly: of the same
+    /// 1-in-1024 slice of keys) ended while the update was in flight; otherwise it is dropped,
+    /// so a slow update does not leave an older copy over a newer write. That guard sees the
+    /// writes made through this `CachedStore` and its clones only (build it once, clone it into
+    /// the workers). With a shared cache, two instances updating one session at the same
+    /// moment can therefore leave the older of the two results as the shared copy, or a copy of
+    /// a session another instance just logged out, for up to the staleness bound: turn it on
+    /// for a shared cache only when one visitor's requests reach one instance.
     ///
     /// ```
     /// use actix_typed_session::{CachedStore, LocalCache, MemoryStore};
@@ -331,10 +348,10 @@ impl<C: SessionCache, D: SessionStore> CachedStore<C, D> {
     /// Starts building a store that caches `durable` in `cache`.
     pub fn builder(cache: C, durable: D) -> CachedStoreBuilder<C, D> {
         CachedStoreBuilder {
+            write_through: !cache.is_shared(),
             cache,
             durable,
             fresh_for: DEFAULT_STALENESS,
-            write_through: true,
         }
     }
 
@@ -385,9 +402,11 @@ impl<C: SessionCache, D: SessionStore> CachedStore<C, D> {
     /// Every write counts itself *before* its own cache action (a put or a drop). So of two
     /// operations that overlap, the one that checks last sees the other's count and does not
     /// put; and a put that a write's drop overtook is caught by the second check. What stays in
-    /// the cache is therefore never older than the last write that ended on this instance.
-    /// Returns whether it put the copy (which may have been dropped again since); `false` when
-    /// it left the cache as it was.
+    /// the cache is therefore never older than the last write that ended through this store,
+    /// as long as the cache does what it acknowledges and the request is not cancelled between
+    /// the put and the second check (with a network cache; a failed put is dropped again).
+    /// Returns whether it acted on the cache (the copy may have been dropped again since);
+    /// `false` when it left the cache as it was.
     async fn fill(
         &self,
         key: &StorageKey,
@@ -399,11 +418,12 @@ impl<C: SessionCache, D: SessionStore> CachedStore<C, D> {
         if record.retired || stripe.load(Ordering::SeqCst) != expected {
             return false;
         }
-        if let Err(err) = self.cache.put(key, record, now, self.fresh_for).await {
-            warn("caching a session", &err);
-            return false;
+        let put = self.cache.put(key, record, now, self.fresh_for).await;
+        if let Err(err) = &put {
+            // The put may still land (a network cache): drop whatever it left.
+            warn("caching a session", err);
         }
-        if stripe.load(Ordering::SeqCst) != expected {
+        if put.is_err() || stripe.load(Ordering::SeqCst) != expected {
             self.drop_copy(key).await;
         }
         true
@@ -537,7 +557,17 @@ impl<C: SessionCache, D: SessionStore> SessionStore for CachedStore<C, D> {
         owner: &str,
         keep: Option<&StorageKey>,
     ) -> Result<Vec<StorageKey>, StoreError> {
-        let deleted = self.durable.delete_all_owned(owner, keep).await?;
+        let deleted = match self.durable.delete_all_owned(owner, keep).await {
+            Ok(deleted) => deleted,
+            Err(err) => {
+                // Some sessions may be gone without their keys being known: no fill that is in
+                // flight now may cache any of them.
+                for stripe in self.writes.iter() {
+                    stripe.fetch_add(1, Ordering::SeqCst);
+                }
+                return Err(err);
+            }
+        };
         for key in &deleted {
             self.forget(key).await;
         }

@@ -1,5 +1,6 @@
-//! [`CachedStore`] when operations on one key overlap: whatever order their durable steps and
-//! cache actions finish in, the cache never ends up holding a copy older than the last write.
+//! [`CachedStore`] when operations on one key overlap: in each interleaving below, chosen so
+//! that a missing check would leave an older copy, the cache ends up holding nothing or the
+//! last write's result.
 //!
 //! A [`Gated`] durable store does its work at once (the "commit") and then holds the answer
 //! until the test opens that call's gate; [`SlowPuts`] holds a cache put the same way. The
@@ -95,6 +96,15 @@ impl SessionStore for Gated {
             .await?
             .0)
     }
+    async fn touch(
+        &self,
+        key: &StorageKey,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<WriteResult, StoreError> {
+        // Not through `update`: a refresh must not take an update's gate.
+        self.inner.touch(key, expires_at, now).await
+    }
     async fn update_returning(
         &self,
         key: &StorageKey,
@@ -123,13 +133,28 @@ impl SessionStore for Gated {
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         self.inner.delete(key).await
     }
+    /// Deletes the session, then fails as if the answer was lost on the way: which sessions
+    /// went is unknown to the caller.
+    async fn delete_all_owned(
+        &self,
+        _owner: &str,
+        _keep: Option<&StorageKey>,
+    ) -> Result<Vec<StorageKey>, StoreError> {
+        self.inner.delete(&KEY).await?;
+        Err(StoreError::new(
+            "ending an owner's sessions",
+            "connection lost",
+        ))
+    }
 }
 
-/// A local cache whose puts land only when their gate opens.
+/// A local cache whose puts land only when their gate opens, and can be made to report an
+/// error after landing (a network cache whose answer was lost).
 #[derive(Default)]
 struct SlowPuts {
     inner: LocalCache,
     puts: Gates,
+    fail_puts: std::sync::atomic::AtomicBool,
 }
 
 impl SessionCache for SlowPuts {
@@ -144,7 +169,11 @@ impl SessionCache for SlowPuts {
         fresh_for: Duration,
     ) -> Result<(), StoreError> {
         self.puts.pass().await;
-        self.inner.put(key, record, now, fresh_for).await
+        self.inner.put(key, record, now, fresh_for).await?;
+        if self.fail_puts.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::new("caching a session", "no answer"));
+        }
+        Ok(())
     }
     async fn invalidate(&self, key: &StorageKey) -> Result<(), StoreError> {
         self.inner.invalidate(key).await
@@ -313,5 +342,89 @@ fn a_put_overtaken_by_a_delete_is_dropped_again() {
             "a deleted session is cached"
         );
         assert_eq!(store.load(&KEY, now).await.unwrap(), None);
+    });
+}
+
+#[test]
+fn a_read_whose_put_lands_after_an_update_is_dropped_again() {
+    block_on(async {
+        let (store, now) = setup(true).await;
+        let put = store.cache().puts.hold_next();
+        let read = store.load(&KEY, now);
+        let update = async {
+            // The read has n = 0 and its put is on the way; the update writes n = 1 and keeps
+            // it; then the read's put lands over it.
+            store
+                .update(&KEY, &set_n(1), later(now), now)
+                .await
+                .unwrap();
+            assert_eq!(cached_n(&store, now).await, Some(json!(1)));
+            put.open();
+        };
+        let (old, ()) = join(read, update).await;
+        assert_eq!(old.unwrap().unwrap().data["n"], json!(0));
+        assert_eq!(cached_n(&store, now).await, None, "the older read stayed");
+    });
+}
+
+#[test]
+fn a_put_that_failed_leaves_no_copy_behind() {
+    block_on(async {
+        let (store, now) = setup(true).await;
+        store
+            .cache()
+            .fail_puts
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let read = store.load(&KEY, now).await.unwrap().unwrap();
+        assert_eq!(read.data["n"], json!(0));
+        assert_eq!(cached_n(&store, now).await, None, "after a load");
+        store
+            .update(&KEY, &set_n(1), later(now), now)
+            .await
+            .unwrap();
+        assert_eq!(cached_n(&store, now).await, None, "after an update");
+    });
+}
+
+#[test]
+fn a_failed_end_of_all_sessions_stops_reads_in_flight_from_caching() {
+    block_on(async {
+        let (store, now) = setup(true).await;
+        let read_gate = store.durable().loads.hold_next();
+        let read = store.load(&KEY, now);
+        let end_all = async {
+            // The read has the session; ending all sessions deletes it, but its answer is lost.
+            assert!(store.delete_all_owned("ann", None).await.is_err());
+            read_gate.open();
+        };
+        let (read, ()) = join(read, end_all).await;
+        assert!(read.unwrap().is_some());
+        assert_eq!(
+            cached_n(&store, now).await,
+            None,
+            "a deleted session is cached"
+        );
+    });
+}
+
+#[test]
+fn a_refresh_overlapping_an_update_leaves_no_older_copy() {
+    block_on(async {
+        let (store, now) = setup(true).await;
+        let gate = store.durable().updates.hold_next();
+        let one = set_n(1);
+        let update = store.update(&KEY, &one, later(now), now);
+        let refresh = async {
+            // The update is done at the durable store (n = 1) but not answered; a refresh
+            // moves the expiry further and ends first.
+            let further = later(now) + Duration::from_secs(60);
+            let refreshed = store.touch(&KEY, further, now).await.unwrap();
+            assert_eq!(refreshed, WriteResult::Done);
+            gate.open();
+        };
+        let (updated, ()) = join(update, refresh).await;
+        assert_eq!(updated.unwrap(), WriteResult::Done);
+        // The update's answer has the older expiry: it must not become the copy.
+        assert_eq!(cached_n(&store, now).await, None);
     });
 }

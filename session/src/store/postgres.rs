@@ -703,7 +703,9 @@ impl SessionStore for PostgresStore {
             )
             .await?;
         Ok(match stored {
-            Some(record) => (WriteResult::Done, Some(record)),
+            Some(record) if record.expires_at > now => (WriteResult::Done, Some(record)),
+            // Written with an expiry already past: a load would not return it.
+            Some(_) => (WriteResult::Done, None),
             None => (WriteResult::Missing, None),
         })
     }

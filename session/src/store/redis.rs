@@ -1155,6 +1155,11 @@ impl SessionStore for RedisStore {
 /// records (owner, last write and retired flag included) under this store's prefix, each with a
 /// Redis TTL of at most the cache's staleness bound. Copies are never added to an owner's set.
 impl SessionCache for RedisStore {
+    /// Every instance pointed at the same Redis sees the same copies.
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
         self.hgetall("reading a cached session", key, now).await
     }

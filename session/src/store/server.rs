@@ -332,8 +332,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// reads it without asking the durable store.
     ///
     /// The record must be `Some` only with [`WriteResult::Done`], and then be exactly what a
-    /// [`load`](Self::load) right after the write would return. The default calls `update` and
-    /// gives back no record, which is always correct.
+    /// [`load`](Self::load) right after the write would return (so `None` when the new expiry is
+    /// already past). The default calls `update` and gives back no record, which is always
+    /// correct. A store that wraps another should forward this method too, or write-through
+    /// caching stops at the wrapper.
     ///
     /// ```
     /// use std::time::{Duration, SystemTime};
