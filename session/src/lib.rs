@@ -151,7 +151,9 @@
 //! ```
 //!
 //! **[`CachedStore`]** puts a cache (a [`LocalCache`] in the process, or Redis) in front of a
-//! durable store, to spare it reads: writes go to the durable store first. Needs no feature of
+//! durable store, to spare it reads: writes go to the durable store first. With a [`LocalCache`]
+//! in front of PostgreSQL, an update's result comes back in the same statement and becomes the
+//! copy, so a request that reads and writes its session costs one statement. Needs no feature of
 //! its own, only those of the stores it combines.
 //! ```sh
 //! cargo add actix-typed-session --features postgres,redis
@@ -278,6 +280,10 @@
 //! Failures are [`StoreError`]s: the middleware logs them with their cause and answers with an
 //! opaque error. The futures need not be `Send` (actix-web runs each worker on one thread); the
 //! store itself is shared by all workers, hence `Send + Sync`.
+//!
+//! Optional: a store that can read a row back in the same step as it writes it (SQL's
+//! `RETURNING`) implements [`SessionStore::update_returning`]; a [`CachedStore`] in front of it
+//! then keeps the result as its copy, so a request that reads and writes costs one round trip.
 //!
 //! A complete store, here a map behind a mutex (a real one would talk to a database), and a
 //! request cycle through it:

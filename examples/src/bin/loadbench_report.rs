@@ -119,6 +119,16 @@ struct Row {
     rounds: usize,
 }
 
+/// `ratio` with two decimals, or three when two would show a ratio under `target` as the
+/// target itself (1.248 against 1.25).
+fn against_target(ratio: f64, target: f64) -> String {
+    if ratio < target && format!("{ratio:.2}") == format!("{target:.2}") {
+        format!("{ratio:.3}")
+    } else {
+        format!("{ratio:.2}")
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -201,10 +211,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let met = match ratio(v, t.against) {
                     None => format!("no {} in this run", t.against),
                     Some(r) if r >= t.at_least => format!("yes ({r:.2})"),
-                    Some(r) => format!(
-                        "**no**: {r:.2}, {:.0} % short",
-                        (1.0 - r / t.at_least) * 100.0
-                    ),
+                    Some(r) => {
+                        let short = (1.0 - r / t.at_least) * 100.0;
+                        let digits = usize::from(short < 1.0);
+                        format!(
+                            "**no**: {}, {short:.digits$} % short",
+                            against_target(r, t.at_least)
+                        )
+                    }
                 };
                 (label, met)
             }
@@ -314,8 +328,9 @@ fn paired(md: &mut String, by_round: &BTreeMap<String, BTreeMap<String, f64>>) -
             Some(t) => format!(" (target {t:.2}: no)"),
             None => String::new(),
         };
+        let mid = at_least.map_or_else(|| format!("{mid:.2}"), |t| against_target(mid, t));
         lines.push(format!(
-            "`{variant}` ÷ `{against}`: {mid:.2} ({low:.2}–{high:.2} over {rounds} rounds){verdict}"
+            "`{variant}` ÷ `{against}`: {mid} ({low:.2}–{high:.2} over {rounds} rounds){verdict}"
         ));
     }
     if !lines.is_empty() {
