@@ -299,25 +299,37 @@ fn an_update_answered_after_a_later_one_does_not_overwrite_its_copy() {
     });
 }
 
+/// A read of `{"n": 0}` held at `gate` (the durable store's answer, or the cache put) while an
+/// update writes n = 1 and keeps it as the copy; then the gate opens. What the cache holds at
+/// the end.
+async fn read_held_during_an_update(
+    store: &CachedStore<SlowPuts, Gated>,
+    now: SystemTime,
+    gate: Gate,
+) -> Option<Value> {
+    let read = store.load(&KEY, now);
+    let update = async {
+        store
+            .update(&KEY, &set_n(1), later(now), now)
+            .await
+            .unwrap();
+        assert_eq!(cached_n(store, now).await, Some(json!(1)));
+        gate.open();
+    };
+    let (old, ()) = join(read, update).await;
+    assert_eq!(old.unwrap().unwrap().data["n"], json!(0));
+    cached_n(store, now).await
+}
+
 #[test]
 fn a_read_that_overlapped_an_update_does_not_put_back_the_old_session() {
     block_on(async {
         let (store, now) = setup(true).await;
-        let read_gate = store.durable().loads.hold_next();
-        let read = store.load(&KEY, now);
-        let update = async {
-            // The read has taken n = 0 from the durable store; the update now writes n = 1
-            // and keeps it as the copy, then the read's answer arrives.
-            store
-                .update(&KEY, &set_n(1), later(now), now)
-                .await
-                .unwrap();
-            assert_eq!(cached_n(&store, now).await, Some(json!(1)));
-            read_gate.open();
-        };
-        let (old, ()) = join(read, update).await;
-        assert_eq!(old.unwrap().unwrap().data["n"], json!(0));
-        assert_eq!(cached_n(&store, now).await, Some(json!(1)));
+        // The read has taken n = 0 from the durable store when the update runs: it sees the
+        // write count move and does not put.
+        let answer = store.durable().loads.hold_next();
+        let cached = read_held_during_an_update(&store, now, answer).await;
+        assert_eq!(cached, Some(json!(1)));
     });
 }
 
@@ -349,21 +361,11 @@ fn a_put_overtaken_by_a_delete_is_dropped_again() {
 fn a_read_whose_put_lands_after_an_update_is_dropped_again() {
     block_on(async {
         let (store, now) = setup(true).await;
+        // The read's put of n = 0 is on its way when the update runs, and lands over the
+        // update's copy: the read's second check drops it.
         let put = store.cache().puts.hold_next();
-        let read = store.load(&KEY, now);
-        let update = async {
-            // The read has n = 0 and its put is on the way; the update writes n = 1 and keeps
-            // it; then the read's put lands over it.
-            store
-                .update(&KEY, &set_n(1), later(now), now)
-                .await
-                .unwrap();
-            assert_eq!(cached_n(&store, now).await, Some(json!(1)));
-            put.open();
-        };
-        let (old, ()) = join(read, update).await;
-        assert_eq!(old.unwrap().unwrap().data["n"], json!(0));
-        assert_eq!(cached_n(&store, now).await, None, "the older read stayed");
+        let cached = read_held_during_an_update(&store, now, put).await;
+        assert_eq!(cached, None, "the older read stayed");
     });
 }
 
