@@ -458,13 +458,14 @@ impl PostgresStore {
         }
     }
 
-    /// Runs a query of [`RECORD_COLUMNS`] that gives at most one row.
-    async fn query_record(
+    /// Runs `run` with the prepared statement `sql` on a pooled connection, within the timeout
+    /// (a statement still running when it expires is cancelled: see [`Checkout`]).
+    async fn with_statement<T>(
         &self,
         op: &'static str,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<Record>, StoreError> {
+        run: impl AsyncFnOnce(&Checkout, &tokio_postgres::Statement) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.bounded(op, async {
             let client = self.checkout(op).await?;
             let result = async {
@@ -472,16 +473,29 @@ impl PostgresStore {
                     .prepare_cached(sql)
                     .await
                     .map_err(|e| StoreError::new(op, e))?;
-                let row = client
-                    .query_opt(&stmt, params)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
-                    .transpose()
+                run(&client, &stmt).await
             }
             .await;
             client.release();
             result
+        })
+        .await
+    }
+
+    /// Runs a query of [`RECORD_COLUMNS`] that gives at most one row.
+    async fn query_record(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Record>, StoreError> {
+        self.with_statement(op, sql, async |client, stmt| {
+            let row = client
+                .query_opt(stmt, params)
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
+                .transpose()
         })
         .await
     }
@@ -492,21 +506,11 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        self.bounded(op, async {
-            let client = self.checkout(op).await?;
-            let result = async {
-                let stmt = client
-                    .prepare_cached(sql)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                client
-                    .execute(&stmt, params)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))
-            }
-            .await;
-            client.release();
-            result
+        self.with_statement(op, sql, async |client, stmt| {
+            client
+                .execute(stmt, params)
+                .await
+                .map_err(|e| StoreError::new(op, e))
         })
         .await
     }
@@ -825,32 +829,22 @@ impl SessionStore for PostgresStore {
         now: SystemTime,
     ) -> Result<Vec<OwnedSession>, StoreError> {
         let op = "listing an owner's sessions";
-        self.bounded(op, async {
-            let client = self.checkout(op).await?;
-            let result = async {
-                let stmt = client
-                    .prepare_cached(&self.queries.list_owned)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                let rows = client
-                    .query(&stmt, &[&owner, &now])
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(OwnedSession::new(
-                            storage_key(row.try_get(0).map_err(|e| StoreError::new(op, e))?)
-                                .map_err(|e| StoreError::new(op, e))?,
-                            row.try_get(1).map_err(|e| StoreError::new(op, e))?,
-                            row.try_get(2).map_err(|e| StoreError::new(op, e))?,
-                            row.try_get(3).map_err(|e| StoreError::new(op, e))?,
-                        ))
-                    })
-                    .collect()
-            }
-            .await;
-            client.release();
-            result
+        self.with_statement(op, &self.queries.list_owned, async |client, stmt| {
+            let rows = client
+                .query(stmt, &[&owner, &now])
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            rows.iter()
+                .map(|row| {
+                    Ok(OwnedSession::new(
+                        storage_key(row.try_get(0).map_err(|e| StoreError::new(op, e))?)
+                            .map_err(|e| StoreError::new(op, e))?,
+                        row.try_get(1).map_err(|e| StoreError::new(op, e))?,
+                        row.try_get(2).map_err(|e| StoreError::new(op, e))?,
+                        row.try_get(3).map_err(|e| StoreError::new(op, e))?,
+                    ))
+                })
+                .collect()
         })
         .await
     }
