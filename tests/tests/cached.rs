@@ -43,6 +43,25 @@ mod redis_cache {
     actix_typed_session_tests::server_conformance_tests!(async redis_over_postgres());
 }
 
+/// A shared cache with updates written through (off by default for a shared cache; a user may
+/// turn it on when one visitor's requests reach one instance).
+async fn redis_through_over_postgres() -> (CachedStore<RedisStore, PostgresStore>, Guards) {
+    let (durable, schema) = pg::store().await;
+    let (cache, prefix) = redis::store().await;
+    let store = CachedStore::builder(cache, durable)
+        .write_through(true)
+        .build()
+        .unwrap();
+    (store, (schema, Some(prefix)))
+}
+
+mod redis_cache_written_through {
+    use super::*;
+
+    actix_typed_session_tests::conformance_tests!(async redis_through_over_postgres());
+    actix_typed_session_tests::server_conformance_tests!(async redis_through_over_postgres());
+}
+
 fn middleware(store: impl SessionStore) -> SessionMiddleware {
     SessionMiddleware::builder(Key::from(&[13u8; 64][..]))
         .backend("cached", store)
