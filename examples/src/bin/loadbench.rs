@@ -16,7 +16,9 @@
 //!
 //! Environment: `LB_PORT`, `DATABASE_URL` (PostgreSQL variants), `REDIS_URL` (Redis variants),
 //! `LB_CONNS`, `LB_ROWS`, `LB_SECONDS` (the loops), `LB_PG_CLIENTS` (how many connections the
-//! pg loops' `LB_CONNS` tasks share; one each by default), `LB_SESSIONS` (mem-capacity).
+//! pg loops' `LB_CONNS` tasks share; one each by default), `LB_PG_READERS` (`pg-loop-pair`'s
+//! loads on that many shared connections, its updates on the tasks' own), `LB_SESSIONS`
+//! (mem-capacity).
 //! Exit status 3 means "this variant is not built in" (the driver reports it as skipped).
 
 use std::{
@@ -310,7 +312,8 @@ fn pg_loop(pair: bool) -> std::io::Result<()> {
     let rows: u64 = env_or("LB_ROWS", 32);
     let seconds: f64 = env_or("LB_SECONDS", 10.0);
     actix_web::rt::System::new().block_on(async move {
-        let pool = pg_pool(conns)?;
+        let readers: usize = env_or("LB_PG_READERS", 0);
+        let pool = pg_pool(conns + readers)?;
         let store = postgres_store().await?;
         let (load_sql, update_sql) =
             actix_typed_session::__bench::postgres_load_and_update_sql(&store);
@@ -337,13 +340,23 @@ fn pg_loop(pair: bool) -> std::io::Result<()> {
         for _ in 0..shared {
             clients.push(Rc::new(pool.get().await.map_err(std::io::Error::other)?));
         }
+        // With LB_PG_READERS, the loads go to that many connections shared by all tasks, and
+        // the updates stay on the tasks' own.
+        let mut reader_clients = Vec::new();
+        for _ in 0..readers {
+            reader_clients.push(Rc::new(pool.get().await.map_err(std::io::Error::other)?));
+        }
         for t in 0..conns {
             let client = clients[t % shared].clone();
+            let reader = reader_clients
+                .get(t % readers.max(1))
+                .unwrap_or(&client)
+                .clone();
             let keys = keys.clone();
             let next = next.clone();
             let (load_sql, update_sql) = (load_sql.clone(), update_sql.clone());
             tasks.push(actix_web::rt::spawn(async move {
-                let load = client.prepare_cached(&load_sql).await.expect("prepare");
+                let load = reader.prepare_cached(&load_sql).await.expect("prepare");
                 let update = client.prepare_cached(&update_sql).await.expect("prepare");
                 // A change set that sets one key: not cleared, nothing removed, owner unchanged.
                 let (cleared, removed, owner_changes, owner) =
@@ -358,7 +371,7 @@ fn pg_loop(pair: bool) -> std::io::Result<()> {
                     let now = SystemTime::now();
                     let began = Instant::now();
                     if pair {
-                        let row = client
+                        let row = reader
                             .query_opt(&load, &[&key, &now])
                             .await
                             .expect("load")
