@@ -50,23 +50,28 @@ redis_pid() {
 hz=$(getconf CLK_TCK)
 # The whole machine's busy and idle ticks (all cores): what PostgreSQL's many processes take
 # shows as busy time that is neither the server's nor wrk's.
-machine() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+# (user nice system irq softirq, then idle iowait; steal, the hypervisor's, is neither).
+machine() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
 
 printf '%-16s %10s %12s %12s %10s %12s %10s\n' variant req/s server_us redis_us wrk_us machine_us idle_us
 for v in "$@"; do
   if [ "$v" = pg-loop ] || [ "$v" = pg-loop-pair ]; then
     # No HTTP: the loop is the client; its RESULT line gives req/s. Measured over all but the
     # first and last second of its run.
-    LB_SECONDS=$SECONDS_PER_RUN timeout $((SECONDS_PER_RUN + 60)) taskset -c 0 "$BIN" "$v" >"$WORK/loop.out" &
+    [ "$SECONDS_PER_RUN" -ge 3 ] || { echo "the pg loops need CPR_SECONDS >= 3" >&2; exit 2; }
+    LB_CONNS=$CONNS LB_ROWS=$SESSIONS LB_SECONDS=$SECONDS_PER_RUN timeout $((SECONDS_PER_RUN + 60)) \
+      taskset -c 0 "$BIN" "$v" >"$WORK/loop.out" &
     SERVER_PID=$!
     sleep 1
-    loop=$(pgrep -P "$SERVER_PID" | head -1) # $SERVER_PID is `timeout`
+    loop=$(pgrep -P "$SERVER_PID" | head -1 || true) # $SERVER_PID is `timeout`
+    [ -n "$loop" ] || { echo "$v did not start" >&2; exit 1; }
     read -r b0 i0 < <(machine); l0=$(ticks "$loop")
     sleep $((SECONDS_PER_RUN - 2))
     read -r b1 i1 < <(machine); l1=$(ticks "$loop")
     wait "$SERVER_PID" || true
     SERVER_PID=
     rps=$(sed -nE 's/^RESULT rps=([0-9.]+).*/\1/p' "$WORK/loop.out")
+    [ -n "$rps" ] || { echo "$v printed no result" >&2; exit 1; }
     awk -v v="$v" -v rps="$rps" -v t=$((SECONDS_PER_RUN - 2)) -v l=$((l1 - l0)) -v hz="$hz" \
       -v b=$((b1 - b0)) -v i=$((i1 - i0)) \
       'BEGIN { n = rps * t; printf "%-16s %10.0f %12.1f %12s %10s %12.1f %10.1f\n", v, rps, l * 1e6 / hz / n, "-", "-", b * 1e6 / hz / n, i * 1e6 / hz / n }'

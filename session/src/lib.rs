@@ -283,7 +283,9 @@
 //!
 //! Optional: a store that can read a row back in the same step as it writes it (SQL's
 //! `RETURNING`) implements [`SessionStore::update_returning`]; a [`CachedStore`] in front of it
-//! then keeps the result as its copy, so a request that reads and writes costs one round trip.
+//! then keeps the result as its copy when it writes through (by default with a [`LocalCache`],
+//! see [`CachedStoreBuilder::write_through`]), so a request that reads and writes costs one
+//! round trip.
 //!
 //! A complete store, here a map behind a mutex (a real one would talk to a database), and a
 //! request cycle through it:

@@ -1,5 +1,6 @@
 //! The cached store: the conformance suite with a local cache and with a Redis cache in front of
-//! PostgreSQL, two instances with local caches (bounded staleness), and the write order.
+//! PostgreSQL (the Redis one also with updates written through), two instances with local caches
+//! (bounded staleness), the write order, and write-through over PostgreSQL.
 
 use std::{
     sync::{Arc, Mutex},

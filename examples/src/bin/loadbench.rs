@@ -335,7 +335,7 @@ fn pg_loop(pair: bool) -> std::io::Result<()> {
         let start = Instant::now();
         let deadline = start + Duration::from_secs_f64(seconds);
         let mut tasks = Vec::new();
-        let shared: usize = env_or("LB_PG_CLIENTS", conns);
+        let shared: usize = env_or("LB_PG_CLIENTS", conns).clamp(1, conns.max(1));
         let mut clients = Vec::new();
         for _ in 0..shared {
             clients.push(Rc::new(pool.get().await.map_err(std::io::Error::other)?));

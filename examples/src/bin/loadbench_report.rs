@@ -119,14 +119,17 @@ struct Row {
     rounds: usize,
 }
 
-/// `ratio` with two decimals, or three when two would show a ratio under `target` as the
-/// target itself (1.248 against 1.25).
+/// `ratio` with two decimals, or, when two would show a ratio under `target` as the target
+/// itself, with as many as it takes (1.248 or 1.2496 against 1.25).
 fn against_target(ratio: f64, target: f64) -> String {
-    if ratio < target && format!("{ratio:.2}") == format!("{target:.2}") {
-        format!("{ratio:.3}")
-    } else {
-        format!("{ratio:.2}")
+    let mut digits = 2;
+    while ratio < target
+        && format!("{ratio:.digits$}") == format!("{target:.digits$}")
+        && digits < 6
+    {
+        digits += 1;
     }
+    format!("{ratio:.digits$}")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -197,9 +200,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for v in &order {
         let row = &rows[*v];
         let vs_bare = ratio(v, "bare").map_or("–".into(), |r| format!("{r:.2}"));
-        let vs_peer = peer(v)
-            .and_then(|p| ratio(v, &p))
-            .map_or("–".into(), |r| format!("{r:.2}"));
+        let vs_peer =
+            peer(v)
+                .and_then(|p| Some((ratio(v, &p)?, p)))
+                .map_or("–".into(), |(r, p)| {
+                    match TARGETS.iter().find(|t| t.variant == *v && t.against == p) {
+                        Some(t) => against_target(r, t.at_least),
+                        None => format!("{r:.2}"),
+                    }
+                });
         let (target, mut met) = match TARGETS.iter().find(|t| t.variant == *v) {
             None => ("".to_owned(), "".to_owned()),
             Some(t) => {
@@ -213,7 +222,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Some(r) if r >= t.at_least => format!("yes ({r:.2})"),
                     Some(r) => {
                         let short = (1.0 - r / t.at_least) * 100.0;
-                        let digits = usize::from(short < 1.0);
+                        let digits = if short < 0.1 {
+                            2
+                        } else {
+                            usize::from(short < 1.0)
+                        };
                         format!(
                             "**no**: {}, {short:.digits$} % short",
                             against_target(r, t.at_least)

@@ -199,8 +199,8 @@ impl SessionCache for LocalCache {
 ///   in the cache, to be served for at most the staleness bound.
 /// - **Writes** (create, update, refresh, renew, delete) go to the durable store first, with all
 ///   its guarantees (atomic change sets, conditional writes); only then is the cached copy
-///   dropped (or replaced, see below). A crash between the two leaves the cache *older* than the truth, never newer,
-///   and never holding a session the durable store does not.
+///   dropped (or replaced, see below). A crash between the two leaves the cache *older* than
+///   the truth, never newer, and never holding a session the durable store does not.
 /// - **Updates write through** to a [`LocalCache`] when the durable store gives the updated
 ///   session back in the same step ([`PostgresStore`](crate::PostgresStore) does): that record
 ///   becomes the cached copy, so a request that reads and writes its session costs one durable

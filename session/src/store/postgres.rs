@@ -385,22 +385,7 @@ impl PostgresStore {
         let mut total = 0;
         loop {
             let deleted = self
-                .bounded(op, async {
-                    let client = self.checkout(op).await?;
-                    let result = async {
-                        let stmt = client
-                            .prepare_cached(&self.queries.delete_expired)
-                            .await
-                            .map_err(|e| StoreError::new(op, e))?;
-                        client
-                            .execute(&stmt, &[&now, &self.batch])
-                            .await
-                            .map_err(|e| StoreError::new(op, e))
-                    }
-                    .await;
-                    client.release();
-                    result
-                })
+                .execute(op, &self.queries.delete_expired, &[&now, &self.batch])
                 .await?;
             total += deleted;
             if deleted < self.batch as u64 {
