@@ -336,16 +336,18 @@ fn pg_loop(pair: bool) -> std::io::Result<()> {
         let deadline = start + Duration::from_secs_f64(seconds);
         let mut tasks = Vec::new();
         let shared: usize = env_or("LB_PG_CLIENTS", conns).clamp(1, conns.max(1));
-        let mut clients = Vec::new();
-        for _ in 0..shared {
-            clients.push(Rc::new(pool.get().await.map_err(std::io::Error::other)?));
-        }
+        // Connections held for the whole loop, each shared by the tasks given it.
+        let connections = async |n: usize| -> std::io::Result<Vec<Rc<_>>> {
+            let mut held = Vec::with_capacity(n);
+            for _ in 0..n {
+                held.push(Rc::new(pool.get().await.map_err(std::io::Error::other)?));
+            }
+            Ok(held)
+        };
+        let clients = connections(shared).await?;
         // With LB_PG_READERS, the loads go to that many connections shared by all tasks, and
         // the updates stay on the tasks' own.
-        let mut reader_clients = Vec::new();
-        for _ in 0..readers {
-            reader_clients.push(Rc::new(pool.get().await.map_err(std::io::Error::other)?));
-        }
+        let reader_clients = connections(readers).await?;
         for t in 0..conns {
             let client = clients[t % shared].clone();
             let reader = reader_clients
