@@ -132,6 +132,18 @@ fn against_target(ratio: f64, target: f64) -> String {
     format!("{ratio:.digits$}")
 }
 
+/// How far `ratio` falls short of `target`, in per cent, with the decimals a small shortfall
+/// needs to show as more than zero.
+fn shortfall(ratio: f64, target: f64) -> String {
+    let short = (1.0 - ratio / target) * 100.0;
+    let digits = if short < 0.1 {
+        2
+    } else {
+        usize::from(short < 1.0)
+    };
+    format!("{short:.digits$} % short")
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -220,18 +232,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let met = match ratio(v, t.against) {
                     None => format!("no {} in this run", t.against),
                     Some(r) if r >= t.at_least => format!("yes ({r:.2})"),
-                    Some(r) => {
-                        let short = (1.0 - r / t.at_least) * 100.0;
-                        let digits = if short < 0.1 {
-                            2
-                        } else {
-                            usize::from(short < 1.0)
-                        };
-                        format!(
-                            "**no**: {}, {short:.digits$} % short",
-                            against_target(r, t.at_least)
-                        )
-                    }
+                    Some(r) => format!(
+                        "**no**: {}, {}",
+                        against_target(r, t.at_least),
+                        shortfall(r, t.at_least)
+                    ),
                 };
                 (label, met)
             }
@@ -299,7 +304,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let met = if scaling >= 1.6 {
                 "yes".to_owned()
             } else {
-                format!("**no**, {:.1} % short", (1.0 - scaling / 1.6) * 100.0)
+                format!("**no**, {}", shortfall(scaling, 1.6))
             };
             let scaling = against_target(scaling, 1.6);
             writeln!(
