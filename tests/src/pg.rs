@@ -90,6 +90,18 @@ pub async fn store() -> (PostgresStore, TestSchema) {
     store_on(&database_url(), 4).await
 }
 
+/// [`store`], with its single-row statements on 2 shared connections
+/// ([`PostgresStoreBuilder::shared_connections`](actix_typed_session::PostgresStoreBuilder::shared_connections)).
+pub async fn shared_store() -> (PostgresStore, TestSchema) {
+    let (_, schema) = store().await;
+    let store = PostgresStore::builder(pool(&schema.url, 4))
+        .schema(schema.name.clone())
+        .shared_connections(2)
+        .build()
+        .expect("valid names");
+    (store, schema)
+}
+
 /// A migrated store in a new schema on the server at `url`.
 pub async fn store_on(url: &str, pool_size: usize) -> (PostgresStore, TestSchema) {
     let schema = TestSchema::new(url);

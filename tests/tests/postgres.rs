@@ -500,11 +500,182 @@ async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
     );
 }
 
+/// On shared connections, a write that timed out behind a row lock is cancelled by the drain of
+/// its connection; a later write of the same session waits for that drain, so the timed-out one
+/// can never land after it; and the other keys of the drained connection are served again.
+#[actix_web::test]
+async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_one_runs() {
+    let (store, schema) = pg::store().await;
+    let impatient = PostgresStore::builder(pg::pool(&schema.url, 3))
+        .schema(schema.name.clone())
+        .timeout(Duration::from_millis(800))
+        .shared_connections(1)
+        .build()
+        .unwrap();
+    let now = SystemTime::now();
+    let hour = now + Duration::from_secs(3600);
+    for n in [1, 2] {
+        store
+            .create(&key_n(n), &Record::new(Map::new(), now, hour))
+            .await
+            .unwrap();
+    }
+    let t = format!("\"{}\".sessions", schema.name);
+    let locker_pool = pg::pool(&schema.url, 1);
+    let mut locker = locker_pool.get().await.unwrap();
+    let lock = locker.transaction().await.unwrap();
+    lock.execute(
+        &format!("SELECT 1 FROM {t} WHERE id_hash = $1 FOR UPDATE"),
+        &[&key_n(1).as_bytes().as_slice()],
+    )
+    .await
+    .unwrap();
+
+    let mut late = ChangeSet::default();
+    late.set("late", json!(true));
+    let err = impatient
+        .update(&key_n(1), &late, hour, now)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("updating"), "{err}");
+
+    // The next write of the same session is issued while the lock is still held, and the lock
+    // goes once it waits.
+    let mut next = ChangeSet::default();
+    next.set("next", json!(1));
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        lock.commit().await.unwrap();
+    };
+    let key = key_n(1);
+    let (written, ()) = tokio::join!(impatient.update(&key, &next, hour, now), release);
+    assert_eq!(written.unwrap(), WriteResult::Done);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert_eq!(stored.data.get("next"), Some(&json!(1)));
+    assert!(
+        !stored.data.contains_key("late"),
+        "the timed-out write landed after its request failed"
+    );
+    // Another key of the same (drained and replaced) connection.
+    let mut other = ChangeSet::default();
+    other.set("other", json!(2));
+    assert_eq!(
+        impatient
+            .update(&key_n(2), &other, hour, now)
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+    assert_eq!(
+        impatient
+            .load(&key_n(2), now)
+            .await
+            .unwrap()
+            .unwrap()
+            .data
+            .get("other"),
+        Some(&json!(2))
+    );
+}
+
+/// With shared connections, every statement of one session goes through one connection (a
+/// trigger logs the backend of each update), the keys spread over all of them, and writes issued
+/// one after another without waiting are applied in that order.
+#[actix_web::test]
+async fn a_shared_connection_serves_each_session_so_its_writes_stay_in_order() {
+    let (store, schema) = pg::shared_store().await;
+    let admin = pg::pool(&schema.url, 1).get().await.unwrap();
+    let s = &schema.name;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE \"{s}\".writers (id_hash bytea, pid int);
+             CREATE FUNCTION \"{s}\".log_writer() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN INSERT INTO \"{s}\".writers VALUES (NEW.id_hash, pg_backend_pid());
+                 RETURN NEW; END $$;
+             CREATE TRIGGER log_writer AFTER UPDATE ON \"{s}\".sessions
+                 FOR EACH ROW EXECUTE FUNCTION \"{s}\".log_writer();"
+        ))
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    let hour = now + Duration::from_secs(3600);
+    let keys: Vec<StorageKey> = (0..5).map(key_n).collect();
+    for key in &keys {
+        store
+            .create(key, &Record::new(Map::new(), now, hour))
+            .await
+            .unwrap();
+        assert!(store.load(key, now).await.unwrap().is_some());
+    }
+    // Issued in this order, the keys interleaved (each first poll sends its statement on the
+    // connection the loads opened), without waiting for each other's answer.
+    let mut writes: Vec<_> = (0..150)
+        .map(|i| {
+            let mut changes = ChangeSet::default();
+            changes.set("n", json!(i));
+            changes.set(format!("k{i}"), json!(i));
+            let (store, key) = (&store, &keys[i % keys.len()]);
+            Box::pin(async move { store.update(key, &changes, hour, now).await })
+        })
+        .collect();
+    for write in &mut writes {
+        assert!(futures_util::FutureExt::now_or_never(write.as_mut()).is_none());
+    }
+    let results = futures_util::future::join_all(writes).await;
+    assert!(results
+        .iter()
+        .all(|r| *r.as_ref().unwrap() == WriteResult::Done));
+    for (k, key) in keys.iter().enumerate() {
+        let stored = store.load(key, now).await.unwrap().unwrap();
+        assert_eq!(
+            stored.data.get("n"),
+            Some(&json!(145 + k)),
+            "the last write of key {k} wins"
+        );
+        assert_eq!(stored.data.len(), 31, "every write's own key is there");
+    }
+    let per_key: Vec<(Vec<u8>, i64)> = admin
+        .query(
+            &format!("SELECT id_hash, count(DISTINCT pid) FROM \"{s}\".writers GROUP BY id_hash"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(per_key.len(), keys.len());
+    assert!(
+        per_key.iter().all(|(_, backends)| *backends == 1),
+        "one session's writes went through several connections: {per_key:?}"
+    );
+    let backends: i64 = admin
+        .query_one(
+            &format!("SELECT count(DISTINCT pid) FROM \"{s}\".writers"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(backends, 2, "the keys use both shared connections");
+}
+
 /// A restart while requests keep coming: requests fail fast while the server is down (none
 /// hangs past the store timeout), and the application serves the same session again within
 /// seconds of the server accepting connections, without losing it.
 #[actix_web::test]
 async fn a_restart_under_load_recovers_within_seconds_and_loses_nothing() {
+    restart_under_load(0).await;
+}
+
+/// The same with shared connections: the closed ones are replaced.
+#[actix_web::test]
+async fn with_shared_connections_a_restart_under_load_recovers_within_seconds() {
+    restart_under_load(2).await;
+}
+
+async fn restart_under_load(shared_connections: usize) {
     use std::{cell::RefCell, rc::Rc, sync::Arc, time::Instant};
 
     let cluster = Arc::new(TempCluster::start());
@@ -513,6 +684,7 @@ async fn a_restart_under_load_recovers_within_seconds_and_loses_nothing() {
     let store = PostgresStore::builder(pg::pool(&cluster.url(), 4))
         .schema(schema.name.clone())
         .timeout(timeout)
+        .shared_connections(shared_connections)
         .build()
         .unwrap();
     let c = client(middleware(store)).await;

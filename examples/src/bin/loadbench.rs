@@ -17,8 +17,8 @@
 //! Environment: `LB_PORT`, `DATABASE_URL` (PostgreSQL variants), `REDIS_URL` (Redis variants),
 //! `LB_CONNS`, `LB_ROWS`, `LB_SECONDS` (the loops), `LB_PG_CLIENTS` (how many connections the
 //! pg loops' `LB_CONNS` tasks share; one each by default), `LB_PG_READERS` (`pg-loop-pair`'s
-//! loads on that many shared connections, its updates on the tasks' own), `LB_SESSIONS`
-//! (mem-capacity).
+//! loads on that many shared connections, its updates on the tasks' own), `LB_PG_SHARED` (our
+//! PostgreSQL store's `shared_connections`; the store's default if unset), `LB_SESSIONS` (mem-capacity).
 //! Exit status 3 means "this variant is not built in" (the driver reports it as skipped).
 
 use std::{
@@ -256,11 +256,13 @@ fn pg_pool(size: usize) -> std::io::Result<actix_typed_session::deadpool_postgre
 #[cfg(feature = "postgres")]
 async fn postgres_store() -> std::io::Result<actix_typed_session::PostgresStore> {
     let pool = pg_pool(env_or("LB_CONNS", 32))?;
-    let store = actix_typed_session::PostgresStore::builder(pool.clone())
+    let mut builder = actix_typed_session::PostgresStore::builder(pool.clone())
         .schema("loadbench")
-        .table("sessions")
-        .build()
-        .map_err(std::io::Error::other)?;
+        .table("sessions");
+    if let Ok(shared) = std::env::var("LB_PG_SHARED") {
+        builder = builder.shared_connections(shared.parse().map_err(std::io::Error::other)?);
+    }
+    let store = builder.build().map_err(std::io::Error::other)?;
     store.migrate().await.map_err(std::io::Error::other)?;
     let client = pool.get().await.map_err(std::io::Error::other)?;
     client

@@ -13,6 +13,8 @@ mod cookie_payload;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_shared;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]
