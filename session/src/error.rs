@@ -82,6 +82,17 @@ pub enum BuildError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A store would take every connection of its pool for its shared connections.
+    #[error(
+        "{shared} shared connections leave none of the pool's {pool} for the other operations; \
+         share fewer or give the pool more"
+    )]
+    PoolTooSmall {
+        /// The shared connections asked for.
+        shared: usize,
+        /// The pool's maximum size.
+        pool: usize,
+    },
     /// The failure status is not a server error.
     #[error("failure status {0} is not a 5xx status")]
     FailureStatus(StatusCode),

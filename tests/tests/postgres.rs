@@ -508,7 +508,7 @@ async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_o
     let (store, schema) = pg::store().await;
     let impatient = PostgresStore::builder(pg::pool(&schema.url, 3))
         .schema(schema.name.clone())
-        .timeout(Duration::from_millis(800))
+        .timeout(Duration::from_millis(1500))
         .shared_connections(1)
         .build()
         .unwrap();
@@ -577,6 +577,111 @@ async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_o
             .get("other"),
         Some(&json!(2))
     );
+}
+
+/// A write that timed out queued behind a statement its cancel cannot stop (a trigger that
+/// ignores cancels for 2.2 s) still lands, but before the next write of its session, which
+/// waits for the drain of the connection instead of running at once on a new one.
+#[actix_web::test]
+async fn on_a_shared_connection_the_next_write_waits_for_a_timed_out_one_that_cannot_be_cancelled()
+{
+    let (store, schema) = pg::store().await;
+    let s = &schema.name;
+    pg::pool(&schema.url, 1)
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE FUNCTION \"{s}\".stubborn() RETURNS trigger LANGUAGE plpgsql AS $$
+             DECLARE until timestamptz := clock_timestamp() + interval '2200 milliseconds';
+             BEGIN
+                 IF NEW.data->>'v' = 'stuck' THEN
+                     WHILE clock_timestamp() < until LOOP
+                         BEGIN PERFORM pg_sleep(0.02);
+                         EXCEPTION WHEN query_canceled THEN NULL; END;
+                     END LOOP;
+                 END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER stubborn BEFORE UPDATE ON \"{s}\".sessions
+                 FOR EACH ROW EXECUTE FUNCTION \"{s}\".stubborn();"
+        ))
+        .await
+        .unwrap();
+    let impatient = PostgresStore::builder(pg::pool(&schema.url, 3))
+        .schema(schema.name.clone())
+        .timeout(Duration::from_millis(1500))
+        .shared_connections(1)
+        .build()
+        .unwrap();
+    let now = SystemTime::now();
+    let hour = now + Duration::from_secs(3600);
+    for n in [1, 2] {
+        store
+            .create(&key_n(n), &Record::new(Map::new(), now, hour))
+            .await
+            .unwrap();
+    }
+    // Opens the shared connection, so that the two writes below go out in the order polled.
+    assert!(impatient.load(&key_n(1), now).await.unwrap().is_some());
+    let mut stuck = ChangeSet::default();
+    stuck.set("v", json!("stuck"));
+    let mut late = ChangeSet::default();
+    late.set("v", json!("late"));
+    late.set("late", json!(true));
+    let (one, two) = (key_n(1), key_n(2));
+    let (stuck_result, late_result) = tokio::join!(
+        impatient.update(&two, &stuck, hour, now),
+        impatient.update(&one, &late, hour, now)
+    );
+    for err in [stuck_result.unwrap_err(), late_result.unwrap_err()] {
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            cause.as_deref().is_some_and(|c| c.contains("timed out")),
+            "{err}: {cause:?}"
+        );
+    }
+    let mut next = ChangeSet::default();
+    next.set("v", json!("next"));
+    assert_eq!(
+        impatient.update(&key_n(1), &next, hour, now).await.unwrap(),
+        WriteResult::Done
+    );
+    let stored = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert_eq!(
+        stored.data.get("late"),
+        Some(&json!(true)),
+        "the write queued behind the uncancellable one landed"
+    );
+    assert_eq!(
+        stored.data.get("v"),
+        Some(&json!("next")),
+        "the timed-out write landed after the next one"
+    );
+}
+
+#[actix_web::test]
+async fn shared_connections_leave_room_in_the_pool() {
+    let url = "postgres://nobody@127.0.0.1:1/none";
+    let err = PostgresStore::builder(pg::pool(url, 4))
+        .shared_connections(4)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, BuildError::PoolTooSmall { shared: 4, pool: 4 }),
+        "{err}"
+    );
+    let shared = |pool: usize| {
+        let store = PostgresStore::builder(pg::pool(url, pool)).build().unwrap();
+        format!("{store:?}")
+    };
+    assert!(shared(8).contains("shared_connections: 4"), "{}", shared(8));
+    assert!(shared(7).contains("shared_connections: 0"), "{}", shared(7));
+    let off = PostgresStore::builder(pg::pool(url, 1))
+        .shared_connections(0)
+        .build()
+        .unwrap();
+    assert!(format!("{off:?}").contains("shared_connections: 0"));
 }
 
 /// With shared connections, every statement of one session goes through one connection (a

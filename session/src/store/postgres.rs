@@ -58,9 +58,10 @@ const OWNER_ATTEMPTS: usize = 5;
 /// Every operation (waiting for a connection included) is bounded by a timeout (5 seconds by
 /// default), so an exhausted pool or an unreachable server fails the request instead of hanging it.
 ///
-/// The single-row statements (load, create, update, idle refresh, delete) go over a few
-/// connections that all requests share, pipelined, each session's always over the same one;
-/// the others check a connection out of the pool
+/// With a pool of 8 connections or more, the single-row statements (load, create, update, idle
+/// refresh, delete) go over 4 connections that all requests share, pipelined, each session's
+/// always over the same one; the other operations, and all of them with a smaller pool, check
+/// a connection out of the pool for each
 /// ([`shared_connections`](PostgresStoreBuilder::shared_connections)).
 ///
 /// ```no_run
@@ -146,13 +147,15 @@ impl PostgresStoreBuilder {
     /// Sends the single-row statements (load, create, update, idle refresh, delete) over
     /// `connections` connections that all requests share, pipelined, instead of checking a
     /// pooled connection out for each; 0 turns it off. By default 4 when the pool's maximum
-    /// size is at least 8 (deadpool's default is 4 per CPU), otherwise off. The connections are
-    /// taken from the pool for good, so the pool needs more than `connections` for the other
-    /// operations (renew, ending an owner's sessions, listing, the expiry clean-up, `migrate`).
+    /// size is at least 8 (deadpool's default size is twice the number of CPUs), otherwise off.
+    /// The connections are taken from the pool for good, so the pool must hold more than
+    /// `connections` ([`build`](Self::build) fails otherwise) for the other operations (renew,
+    /// ending an owner's sessions, listing, the expiry clean-up, `migrate`).
     ///
     /// At 32 requests in flight against one PostgreSQL server, 4 shared connections served
-    /// 25–30 % more read+write requests per second than a pooled connection per operation, and
-    /// 2 or 16 fewer than 4 (BENCHMARKS.md, "PostgreSQL: shared connections").
+    /// 25–30 % more read+write requests per second than a pool of 32 connections used one
+    /// operation at a time; 2 and 16 shared connections did worse than 4 (BENCHMARKS.md,
+    /// "PostgreSQL: shared connections").
     ///
     /// Every session's key always uses the same connection, so one session's statements reach
     /// the server in order and two requests of one visitor never wait for each other's row lock.
@@ -161,9 +164,12 @@ impl PostgresStoreBuilder {
     /// its connection leaves service and is drained: the server is asked to cancel what it runs
     /// until a marker statement queued behind everything answers, and that connection's keys
     /// wait for the drain before a new connection serves them. So a timed-out write either is
-    /// cancelled or lands before any later statement of this instance on its session (shortly
-    /// after its timeout); statements of other requests running on that connection meanwhile
-    /// may be cancelled too.
+    /// cancelled or lands before any later statement of this instance on its session;
+    /// statements of other requests running on that connection meanwhile may be cancelled too.
+    /// If the cancel requests cannot reach the server (a proxy, or a server that requires TLS
+    /// for them) and the statement does not end within 10 seconds, the drain gives up and
+    /// closes the connection, and a statement still queued at the server may run later, as
+    /// with a pooled connection whose cancel fails.
     ///
     /// ```no_run
     /// # use actix_typed_session::{deadpool_postgres::Pool, PostgresStore};
@@ -189,13 +195,18 @@ impl PostgresStoreBuilder {
             ));
         }
         let queries = Queries::new(&self.schema, &self.table);
-        let connections = self.shared.unwrap_or_else(|| {
-            if self.pool.status().max_size >= 2 * DEFAULT_SHARED {
-                DEFAULT_SHARED
-            } else {
-                0
-            }
+        let pool = self.pool.status().max_size;
+        let connections = self.shared.unwrap_or(if pool >= 2 * DEFAULT_SHARED {
+            DEFAULT_SHARED
+        } else {
+            0
         });
+        if connections > 0 && connections >= pool {
+            return Err(BuildError::PoolTooSmall {
+                shared: connections,
+                pool,
+            });
+        }
         let shared = (connections > 0).then(|| {
             let sql = Single::ALL.map(|which| queries.single(which).to_owned());
             std::sync::Arc::new(SharedConnections::new(self.pool.clone(), sql, connections))

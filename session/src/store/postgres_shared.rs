@@ -5,15 +5,20 @@
 //! A session's key always picks the same connection, so the statements of one session reach the
 //! server in the order they were issued and two requests of one visitor never wait for each
 //! other's row lock. What needs care is a statement that times out: it may still be queued at
-//! the server. So the connection leaves service at once, a drain cancels whatever runs on it
-//! until a marker statement sent behind everything else answers, and no new connection serves
-//! those keys before the drain is over: the timed-out write either never lands or lands before
-//! any later statement of this instance on its session.
+//! the server. So its connection leaves service at once, and one drain per connection cancels
+//! whatever runs on it until a marker statement, sent after every statement that timed out on
+//! it, answers. While a drain runs, its slot serves no statement, on that connection or a new
+//! one, and a drained connection never goes back to the pool (a late cancel request could reach
+//! it there). So a timed-out write either is cancelled or lands before any later statement of
+//! this instance on its session; unless the drain gives up (cancel requests that cannot reach
+//! the server, say through a proxy or with a server that requires TLS for them, and a statement
+//! that does not end within [`DRAIN_LIMIT`]): then the connection is closed on this side and a
+//! statement still queued at the server may run later.
 
 use std::{
     pin::pin,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
     time::Duration,
@@ -71,7 +76,7 @@ struct Slot {
 #[derive(Default)]
 struct SlotState {
     live: Option<Arc<Connection>>,
-    /// Drains in progress: no new connection serves the slot until they end.
+    /// Drains in progress: the slot serves no statement until they end.
     draining: usize,
 }
 
@@ -92,7 +97,11 @@ struct Connection {
     /// Taken out in `drop` when the connection must not go back to the pool.
     object: Option<Object>,
     statements: Vec<Statement>,
-    /// Set when a drain gave up on it: its state at the server is unknown.
+    /// How many statements timed out on it. Changed under the slot's lock.
+    timeouts: AtomicU64,
+    /// Whether a drain of it runs. Changed under the slot's lock.
+    draining: AtomicBool,
+    /// Set once drained: it is closed instead of going back to the pool.
     discard: AtomicBool,
 }
 
@@ -154,7 +163,7 @@ impl SharedConnections {
         match tokio::time::timeout_at(deadline, run(connection.client(), statement)).await {
             Ok(result) => result,
             Err(_) => {
-                drain(slot, connection);
+                retire(slot, connection);
                 Err(timed_out())
             }
         }
@@ -169,8 +178,10 @@ impl SharedConnections {
             let mut drained = pin!(slot.drained.notified());
             let draining = {
                 let state = slot.lock();
-                if let Some(live) = state.usable() {
-                    return Ok(live.clone());
+                if state.draining == 0 {
+                    if let Some(live) = state.usable() {
+                        return Ok(live.clone());
+                    }
                 }
                 // Registered before the lock is let go, so the end of the drain is not missed.
                 drained.as_mut().enable();
@@ -207,47 +218,91 @@ impl SharedConnections {
         Ok(Connection {
             object: Some(object),
             statements,
+            timeouts: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
             discard: AtomicBool::new(false),
         })
     }
 }
 
-/// Takes `connection` out of service and, in a task of its own, cancels what it runs until a
-/// marker statement queued behind everything else answers (or the server stays silent for
-/// the drain's time limit, after which the connection is closed).
-fn drain(slot: &Arc<Slot>, connection: Arc<Connection>) {
+/// A statement timed out on `connection`: takes it out of service and makes sure a drain of it
+/// runs (a drain already running sees this timeout and sends another marker).
+fn retire(slot: &Arc<Slot>, connection: Arc<Connection>) {
+    let mut state = slot.lock();
+    if state
+        .live
+        .as_ref()
+        .is_some_and(|live| Arc::ptr_eq(live, &connection))
     {
-        let mut state = slot.lock();
-        if state
-            .live
-            .as_ref()
-            .is_some_and(|live| Arc::ptr_eq(live, &connection))
-        {
-            state.live = None;
-        }
-        state.draining += 1;
+        state.live = None;
     }
-    let slot = slot.clone();
-    let finish = move |slot: &Slot| {
-        slot.lock().draining -= 1;
-        slot.drained.notify_waiters();
-    };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        connection.discard.store(true, Ordering::Relaxed);
-        finish(&slot);
+    connection.timeouts.fetch_add(1, Ordering::SeqCst);
+    if connection.draining.swap(true, Ordering::SeqCst) {
         return;
+    }
+    state.draining += 1;
+    drop(state);
+    let drain = Drain {
+        slot: slot.clone(),
+        connection,
+        ended: false,
     };
-    runtime.spawn(async move {
-        if !cancel_until_answered(connection.client()).await {
-            tracing::warn!(
-                "a drained session store connection stayed silent; closing it with its \
-                 statements in an unknown state"
-            );
-            connection.discard.store(true, Ordering::Relaxed);
+    tokio::spawn(drain.run());
+}
+
+/// The drain of one connection; holds its slot until it ends (dropped with its task too, say
+/// when the runtime shuts down).
+struct Drain {
+    slot: Arc<Slot>,
+    connection: Arc<Connection>,
+    ended: bool,
+}
+
+impl Drain {
+    async fn run(mut self) {
+        loop {
+            let seen = self.connection.timeouts.load(Ordering::SeqCst);
+            if !cancel_until_answered(self.connection.client()).await {
+                tracing::warn!(
+                    "a drained session store connection stayed silent; closing it with its \
+                     statements in an unknown state"
+                );
+                return;
+            }
+            if self.end_if_no_timeout_since(seen) {
+                return;
+            }
         }
-        drop(connection);
-        finish(&slot);
-    });
+    }
+
+    /// Ends the drain if no statement timed out since its marker was sent. Under the slot's
+    /// lock, so that a timeout either is seen here or starts a drain of its own.
+    fn end_if_no_timeout_since(&mut self, seen: u64) -> bool {
+        let slot = self.slot.clone();
+        let mut state = slot.lock();
+        if self.connection.timeouts.load(Ordering::SeqCst) != seen {
+            return false;
+        }
+        self.end(&mut state);
+        true
+    }
+
+    fn end(&mut self, state: &mut SlotState) {
+        self.connection.discard.store(true, Ordering::SeqCst);
+        self.connection.draining.store(false, Ordering::SeqCst);
+        state.draining -= 1;
+        self.ended = true;
+        self.slot.drained.notify_waiters();
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        if !self.ended {
+            let slot = self.slot.clone();
+            self.end(&mut slot.lock());
+        }
+    }
 }
 
 /// Asks the server to cancel what `client`'s connection runs, every [`CANCEL_EVERY`], until a
