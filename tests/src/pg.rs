@@ -102,11 +102,13 @@ pub async fn shared_store() -> (PostgresStore, TestSchema) {
     (store, schema)
 }
 
-/// A migrated store in a new schema on the server at `url`.
+/// A migrated store in a new schema on the server at `url`, with a pooled connection per
+/// operation (no shared connections; see [`shared_store`]).
 pub async fn store_on(url: &str, pool_size: usize) -> (PostgresStore, TestSchema) {
     let schema = TestSchema::new(url);
     let store = PostgresStore::builder(pool(url, pool_size))
         .schema(schema.name.clone())
+        .shared_connections(0)
         .build()
         .expect("valid names");
     store.migrate().await.expect("migration");

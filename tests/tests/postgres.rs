@@ -675,8 +675,13 @@ async fn shared_connections_leave_room_in_the_pool() {
         let store = PostgresStore::builder(pg::pool(url, pool)).build().unwrap();
         format!("{store:?}")
     };
-    assert!(shared(8).contains("shared_connections: 4"), "{}", shared(8));
-    assert!(shared(7).contains("shared_connections: 0"), "{}", shared(7));
+    for (pool, default) in [(32, 4), (8, 4), (7, 2), (4, 2), (3, 0), (1, 0)] {
+        let debug = shared(pool);
+        assert!(
+            debug.contains(&format!("shared_connections: {default}")),
+            "pool of {pool}: {debug}"
+        );
+    }
     let off = PostgresStore::builder(pg::pool(url, 1))
         .shared_connections(0)
         .build()

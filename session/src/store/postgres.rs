@@ -16,8 +16,6 @@ use crate::{
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_BATCH: i64 = 1_000;
-/// Shared connections when the pool is large enough (see `shared_connections`).
-const DEFAULT_SHARED: usize = 4;
 /// How many times ending an owner's sessions is tried when concurrent writes to them conflict.
 const OWNER_ATTEMPTS: usize = 5;
 
@@ -58,10 +56,10 @@ const OWNER_ATTEMPTS: usize = 5;
 /// Every operation (waiting for a connection included) is bounded by a timeout (5 seconds by
 /// default), so an exhausted pool or an unreachable server fails the request instead of hanging it.
 ///
-/// With a pool of 8 connections or more, the single-row statements (load, create, update, idle
-/// refresh, delete) go over 4 connections that all requests share, pipelined, each session's
-/// always over the same one; the other operations, and all of them with a smaller pool, check
-/// a connection out of the pool for each
+/// With a pool of 4 connections or more, the single-row statements (load, create, update, idle
+/// refresh, delete) go over 2 (4 with a pool of 8 or more) connections that all requests share,
+/// pipelined, each session's always over the same one; the other operations, and all of them
+/// with a smaller pool, check a connection out of the pool for each
 /// ([`shared_connections`](PostgresStoreBuilder::shared_connections)).
 ///
 /// ```no_run
@@ -147,15 +145,17 @@ impl PostgresStoreBuilder {
     /// Sends the single-row statements (load, create, update, idle refresh, delete) over
     /// `connections` connections that all requests share, pipelined, instead of checking a
     /// pooled connection out for each; 0 turns it off. By default 4 when the pool's maximum
-    /// size is at least 8 (deadpool's default size is twice the number of CPUs), otherwise off.
+    /// size is 8 or more, 2 when it is 4 to 7 (deadpool's default size is twice the number of
+    /// CPUs), otherwise off.
     /// The connections are taken from the pool for good, so the pool must hold more than
     /// `connections` ([`build`](Self::build) fails otherwise) for the other operations (renew,
     /// ending an owner's sessions, listing, the expiry clean-up, `migrate`).
     ///
-    /// At 32 requests in flight against one PostgreSQL server, 4 shared connections served
-    /// 25–30 % more read+write requests per second than a pool of 32 connections used one
-    /// operation at a time; 2 and 16 shared connections did worse than 4 (BENCHMARKS.md,
-    /// "PostgreSQL: shared connections").
+    /// At 32 requests in flight against one PostgreSQL server, 4 shared connections out of a
+    /// pool of 8 or 32 served 40–50 % more read+write requests per second than the same pool
+    /// used one operation at a time, and 2 out of a pool of 4 served 40 % more; with a pool of
+    /// 32, 2 and 16 shared connections did worse than 4 (BENCHMARKS.md, "PostgreSQL: shared
+    /// connections").
     ///
     /// Every session's key always uses the same connection, so one session's statements reach
     /// the server in order and two requests of one visitor never wait for each other's row lock.
@@ -196,10 +196,10 @@ impl PostgresStoreBuilder {
         }
         let queries = Queries::new(&self.schema, &self.table);
         let pool = self.pool.status().max_size;
-        let connections = self.shared.unwrap_or(if pool >= 2 * DEFAULT_SHARED {
-            DEFAULT_SHARED
-        } else {
-            0
+        let connections = self.shared.unwrap_or(match pool {
+            8.. => 4,
+            4..=7 => 2,
+            _ => 0,
         });
         if connections > 0 && connections >= pool {
             return Err(BuildError::PoolTooSmall {
