@@ -41,6 +41,39 @@ fn middleware(store: PostgresStore) -> SessionMiddleware {
         .unwrap()
 }
 
+/// Stores an empty session under each of `keys`, live for an hour from `now`; gives that hour.
+async fn create_empty(store: &PostgresStore, keys: &[u8], now: SystemTime) -> SystemTime {
+    let hour = now + Duration::from_secs(3600);
+    for &n in keys {
+        store
+            .create(&key_n(n), &Record::new(Map::new(), now, hour))
+            .await
+            .unwrap();
+    }
+    hour
+}
+
+/// A connection of its own holding the row of `key` locked, in an open transaction, until it
+/// runs `COMMIT`.
+async fn lock_row(
+    schema: &pg::TestSchema,
+    key: &StorageKey,
+) -> actix_typed_session::deadpool_postgres::Object {
+    let locker = pg::pool(&schema.url, 1).get().await.unwrap();
+    locker.batch_execute("BEGIN").await.unwrap();
+    locker
+        .execute(
+            &format!(
+                "SELECT 1 FROM \"{}\".sessions WHERE id_hash = $1 FOR UPDATE",
+                schema.name
+            ),
+            &[&key.as_bytes().as_slice()],
+        )
+        .await
+        .unwrap();
+    locker
+}
+
 #[actix_web::test]
 async fn names_are_validated_at_build_time() {
     let pool = pg::pool("postgres://nobody@127.0.0.1:1/none", 1);
@@ -460,21 +493,8 @@ async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
         .build()
         .unwrap();
     let now = SystemTime::now();
-    let hour = now + Duration::from_secs(3600);
-    store
-        .create(&key_n(1), &Record::new(Map::new(), now, hour))
-        .await
-        .unwrap();
-    let t = format!("\"{}\".sessions", schema.name);
-    let locker_pool = pg::pool(&schema.url, 1);
-    let mut locker = locker_pool.get().await.unwrap();
-    let lock = locker.transaction().await.unwrap();
-    lock.execute(
-        &format!("SELECT 1 FROM {t} WHERE id_hash = $1 FOR UPDATE"),
-        &[&key_n(1).as_bytes().as_slice()],
-    )
-    .await
-    .unwrap();
+    let hour = create_empty(&store, &[1], now).await;
+    let lock = lock_row(&schema, &key_n(1)).await;
     let mut late = ChangeSet::default();
     late.set("late", json!(true));
     let err = impatient
@@ -484,7 +504,7 @@ async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
     assert!(err.to_string().contains("updating"), "{err}");
     // Give the cancel request time to reach the server, then let the lock go.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    lock.commit().await.unwrap();
+    lock.batch_execute("COMMIT").await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stored = store.load(&key_n(1), now).await.unwrap().unwrap();
     assert!(
@@ -513,23 +533,8 @@ async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_o
         .build()
         .unwrap();
     let now = SystemTime::now();
-    let hour = now + Duration::from_secs(3600);
-    for n in [1, 2] {
-        store
-            .create(&key_n(n), &Record::new(Map::new(), now, hour))
-            .await
-            .unwrap();
-    }
-    let t = format!("\"{}\".sessions", schema.name);
-    let locker_pool = pg::pool(&schema.url, 1);
-    let mut locker = locker_pool.get().await.unwrap();
-    let lock = locker.transaction().await.unwrap();
-    lock.execute(
-        &format!("SELECT 1 FROM {t} WHERE id_hash = $1 FOR UPDATE"),
-        &[&key_n(1).as_bytes().as_slice()],
-    )
-    .await
-    .unwrap();
+    let hour = create_empty(&store, &[1, 2], now).await;
+    let lock = lock_row(&schema, &key_n(1)).await;
 
     let mut late = ChangeSet::default();
     late.set("late", json!(true));
@@ -544,8 +549,8 @@ async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_o
     let mut next = ChangeSet::default();
     next.set("next", json!(1));
     let release = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        lock.commit().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        lock.batch_execute("COMMIT").await.unwrap();
     };
     let key = key_n(1);
     let (written, ()) = tokio::join!(impatient.update(&key, &next, hour, now), release);
@@ -615,13 +620,7 @@ async fn on_a_shared_connection_the_next_write_waits_for_a_timed_out_one_that_ca
         .build()
         .unwrap();
     let now = SystemTime::now();
-    let hour = now + Duration::from_secs(3600);
-    for n in [1, 2] {
-        store
-            .create(&key_n(n), &Record::new(Map::new(), now, hour))
-            .await
-            .unwrap();
-    }
+    let hour = create_empty(&store, &[1, 2], now).await;
     // Opens the shared connection, so that the two writes below go out in the order polled.
     assert!(impatient.load(&key_n(1), now).await.unwrap().is_some());
     let mut stuck = ChangeSet::default();

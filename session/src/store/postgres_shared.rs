@@ -242,6 +242,7 @@ fn retire(slot: &Arc<Slot>, connection: Arc<Connection>) {
     }
     state.draining += 1;
     drop(state);
+    tracing::debug!("a session store statement timed out; draining its shared connection");
     let drain = Drain {
         slot: slot.clone(),
         connection,
@@ -305,14 +306,26 @@ impl Drop for Drain {
     }
 }
 
-/// Asks the server to cancel what `client`'s connection runs, every [`CANCEL_EVERY`], until a
-/// marker statement sent behind everything else answers (true), or for at most
-/// [`DRAIN_LIMIT`] (false).
+/// Sends a marker statement behind everything queued on `client`'s connection and, while it
+/// has not answered, asks the server every [`CANCEL_EVERY`] to cancel what the connection runs.
+/// True once the marker answers; false after [`DRAIN_LIMIT`] without an answer.
 async fn cancel_until_answered(client: &Client) -> bool {
     let token = client.cancel_token();
     let mut marker = pin!(client.simple_query(""));
     let give_up = Instant::now() + DRAIN_LIMIT;
     loop {
+        // The marker goes out on the first wait, before any cancel: a connection that was only
+        // slow drains without cancelling anything. Any answer, an error included, means every
+        // statement sent before it is over.
+        if tokio::time::timeout(CANCEL_EVERY, &mut marker)
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        if Instant::now() >= give_up {
+            return false;
+        }
         match tokio::time::timeout(CANCEL_EVERY, token.cancel_query(tokio_postgres::NoTls)).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => tracing::warn!(
@@ -322,16 +335,6 @@ async fn cancel_until_answered(client: &Client) -> bool {
             Err(_) => tracing::warn!(
                 "no answer to a cancel request for a drained session store connection"
             ),
-        }
-        // Any answer, an error included, means every statement sent before it is over.
-        if tokio::time::timeout(CANCEL_EVERY, &mut marker)
-            .await
-            .is_ok()
-        {
-            return true;
-        }
-        if Instant::now() >= give_up {
-            return false;
         }
     }
 }
