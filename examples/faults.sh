@@ -7,7 +7,9 @@
 #   bash examples/faults.sh                          # 20 s runs, release build (the published table)
 #   FAULTS_SECONDS=10 FAULTS_PROFILE=debug bash examples/faults.sh   # a shorter check on a debug build
 #
-# Scenarios (FAULTS_SCENARIOS, default all; FAULTS_BACKENDS, default "pg redis"):
+# Scenarios (FAULTS_SCENARIOS, default all; FAULTS_BACKENDS, default "pg pg-shared redis", where
+# pg-shared is PostgreSQL with 2 shared connections, `PostgresStoreBuilder::shared_connections`,
+# in every scenario but pool, whose pool of 2 cannot hold them):
 #   down-load      the store process dies (PG: pg_ctl stop -m immediate; Redis: kill -9) and is
 #                  started again on the same port and data; the load only reads (/ro)
 #   down-save      the same outage; every request loads and saves (/rw)
@@ -34,7 +36,7 @@ SECS=${FAULTS_SECONDS:-20}
 CLIENTS=${FAULTS_CLIENTS:-16}
 PROFILE=${FAULTS_PROFILE:-release}
 OUT=${FAULTS_OUT:-$ROOT/examples/faults}
-BACKENDS=${FAULTS_BACKENDS:-pg redis}
+BACKENDS=${FAULTS_BACKENDS:-pg pg-shared redis}
 SCENARIOS=${FAULTS_SCENARIOS:-down-load down-save down-save-mid slow pool restart}
 STORE_TIMEOUT_MS=1000
 DEADLINE_MS=10000
@@ -208,7 +210,8 @@ printf 'backend\tscenario\troute\tclients\tpool\trequests\tfailed\thung\tfailing
 BAD=()
 
 run() { # backend scenario
-  local backend=$1 scenario=$2 route=rw clients=$CLIENTS pool=4 url
+  local label=$1 backend=$1 scenario=$2 route=rw clients=$CLIENTS pool=4 shared=0 url
+  [ "$label" = pg-shared ] && backend=pg shared=2
   case "$scenario" in
     down-load) route=ro ;;
     down-save-mid) route=rw-slow ;;
@@ -216,33 +219,34 @@ run() { # backend scenario
   esac
   [ "$backend" = redis ] && pool=-
   if [ "$backend" = pg ]; then
-    pg_new || { BAD+=("$backend $scenario: PostgreSQL did not start"); return; }
+    pg_new || { BAD+=("$label $scenario: PostgreSQL did not start"); return; }
     url="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   else
-    redis_new || { BAD+=("$backend $scenario: redis-server did not start"); return; }
+    redis_new || { BAD+=("$label $scenario: redis-server did not start"); return; }
     url="redis://127.0.0.1:$REDIS_PORT/"
   fi
   rm -f "$WORK/marks" "$WORK/ready"
   local port
   port=$(free_port)
   timeout $((SECS + 120)) "$BIN" serve --backend "$backend" --url "$url" --port "$port" \
-    --pool-size "${pool/-/4}" --timeout-ms "$STORE_TIMEOUT_MS" 2>"$WORK/server.log" &
+    --pool-size "${pool/-/4}" --shared-connections "$shared" --timeout-ms "$STORE_TIMEOUT_MS" \
+    2>"$WORK/server.log" &
   SERVER_PID=$!
   local tries=0
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     tries=$((tries + 1))
     if [ "$tries" -ge 300 ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      echo "  $backend $scenario: the server did not start: $(tail -n 3 "$WORK/server.log")"
-      BAD+=("$backend $scenario: server did not start")
+      echo "  $label $scenario: the server did not start: $(tail -n 3 "$WORK/server.log")"
+      BAD+=("$label $scenario: server did not start")
       kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
       return
     fi
     sleep 0.05
   done
-  local json="$OUT/$backend-$scenario.json"
+  local json="$OUT/$label-$scenario.json"
   timeout $((SECS + 90)) "$BIN" load --port "$port" --route "$route" --clients "$clients" \
     --seconds "$SECS" --deadline-ms "$DEADLINE_MS" --out "$json" --marks "$WORK/marks" \
-    --ready "$WORK/ready" --label "$backend $scenario" >"$WORK/load.out" 2>"$WORK/load.err" &
+    --ready "$WORK/ready" --label "$label $scenario" >"$WORK/load.out" 2>"$WORK/load.err" &
   LOAD_PID=$!
   tries=0
   until [ -s "$WORK/ready" ]; do
@@ -255,8 +259,8 @@ run() { # backend scenario
     t0=$(head -n 1 "$WORK/ready")
     AT=$((t0 + SECS * 250)) CLEAR=$((t0 + SECS * 500))
     if ! fault "$backend" "$scenario"; then
-      echo "  $backend $scenario: injecting or clearing the fault failed"
-      BAD+=("$backend $scenario: injecting or clearing the fault failed")
+      echo "  $label $scenario: injecting or clearing the fault failed"
+      BAD+=("$label $scenario: injecting or clearing the fault failed")
     fi
   fi
   local rc=0
@@ -268,22 +272,22 @@ run() { # backend scenario
   local line
   line=$(grep '^RESULT' "$WORK/load.out" || true)
   if [ $rc -ne 0 ] || [ -z "$line" ]; then
-    echo "  $backend $scenario: the load process failed ($rc): $(tail -n 3 "$WORK/load.err")"
-    BAD+=("$backend $scenario: load process failed ($rc)")
+    echo "  $label $scenario: the load process failed ($rc): $(tail -n 3 "$WORK/load.err")"
+    BAD+=("$label $scenario: load process failed ($rc)")
     return
   fi
   # RESULT label total failed hung failing recover rate_back lost landed slowest serving failures
   local total failed hung failing recover rate lost landed slowest serving failures
   IFS=$'\t' read -r _ _ total failed hung failing recover rate lost landed slowest serving failures <<<"$line"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" \
     "$scenario" "$route" "$clients" "$pool" "$total" "$failed" "$hung" "$failing" "$recover" "$rate" \
     "$lost" "$landed" "$slowest" "$serving" "$failures" >>"$RESULTS"
   printf '  %-6s %-14s %6s requests %6s failed (for %4s s) %3s hung  recover %4s s (rate %4s s)  lost %s  landed %s  slowest %s ms  %s\n' \
-    "$backend" "$scenario" "$total" "$failed" "$failing" "$hung" "$recover" "$rate" "$lost" "$landed" \
+    "$label" "$scenario" "$total" "$failed" "$failing" "$hung" "$recover" "$rate" "$lost" "$landed" \
     "$slowest" "$failures"
-  [ "$hung" = 0 ] || BAD+=("$backend $scenario: $hung hung")
-  [ "$lost" = 0 ] || BAD+=("$backend $scenario: $lost lost")
-  [ "$serving" = yes ] || BAD+=("$backend $scenario: not serving at the end")
+  [ "$hung" = 0 ] || BAD+=("$label $scenario: $hung hung")
+  [ "$lost" = 0 ] || BAD+=("$label $scenario: $lost lost")
+  [ "$serving" = yes ] || BAD+=("$label $scenario: not serving at the end")
   # The store of this scenario is not needed any more.
   if [ "$backend" = pg ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
@@ -295,6 +299,8 @@ run() { # backend scenario
 echo "faults: ${SECS} s runs, fault from $((SECS * 250)) ms to $((SECS * 500)) ms, store timeout ${STORE_TIMEOUT_MS} ms, hung after ${DEADLINE_MS} ms"
 for backend in $BACKENDS; do
   for scenario in $SCENARIOS; do
+    # A pool of 2 cannot hold 2 shared connections: that scenario is the same as pg's.
+    [ "$backend:$scenario" = pg-shared:pool ] && continue
     run "$backend" "$scenario"
   done
 done
@@ -304,7 +310,11 @@ done
   echo "| backend | scenario | clients | requests | failed | failing for (s) | hung | seconds to recover | to 90 % rate (s) | data lost | failed but stored | slowest (ms) |"
   echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
   tail -n +2 "$RESULTS" | while IFS=$'\t' read -r b s _ c p t f h fs r ra l la sl _ _; do
-    name=$([ "$b" = pg ] && echo PostgreSQL || echo Redis)
+    case "$b" in
+      pg) name=PostgreSQL ;;
+      pg-shared) name='PostgreSQL, 2 shared connections' ;;
+      *) name=Redis ;;
+    esac
     [ "$p" != - ] && c="$c (pool $p)"
     [ "$r" = none ] && r='never'
     [ "$ra" = none ] && ra='not in the run'

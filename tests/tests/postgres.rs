@@ -674,13 +674,18 @@ async fn shared_connections_leave_room_in_the_pool() {
         let store = PostgresStore::builder(pg::pool(url, pool)).build().unwrap();
         format!("{store:?}")
     };
-    for (pool, default) in [(32, 4), (8, 4), (7, 2), (4, 2), (3, 0), (1, 0)] {
+    for pool in [32, 8, 4, 1] {
         let debug = shared(pool);
         assert!(
-            debug.contains(&format!("shared_connections: {default}")),
-            "pool of {pool}: {debug}"
+            debug.contains("shared_connections: 0"),
+            "off by default, pool of {pool}: {debug}"
         );
     }
+    let on = PostgresStore::builder(pg::pool(url, 8))
+        .shared_connections(4)
+        .build()
+        .unwrap();
+    assert!(format!("{on:?}").contains("shared_connections: 4"));
     let off = PostgresStore::builder(pg::pool(url, 1))
         .shared_connections(0)
         .build()

@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! faultbench serve --backend pg|redis --url URL --port N [--pool-size 4] [--timeout-ms 1000]
+//!                   [--shared-connections 0]  (PostgreSQL: `PostgresStoreBuilder::shared_connections`)
 //! faultbench load  --port N --route rw|ro|rw-slow --clients C --seconds S --out FILE.json
 //!                  [--marks FILE] [--ready FILE] [--label TEXT] [--deadline-ms 10000]
 //!                  [--prime 3] [--pause-ms 20] [--max-requests 2000000]
@@ -188,6 +189,7 @@ async fn serve(opts: &Opts) -> std::io::Result<()> {
     let port: u16 = opts.num("port", 0)?;
     let timeout = Duration::from_millis(opts.num("timeout-ms", 1000)?);
     let pool_size: usize = opts.num("pool-size", 4)?;
+    let shared: usize = opts.num("shared-connections", 0)?;
     let store: actix_typed_session::Backend = match backend {
         "pg" => {
             use actix_typed_session::deadpool_postgres::{
@@ -204,6 +206,7 @@ async fn serve(opts: &Opts) -> std::io::Result<()> {
                 .schema("faultbench")
                 .table("sessions")
                 .timeout(timeout)
+                .shared_connections(shared)
                 .build()
                 .map_err(std::io::Error::other)?;
             store.migrate().await.map_err(std::io::Error::other)?;
