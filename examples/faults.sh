@@ -282,7 +282,7 @@ run() { # backend scenario
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" \
     "$scenario" "$route" "$clients" "$pool" "$total" "$failed" "$hung" "$failing" "$recover" "$rate" \
     "$lost" "$landed" "$slowest" "$serving" "$failures" >>"$RESULTS"
-  printf '  %-6s %-14s %6s requests %6s failed (for %4s s) %3s hung  recover %4s s (rate %4s s)  lost %s  landed %s  slowest %s ms  %s\n' \
+  printf '  %-9s %-14s %6s requests %6s failed (for %4s s) %3s hung  recover %4s s (rate %4s s)  lost %s  landed %s  slowest %s ms  %s\n' \
     "$label" "$scenario" "$total" "$failed" "$failing" "$hung" "$recover" "$rate" "$lost" "$landed" \
     "$slowest" "$failures"
   [ "$hung" = 0 ] || BAD+=("$label $scenario: $hung hung")

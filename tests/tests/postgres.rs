@@ -521,8 +521,9 @@ async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
 }
 
 /// On shared connections, a write that timed out behind a row lock is cancelled by the drain of
-/// its connection; a later write of the same session waits for that drain, so the timed-out one
-/// can never land after it; and the other keys of the drained connection are served again.
+/// its connection and never lands, the next write of the same session succeeds, and the other
+/// keys of the drained connection are served again. (That the next write waits for the drain
+/// is the next test's.)
 #[actix_web::test]
 async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_one_runs() {
     let (store, schema) = pg::store().await;
@@ -646,17 +647,43 @@ async fn on_a_shared_connection_the_next_write_waits_for_a_timed_out_one_that_ca
         impatient.update(&key_n(1), &next, hour, now).await.unwrap(),
         WriteResult::Done
     );
+    // Whatever the drain did, by now the stubborn statement is over, and the late write either
+    // was cancelled (a cancel may catch it during its millisecond at the server) or landed
+    // right after it; give a late write that did not wait for the drain time to land too.
+    let stuck_landed = eventually(Duration::from_secs(10), || async {
+        let stored = store.load(&key_n(2), now).await.unwrap().unwrap();
+        stored.data.get("v") == Some(&json!("stuck"))
+    })
+    .await;
+    assert!(stuck_landed.is_some(), "the stubborn write never landed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let stored = store.load(&key_n(1), now).await.unwrap().unwrap();
-    assert_eq!(
-        stored.data.get("late"),
-        Some(&json!(true)),
-        "the write queued behind the uncancellable one landed"
-    );
     assert_eq!(
         stored.data.get("v"),
         Some(&json!("next")),
         "the timed-out write landed after the next one"
     );
+}
+
+/// A timeout too long to add to the clock means none, on shared connections as on pooled ones.
+#[actix_web::test]
+async fn an_endless_timeout_works_on_shared_connections() {
+    let (_, schema) = pg::store().await;
+    for shared in [0, 1] {
+        let store = PostgresStore::builder(pg::pool(&schema.url, 2))
+            .schema(schema.name.clone())
+            .timeout(Duration::MAX)
+            .shared_connections(shared)
+            .build()
+            .unwrap();
+        let now = SystemTime::now();
+        create_empty(&store, &[shared as u8 + 1], now).await;
+        assert!(store
+            .load(&key_n(shared as u8 + 1), now)
+            .await
+            .unwrap()
+            .is_some());
+    }
 }
 
 #[actix_web::test]

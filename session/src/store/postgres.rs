@@ -58,8 +58,8 @@ const OWNER_ATTEMPTS: usize = 5;
 ///
 /// Each operation checks a connection out of the pool. A busy instance can instead send the
 /// single-row statements (load, create, update, idle refresh, delete) over a few connections
-/// that all requests share, pipelined, each session's always over the same one: 30–50 % more
-/// requests per second at 32 in flight
+/// that all requests share, pipelined, each session's always over the same one: 30–70 % more
+/// read+write requests per second at 32 in flight
 /// ([`shared_connections`](PostgresStoreBuilder::shared_connections)).
 ///
 /// ```no_run
@@ -150,11 +150,11 @@ impl PostgresStoreBuilder {
     /// expiry clean-up, `migrate`), and whatever else of the application uses the same pool has
     /// that many fewer. Off by default for that reason: size the pool for it.
     ///
-    /// At 32 requests in flight against one PostgreSQL server, 4 shared connections out of a
-    /// pool of 8 or 32 served 40–50 % more read+write requests per second than the same pool
-    /// used one operation at a time, and 2 out of a pool of 4 served 40 % more; with a pool of
-    /// 32, 2 and 16 shared connections did worse than 4 (BENCHMARKS.md, "PostgreSQL: shared
-    /// connections").
+    /// At 32 requests in flight against one PostgreSQL server, read+write requests per second
+    /// grew by 60–70 % with 4 shared connections out of a pool of 8 and by 30–40 % with 4 out of
+    /// 32, against the same pool used one operation at a time; 2 shared connections out of a
+    /// pool of 4 gave 5–45 %; with a pool of 32, 2 and 16 did worse than 4 (BENCHMARKS.md,
+    /// "PostgreSQL: shared connections").
     ///
     /// Every session's key always uses the same connection, so one session's statements reach
     /// the server in order and two requests of one visitor never wait for each other's row lock.
@@ -166,9 +166,9 @@ impl PostgresStoreBuilder {
     /// cancelled or lands before any later statement of this instance on its session;
     /// statements of other requests running on that connection meanwhile may be cancelled too.
     /// If the cancel requests cannot reach the server (a proxy, or a server that requires TLS
-    /// for them) and the statement does not end within 10 seconds, the drain gives up and
-    /// closes the connection, and a statement still queued at the server may run later, as
-    /// with a pooled connection whose cancel fails.
+    /// for them) and the statement does not end within 10 seconds, the drain gives up and lets
+    /// the connection go (it closes once what is still queued on it ends), and a statement still
+    /// queued at the server may run later, as with a pooled connection whose cancel fails.
     ///
     /// ```no_run
     /// # use actix_typed_session::{deadpool_postgres::Pool, PostgresStore};

@@ -5,15 +5,16 @@
 //! A session's key always picks the same connection, so the statements of one session reach the
 //! server in the order they were issued and two requests of one visitor never wait for each
 //! other's row lock. What needs care is a statement that times out: it may still be queued at
-//! the server. So its connection leaves service at once, and one drain per connection cancels
-//! whatever runs on it until a marker statement, sent after every statement that timed out on
-//! it, answers. While a drain runs, its slot serves no statement, on that connection or a new
+//! the server. So its connection leaves service at once, and one drain per connection sends a
+//! marker statement after every statement that timed out on it and, while the marker has not
+//! answered, from 100 ms on, cancels whatever the connection runs. While a drain runs, its slot serves no statement, on that connection or a new
 //! one, and a drained connection never goes back to the pool (a late cancel request could reach
 //! it there). So a timed-out write either is cancelled or lands before any later statement of
 //! this instance on its session; unless the drain gives up (cancel requests that cannot reach
 //! the server, say through a proxy or with a server that requires TLS for them, and a statement
-//! that does not end within [`DRAIN_LIMIT`]): then the connection is closed on this side and a
-//! statement still queued at the server may run later.
+//! that does not end within [`DRAIN_LIMIT`]), or its task is dropped (the runtime shuts down):
+//! then the slot serves again on a new connection, the old one is let go (it closes once what is
+//! still queued on it ends), and a statement still queued at the server may run later.
 
 use std::{
     pin::pin,
@@ -54,7 +55,7 @@ impl Single {
 
 /// How often a drain asks the server to cancel the statement it is running.
 const CANCEL_EVERY: Duration = Duration::from_millis(100);
-/// How long a drain goes on cancelling before it closes the connection.
+/// How long a drain goes on cancelling before it gives up and lets the connection go.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// A few connections taken from the pool for good, each serving the keys of one slot.
@@ -153,7 +154,10 @@ impl SharedConnections {
         timeout: Duration,
         run: impl AsyncFnOnce(&Client, &Statement) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add (`Duration::MAX`, say) means none, as with `tokio::time::timeout`.
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30));
         let slot = &self.slots[usize::from(key.as_bytes()[0]) % self.slots.len()];
         let timed_out = || StoreError::new(op, format!("timed out after {timeout:?}"));
         let connection = tokio::time::timeout_at(deadline, self.connection(slot, op))
@@ -265,9 +269,11 @@ impl Drain {
             let seen = self.connection.timeouts.load(Ordering::SeqCst);
             if !cancel_until_answered(self.connection.client()).await {
                 tracing::warn!(
-                    "a drained session store connection stayed silent; closing it with its \
+                    "a drained session store connection stayed silent; letting it go with its \
                      statements in an unknown state"
                 );
+                let slot = self.slot.clone();
+                self.end(&mut slot.lock());
                 return;
             }
             if self.end_if_no_timeout_since(seen) {
@@ -300,6 +306,10 @@ impl Drain {
 impl Drop for Drain {
     fn drop(&mut self) {
         if !self.ended {
+            tracing::warn!(
+                "the drain of a session store connection was dropped before it ended (is the \
+                 runtime shutting down?); its statements are in an unknown state"
+            );
             let slot = self.slot.clone();
             self.end(&mut slot.lock());
         }
