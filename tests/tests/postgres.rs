@@ -74,6 +74,38 @@ async fn lock_row(
     locker
 }
 
+/// Runs the PL/pgSQL `body` (which ends with `RETURN NEW;`) as a trigger named `name` on every
+/// update of the test table, `when` (`BEFORE` or `AFTER`) it is applied.
+async fn on_update(schema: &pg::TestSchema, when: &str, name: &str, body: &str) {
+    let s = &schema.name;
+    pg::pool(&schema.url, 1)
+        .get()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE FUNCTION \"{s}\".{name}() RETURNS trigger LANGUAGE plpgsql AS $$ {body} $$;
+             CREATE TRIGGER {name} {when} UPDATE ON \"{s}\".sessions
+                 FOR EACH ROW EXECUTE FUNCTION \"{s}\".{name}();"
+        ))
+        .await
+        .unwrap();
+}
+
+/// A store on `schema` with its own pool of `pool`, `shared` shared connections and `timeout`.
+fn impatient(
+    schema: &pg::TestSchema,
+    pool: usize,
+    shared: usize,
+    timeout: Duration,
+) -> PostgresStore {
+    PostgresStore::builder(pg::pool(&schema.url, pool))
+        .schema(schema.name.clone())
+        .timeout(timeout)
+        .shared_connections(shared)
+        .build()
+        .unwrap()
+}
+
 #[actix_web::test]
 async fn names_are_validated_at_build_time() {
     let pool = pg::pool("postgres://nobody@127.0.0.1:1/none", 1);
@@ -527,12 +559,7 @@ async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
 #[actix_web::test]
 async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_one_runs() {
     let (store, schema) = pg::store().await;
-    let impatient = PostgresStore::builder(pg::pool(&schema.url, 3))
-        .schema(schema.name.clone())
-        .timeout(Duration::from_millis(1500))
-        .shared_connections(1)
-        .build()
-        .unwrap();
+    let impatient = impatient(&schema, 3, 1, Duration::from_millis(1500));
     let now = SystemTime::now();
     let hour = create_empty(&store, &[1, 2], now).await;
     let lock = lock_row(&schema, &key_n(1)).await;
@@ -592,34 +619,23 @@ async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_o
 async fn on_a_shared_connection_the_next_write_waits_for_a_timed_out_one_that_cannot_be_cancelled()
 {
     let (store, schema) = pg::store().await;
-    let s = &schema.name;
-    pg::pool(&schema.url, 1)
-        .get()
-        .await
-        .unwrap()
-        .batch_execute(&format!(
-            "CREATE FUNCTION \"{s}\".stubborn() RETURNS trigger LANGUAGE plpgsql AS $$
-             DECLARE until timestamptz := clock_timestamp() + interval '2200 milliseconds';
-             BEGIN
-                 IF NEW.data->>'v' = 'stuck' THEN
-                     WHILE clock_timestamp() < until LOOP
-                         BEGIN PERFORM pg_sleep(0.02);
-                         EXCEPTION WHEN query_canceled THEN NULL; END;
-                     END LOOP;
-                 END IF;
-                 RETURN NEW;
-             END $$;
-             CREATE TRIGGER stubborn BEFORE UPDATE ON \"{s}\".sessions
-                 FOR EACH ROW EXECUTE FUNCTION \"{s}\".stubborn();"
-        ))
-        .await
-        .unwrap();
-    let impatient = PostgresStore::builder(pg::pool(&schema.url, 3))
-        .schema(schema.name.clone())
-        .timeout(Duration::from_millis(1500))
-        .shared_connections(1)
-        .build()
-        .unwrap();
+    on_update(
+        &schema,
+        "BEFORE",
+        "stubborn",
+        "DECLARE until timestamptz := clock_timestamp() + interval '2200 milliseconds';
+         BEGIN
+             IF NEW.data->>'v' = 'stuck' THEN
+                 WHILE clock_timestamp() < until LOOP
+                     BEGIN PERFORM pg_sleep(0.02);
+                     EXCEPTION WHEN query_canceled THEN NULL; END;
+                 END LOOP;
+             END IF;
+             RETURN NEW;
+         END",
+    )
+    .await;
+    let impatient = impatient(&schema, 3, 1, Duration::from_millis(1500));
     let now = SystemTime::now();
     let hour = create_empty(&store, &[1, 2], now).await;
     // Opens the shared connection, so that the two writes below go out in the order polled.
@@ -666,28 +682,17 @@ async fn on_a_shared_connection_the_next_write_waits_for_a_timed_out_one_that_ca
 #[actix_web::test]
 async fn shared_connections_survive_a_storm_of_timeouts() {
     let (store, schema) = pg::store().await;
-    let s = &schema.name;
-    pg::pool(&schema.url, 1)
-        .get()
-        .await
-        .unwrap()
-        .batch_execute(&format!(
-            "CREATE FUNCTION \"{s}\".slow() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-                 IF NEW.data ? 'slow' THEN PERFORM pg_sleep(random() * 0.06); END IF;
-                 RETURN NEW;
-             END $$;
-             CREATE TRIGGER slow BEFORE UPDATE ON \"{s}\".sessions
-                 FOR EACH ROW EXECUTE FUNCTION \"{s}\".slow();"
-        ))
-        .await
-        .unwrap();
-    let impatient = PostgresStore::builder(pg::pool(&schema.url, 4))
-        .schema(schema.name.clone())
-        .timeout(Duration::from_millis(40))
-        .shared_connections(2)
-        .build()
-        .unwrap();
+    on_update(
+        &schema,
+        "BEFORE",
+        "slow",
+        "BEGIN
+             IF NEW.data ? 'slow' THEN PERFORM pg_sleep(random() * 0.06); END IF;
+             RETURN NEW;
+         END",
+    )
+    .await;
+    let impatient = impatient(&schema, 4, 2, Duration::from_millis(40));
     let now = SystemTime::now();
     let keys: Vec<u8> = (0..12).collect();
     let hour = create_empty(&store, &keys, now).await;
@@ -732,12 +737,7 @@ async fn shared_connections_survive_a_storm_of_timeouts() {
 async fn an_endless_timeout_works_on_shared_connections() {
     let (_, schema) = pg::store().await;
     for shared in [0, 1] {
-        let store = PostgresStore::builder(pg::pool(&schema.url, 2))
-            .schema(schema.name.clone())
-            .timeout(Duration::MAX)
-            .shared_connections(shared)
-            .build()
-            .unwrap();
+        let store = impatient(&schema, 2, shared, Duration::MAX);
         let now = SystemTime::now();
         create_empty(&store, &[shared as u8 + 1], now).await;
         assert!(store
@@ -792,15 +792,20 @@ async fn a_shared_connection_serves_each_session_so_its_writes_stay_in_order() {
     let s = &schema.name;
     admin
         .batch_execute(&format!(
-            "CREATE TABLE \"{s}\".writers (id_hash bytea, pid int);
-             CREATE FUNCTION \"{s}\".log_writer() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN INSERT INTO \"{s}\".writers VALUES (NEW.id_hash, pg_backend_pid());
-                 RETURN NEW; END $$;
-             CREATE TRIGGER log_writer AFTER UPDATE ON \"{s}\".sessions
-                 FOR EACH ROW EXECUTE FUNCTION \"{s}\".log_writer();"
+            "CREATE TABLE \"{s}\".writers (id_hash bytea, pid int)"
         ))
         .await
         .unwrap();
+    on_update(
+        &schema,
+        "AFTER",
+        "log_writer",
+        &format!(
+            "BEGIN INSERT INTO \"{s}\".writers VALUES (NEW.id_hash, pg_backend_pid());
+             RETURN NEW; END"
+        ),
+    )
+    .await;
     let now = SystemTime::now();
     let hour = now + Duration::from_secs(3600);
     let keys: Vec<StorageKey> = (0..5).map(key_n).collect();
