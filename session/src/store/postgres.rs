@@ -159,7 +159,10 @@ impl PostgresStoreBuilder {
     /// Every session's key always uses the same connection, so one session's statements reach
     /// the server in order and two requests of one visitor never wait for each other's row lock.
     /// The cost: a statement that waits for a lock held elsewhere (another instance's renew, say)
-    /// holds up the statements queued behind it on its connection. When a statement times out,
+    /// holds up the statements queued behind it on its connection; each shared connection sets
+    /// PostgreSQL's `lock_timeout` to 90 % of the store's timeout, so such a statement fails at
+    /// the server, a definite error (it never lands), before its request would give up, and the
+    /// statements behind it go on. When a statement times out all the same,
     /// its connection leaves service and is drained: the server is asked to cancel what it runs
     /// until a marker statement queued behind everything answers, and that connection's keys
     /// wait for the drain before a new connection serves them. So a timed-out write either is
@@ -204,7 +207,16 @@ impl PostgresStoreBuilder {
         }
         let shared = (connections > 0).then(|| {
             let sql = Single::ALL.map(|which| queries.single(which).to_owned());
-            std::sync::Arc::new(SharedConnections::new(self.pool.clone(), sql, connections))
+            // A statement waiting for a row lock fails at the server before the client gives
+            // up on it: a definite error instead of a timeout, and no drain.
+            let lock_timeout = Some(self.timeout / 10 * 9)
+                .filter(|wait| (1..=i32::MAX as u128).contains(&wait.as_millis()));
+            std::sync::Arc::new(SharedConnections::new(
+                self.pool.clone(),
+                sql,
+                connections,
+                lock_timeout,
+            ))
         });
         Ok(PostgresStore {
             pool: self.pool,

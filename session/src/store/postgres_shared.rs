@@ -4,7 +4,9 @@
 //!
 //! A session's key always picks the same connection, so the statements of one session reach the
 //! server in the order they were issued and two requests of one visitor never wait for each
-//! other's row lock. What needs care is a statement that times out: it may still be queued at
+//! other's row lock. A statement waiting for a lock held elsewhere fails at the server first
+//! (each connection's `lock_timeout` is 90 % of the store's timeout). What needs care is a
+//! statement that times out all the same: it may still be queued at
 //! the server. So its connection leaves service at once, and one drain per connection sends a
 //! marker statement after every statement that timed out on it and, while the marker has not
 //! answered, from 100 ms on, cancels whatever the connection runs. While a drain runs, its slot serves no statement, on that connection or a new
@@ -63,6 +65,7 @@ pub(super) struct SharedConnections {
     pool: Pool,
     /// The text of each [`Single`] statement, in [`Single::ALL`]'s order.
     sql: [String; 6],
+    lock_timeout: Option<Duration>,
     slots: Box<[Arc<Slot>]>,
 }
 
@@ -93,17 +96,16 @@ impl Slot {
     }
 }
 
-/// A connection and its prepared statements.
+/// A connection and its prepared statements. It never goes back to the pool: a late cancel
+/// request could reach it there, and it carries this store's `lock_timeout`.
 struct Connection {
-    /// Taken out in `drop` when the connection must not go back to the pool.
+    /// Taken out of the pool in `drop`.
     object: Option<Object>,
     statements: Vec<Statement>,
     /// How many statements timed out on it. Changed under the slot's lock.
     timeouts: AtomicU64,
     /// Whether a drain of it runs. Changed under the slot's lock.
     draining: AtomicBool,
-    /// Set once drained: it is closed instead of going back to the pool.
-    discard: AtomicBool,
 }
 
 impl Connection {
@@ -114,19 +116,25 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.discard.load(Ordering::Relaxed) {
-            if let Some(object) = self.object.take() {
-                drop(Object::take(object));
-            }
+        if let Some(object) = self.object.take() {
+            drop(Object::take(object));
         }
     }
 }
 
 impl SharedConnections {
-    pub(super) fn new(pool: Pool, sql: [String; 6], connections: usize) -> Self {
+    /// `lock_timeout`: how long a statement may wait for a row lock before the server fails it
+    /// (PostgreSQL's `lock_timeout`, set on each shared connection), if at all.
+    pub(super) fn new(
+        pool: Pool,
+        sql: [String; 6],
+        connections: usize,
+        lock_timeout: Option<Duration>,
+    ) -> Self {
         Self {
             pool,
             sql,
+            lock_timeout,
             slots: (0..connections.max(1))
                 .map(|_| {
                     Arc::new(Slot {
@@ -210,22 +218,31 @@ impl SharedConnections {
 
     async fn connect(&self, op: &'static str) -> Result<Connection, StoreError> {
         let object = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
+        // Out of the pool from here on, whatever happens below.
+        let mut connection = Connection {
+            object: Some(object),
+            statements: Vec::with_capacity(self.sql.len()),
+            timeouts: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+        };
+        let client = connection.client();
+        if let Some(wait) = self.lock_timeout {
+            client
+                .batch_execute(&format!("SET lock_timeout = {}", wait.as_millis()))
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+        }
         let mut statements = Vec::with_capacity(self.sql.len());
         for sql in &self.sql {
             statements.push(
-                object
+                client
                     .prepare(sql)
                     .await
                     .map_err(|e| StoreError::new(op, e))?,
             );
         }
-        Ok(Connection {
-            object: Some(object),
-            statements,
-            timeouts: AtomicU64::new(0),
-            draining: AtomicBool::new(false),
-            discard: AtomicBool::new(false),
-        })
+        connection.statements = statements;
+        Ok(connection)
     }
 }
 
@@ -295,7 +312,6 @@ impl Drain {
     }
 
     fn end(&mut self, state: &mut SlotState) {
-        self.connection.discard.store(true, Ordering::SeqCst);
         self.connection.draining.store(false, Ordering::SeqCst);
         state.draining -= 1;
         self.ended = true;
