@@ -162,10 +162,10 @@ impl PostgresStoreBuilder {
     /// holds up the statements queued behind it on its connection; each shared connection sets
     /// PostgreSQL's `lock_timeout` to 90 % of the store's timeout, so such a statement fails at
     /// the server, a definite error (it never lands), before its request would give up, and the
-    /// statements behind it go on. When a statement times out all the same,
-    /// its connection leaves service and is drained: the server is asked to cancel what it runs
-    /// until a marker statement queued behind everything answers, and that connection's keys
-    /// wait for the drain before a new connection serves them. So a timed-out write either is
+    /// statements behind it go on. When a statement times out all the same, its connection
+    /// leaves service and is drained: the server is asked to cancel what it runs until a marker
+    /// statement queued behind everything answers, and that connection's keys wait for the
+    /// drain before a new connection serves them. So a timed-out write either is
     /// cancelled or lands before any later statement of this instance on its session;
     /// statements of other requests running on that connection meanwhile may be cancelled too.
     /// If the cancel requests cannot reach the server (a proxy, or a server that requires TLS

@@ -5,18 +5,20 @@
 //! A session's key always picks the same connection, so the statements of one session reach the
 //! server in the order they were issued and two requests of one visitor never wait for each
 //! other's row lock. A statement waiting for a lock held elsewhere fails at the server first
-//! (each connection's `lock_timeout` is 90 % of the store's timeout). What needs care is a
-//! statement that times out all the same: it may still be queued at
-//! the server. So its connection leaves service at once, and one drain per connection sends a
+//! (each connection's `lock_timeout` is 90 % of the store's timeout).
+//!
+//! What needs care is a statement that times out all the same: it may still be queued at the
+//! server. So its connection leaves service at once, and one drain per connection sends a
 //! marker statement after every statement that timed out on it and, while the marker has not
-//! answered, from 100 ms on, cancels whatever the connection runs. While a drain runs, its slot serves no statement, on that connection or a new
-//! one, and a drained connection never goes back to the pool (a late cancel request could reach
-//! it there). So a timed-out write either is cancelled or lands before any later statement of
-//! this instance on its session; unless the drain gives up (cancel requests that cannot reach
-//! the server, say through a proxy or with a server that requires TLS for them, and a statement
-//! that does not end within [`DRAIN_LIMIT`]), or its task is dropped (the runtime shuts down):
-//! then the slot serves again on a new connection, the old one is let go (it closes once what is
-//! still queued on it ends), and a statement still queued at the server may run later.
+//! answered, from 100 ms on, cancels whatever the connection runs. While a drain runs, its slot
+//! serves no statement, on that connection or a new one, and a drained connection never goes
+//! back to the pool (a late cancel request could reach it there). So a timed-out write either
+//! is cancelled or lands before any later statement of this instance on its session; unless
+//! the drain gives up (cancel requests that cannot reach the server, say through a proxy or
+//! with a server that requires TLS for them, and a statement that does not end within
+//! [`DRAIN_LIMIT`]), or its task is dropped (the runtime shuts down): then the slot serves again
+//! on a new connection, the old one is let go (it closes once what is still queued on it ends),
+//! and a statement still queued at the server may run later.
 
 use std::{
     pin::pin,
@@ -162,7 +164,8 @@ impl SharedConnections {
         timeout: Duration,
         run: impl AsyncFnOnce(&Client, &Statement) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        // A timeout too long to add (`Duration::MAX`, say) means none, as with `tokio::time::timeout`.
+        // A timeout too long to add (`Duration::MAX`, say) means none, as with
+        // `tokio::time::timeout`.
         let deadline = Instant::now()
             .checked_add(timeout)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30));
