@@ -518,12 +518,7 @@ async fn an_exhausted_pool_fails_the_request_after_the_timeout_instead_of_hangin
 #[actix_web::test]
 async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
     let (store, schema) = pg::store().await;
-    let pool = pg::pool(&schema.url, 2);
-    let impatient = PostgresStore::builder(pool.clone())
-        .schema(schema.name.clone())
-        .timeout(Duration::from_millis(1000))
-        .build()
-        .unwrap();
+    let impatient = impatient(&schema, 2, 0, Duration::from_millis(1000));
     let now = SystemTime::now();
     let hour = create_empty(&store, &[1], now).await;
     let lock = lock_row(&schema, &key_n(1)).await;
@@ -557,7 +552,7 @@ async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
 /// succeeds, and the other keys of that connection are served. (Statements that time out at
 /// the client, and the drain, are the next tests'.)
 #[actix_web::test]
-async fn on_a_shared_connection_a_timed_out_write_is_cancelled_before_the_next_one_runs() {
+async fn on_a_shared_connection_a_write_behind_a_row_lock_fails_at_the_server_and_never_lands() {
     let (store, schema) = pg::store().await;
     let impatient = impatient(&schema, 3, 1, Duration::from_millis(1500));
     let now = SystemTime::now();
