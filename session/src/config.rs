@@ -641,7 +641,7 @@ pub(crate) struct Spec {
     /// The associated data sealed into a cookie session's cookies (format version and cookie
     /// name), built once.
     #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
-    pub(crate) cookie_aad: Box<[u8]>,
+    pub(crate) cookie_aad: Arc<[u8]>,
     /// The middleware's clock, for owner operations run from a handler.
     pub(crate) clock: Arc<dyn Clock>,
     /// The absolute timeout: how long a cookie revocation must be remembered.
@@ -740,9 +740,9 @@ impl Config {
         }
         let labels = crate::telemetry::labels(name, &backend_name);
         #[cfg(feature = "cookie")]
-        let cookie_aad = crate::store::cookie_aad(&cookie_name).into_boxed_slice();
+        let cookie_aad = crate::store::cookie_aad(&cookie_name).into();
         #[cfg(not(feature = "cookie"))]
-        let cookie_aad = Box::default();
+        let cookie_aad = Arc::from(Vec::new());
         Ok(Spec {
             name: name.to_owned(),
             cookie_name,

@@ -47,7 +47,7 @@ impl CookieCodec {
         self.store
             .open(&self.keys, cookie_name, value)
             .ok()
-            .map(|o| o.data)
+            .map(|o| Map::clone(&o.data))
     }
 
     /// Seals `data` as the cookie backend would.
@@ -73,7 +73,7 @@ pub(crate) fn detached_spec() -> Spec {
         backend: Backend::from(CookieStore::default()),
         lifetime: CookieLifetime::BrowserSession,
         cookie_attributes: "; HttpOnly; SameSite=Lax; Secure; Path=/".into(),
-        cookie_aad: crate::store::cookie_aad("fuzz").into_boxed_slice(),
+        cookie_aad: crate::store::cookie_aad("fuzz").into(),
         clock: Arc::new(crate::SystemClock),
         absolute: std::time::Duration::from_secs(3600),
         failure_status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -110,11 +110,15 @@ impl fmt::Debug for Key {
 #[derive(Debug)]
 pub(crate) struct KeyRing {
     keys: Vec<DerivedKeys>,
+    /// Unique to this ring in the process: what a value opened under it is remembered by.
+    id: u64,
 }
 
 impl KeyRing {
     pub(crate) fn new(current: &Key, previous: &[Key]) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             keys: std::iter::once(current)
                 .chain(previous)
                 .map(Key::derive)
@@ -124,6 +128,11 @@ impl KeyRing {
 
     pub(crate) fn current(&self) -> &DerivedKeys {
         &self.keys[0]
+    }
+
+    /// This ring's identity, unique in the process (rings with the same keys have different ones).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Every key, current first, with its position (0 = current).

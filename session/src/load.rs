@@ -33,7 +33,7 @@ pub(crate) async fn load(
             // many same-named cookies the request carries.
             let mut checks = 0;
             for value in values.iter() {
-                match store.open_with_aad(&config.keys, &spec.cookie_aad, value) {
+                match store.open_cached(&config.keys, &spec.cookie_aad, value) {
                     Ok(opened) => {
                         if let Some(owner) = opened.owner.as_ref().filter(|_| store.revocable()) {
                             checks += 1;

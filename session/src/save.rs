@@ -152,7 +152,16 @@ fn save_cookie(
         return Err(SaveFailed);
     }
     let mut cookie = crate::cookie_header::SetCookie::start(spec, sealed.encoded_len());
-    sealed.append_to(cookie.value_buf());
+    let buf = cookie.value_buf();
+    let start = buf.len();
+    sealed.append_to(buf);
+    store.remember_sealed(
+        &config.keys,
+        &spec.cookie_aad,
+        &buf[start..],
+        &payload,
+        &state.entries,
+    );
     encoded(spec, cookie.session(spec, now, expires_at)).map(Some)
 }
 
@@ -180,7 +189,7 @@ async fn save_server(
         // Only a new session writes its whole map; a loaded one writes its change set.
         let entries = (matches!(state.origin, Origin::New)
             && (!state.entries.is_empty() || state.owner.is_some()))
-        .then(|| state.entries.clone());
+        .then(|| serde_json::Map::clone(&state.entries));
         (
             state.origin.clone(),
             entries,

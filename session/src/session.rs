@@ -74,7 +74,8 @@ pub(crate) enum Origin {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    pub(crate) entries: Map<String, Value>,
+    /// Shared with this thread's cache of opened cookies until the first change copies it.
+    pub(crate) entries: Rc<Map<String, Value>>,
     pub(crate) changes: ChangeSet,
     pub(crate) origin: Origin,
     pub(crate) renew: bool,
@@ -98,9 +99,9 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(origin: Origin, entries: Map<String, Value>) -> Self {
+    pub(crate) fn new(origin: Origin, entries: impl Into<Rc<Map<String, Value>>>) -> Self {
         Self {
-            entries,
+            entries: entries.into(),
             changes: ChangeSet::default(),
             origin,
             renew: false,
@@ -228,11 +229,11 @@ impl Session {
                 session: self.name().to_owned(),
             });
         }
-        let previous = state.entries.insert(key.clone(), value.clone());
+        let previous = Rc::make_mut(&mut state.entries).insert(key.clone(), value.clone());
         if let Err(err) = self.check_size(&state) {
             match previous {
-                Some(previous) => state.entries.insert(key, previous),
-                None => state.entries.remove(&key),
+                Some(previous) => Rc::make_mut(&mut state.entries).insert(key, previous),
+                None => Rc::make_mut(&mut state.entries).remove(&key),
             };
             return Err(err);
         }
@@ -253,7 +254,10 @@ impl Session {
     /// ```
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.inner.state.borrow_mut();
-        let removed = state.entries.remove(key)?;
+        if !state.entries.contains_key(key) {
+            return None;
+        }
+        let removed = Rc::make_mut(&mut state.entries).remove(key)?;
         state.changes.remove(key);
         Some(removed)
     }
@@ -304,7 +308,7 @@ impl Session {
     /// }
     /// ```
     pub fn entries(&self) -> Ref<'_, Map<String, Value>> {
-        Ref::map(self.inner.state.borrow(), |s| &s.entries)
+        Ref::map(self.inner.state.borrow(), |s| &*s.entries)
     }
 
     /// Removes every entry. The session (and its id) stays.
@@ -322,7 +326,7 @@ impl Session {
         if state.entries.is_empty() && !matches!(state.origin, Origin::Loaded { .. }) {
             return;
         }
-        state.entries.clear();
+        state.entries = Rc::default();
         state.changes.clear();
         state.change_owner(None);
     }
@@ -368,7 +372,7 @@ impl Session {
             state.delete = id;
             state.stale_cookie = true;
         }
-        state.entries.clear();
+        state.entries = Rc::default();
         state.changes = ChangeSet::default();
         state.renew = false;
         state.reseal = false;

@@ -1,6 +1,7 @@
 //! The cookie backend: the whole session sealed (or signed) into its cookie.
 
 use std::{
+    rc::Rc,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -15,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     key::KeyRing,
-    store::{cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore},
+    store::{cookie_cache, cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore},
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
 
@@ -65,10 +66,21 @@ pub enum CookieSecurity {
 /// assert_eq!(sealed.security(), CookieSecurity::Sealed);
 /// assert_eq!(signed.security(), CookieSecurity::Signed);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CookieStore {
     security: CookieSecurity,
     revocations: Option<Arc<dyn DynStore>>,
+    /// Slots of each worker thread's cache of opened values (0: none).
+    opened_cache: usize,
+}
+
+/// The default size of each worker thread's cache of opened cookie values.
+const OPENED_CACHE_SLOTS: usize = 256;
+
+impl Default for CookieStore {
+    fn default() -> Self {
+        Self::new(CookieSecurity::default())
+    }
 }
 
 impl std::fmt::Debug for CookieStore {
@@ -79,6 +91,7 @@ impl std::fmt::Debug for CookieStore {
                 "revocations",
                 &self.revocations.as_ref().map(|s| s.type_name()),
             )
+            .field("opened_cache", &self.opened_cache)
             .finish()
     }
 }
@@ -89,7 +102,35 @@ impl CookieStore {
         Self {
             security,
             revocations: None,
+            opened_cache: OPENED_CACHE_SLOTS,
         }
+    }
+
+    /// Sets how many recently opened cookie values each worker thread remembers (256 by
+    /// default; 0 turns the cache off).
+    ///
+    /// A browser sends the same cookie with every request until its session changes. Opening
+    /// it (base64url, AES-GCM or HMAC, the JSON payload) is most of what a cookie session costs
+    /// a request that reads it, so each worker thread keeps the values it opened last, in a table
+    /// of `slots` entries, and a value seen again skips the work. A hit gives what opening would:
+    /// an entry is used only for the same value, key ring and cookie name, and the expiry and
+    /// revocation checks still run. Values that do not open are never kept, and a lookup
+    /// compares the whole value in constant time.
+    ///
+    /// The cost is memory: up to `slots` cookie values and their sessions per worker thread,
+    /// about 300 bytes each for a small session and at most about 8 KB each at the 4 KB cookie
+    /// limit.
+    ///
+    /// ```
+    /// use actix_typed_session::CookieStore;
+    ///
+    /// // Sessions near the size limit on many worker threads: remember fewer values.
+    /// let store = CookieStore::default().with_opened_cache(64);
+    /// # let _ = store;
+    /// ```
+    pub fn with_opened_cache(mut self, slots: usize) -> Self {
+        self.opened_cache = slots;
+        self
     }
 
     /// How this backend protects its cookies.
@@ -215,9 +256,10 @@ pub(crate) struct PayloadRef<'a> {
 }
 
 /// A cookie that opened.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Opened {
-    pub(crate) data: Map<String, Value>,
+    /// Shared with this thread's cache of opened values.
+    pub(crate) data: Rc<Map<String, Value>>,
     pub(crate) created_at: SystemTime,
     pub(crate) expires_at: SystemTime,
     pub(crate) owner: Option<String>,
@@ -384,6 +426,63 @@ impl CookieStore {
         self.open_with_aad(keys, &aad(cookie_name), value)
     }
 
+    /// Opens a cookie value sealed (or signed) for the associated data `aad`, from this
+    /// thread's cache of opened values when it opened here recently.
+    pub(crate) fn open_cached(
+        &self,
+        keys: &KeyRing,
+        aad: &Arc<[u8]>,
+        value: &str,
+    ) -> Result<Opened, Rejected> {
+        cookie_cache::open_cached(
+            self.opened_cache,
+            self.cache_context(keys, aad),
+            value,
+            || self.open_with_aad(keys, aad, value),
+        )
+    }
+
+    /// Remembers, in this thread's cache of opened values, that `value` (just sealed from
+    /// `payload` with the current key) opens to `payload`: the browser sends it back next.
+    pub(crate) fn remember_sealed(
+        &self,
+        keys: &KeyRing,
+        aad: &Arc<[u8]>,
+        value: &[u8],
+        payload: &PayloadRef<'_>,
+        data: &Rc<Map<String, Value>>,
+    ) {
+        // Exactly what opening the value would give; nothing where opening would fail.
+        cookie_cache::remember(
+            self.opened_cache,
+            self.cache_context(keys, aad),
+            value,
+            || {
+                let created_at = from_unix(payload.c)?;
+                let valid_from = match payload.v {
+                    Some(ms) => UNIX_EPOCH.checked_add(Duration::from_millis(ms))?,
+                    None => created_at,
+                };
+                Some(Opened {
+                    data: Rc::clone(data),
+                    created_at,
+                    expires_at: from_unix(payload.e)?,
+                    owner: payload.o.map(str::to_owned),
+                    valid_from,
+                    stale_key: false,
+                })
+            },
+        );
+    }
+
+    fn cache_context<'a>(&self, keys: &KeyRing, aad: &'a Arc<[u8]>) -> cookie_cache::Context<'a> {
+        cookie_cache::Context {
+            ring: keys.id(),
+            sealed: self.security == CookieSecurity::Sealed,
+            aad,
+        }
+    }
+
     /// Opens a cookie value sealed (or signed) for the associated data `aad`.
     pub(crate) fn open_with_aad(
         &self,
@@ -455,7 +554,7 @@ impl CookieStore {
             None => created_at,
         };
         Ok(Opened {
-            data: payload.d,
+            data: Rc::new(payload.d),
             created_at,
             expires_at: from_unix(payload.e).ok_or(Rejected::BadPayload)?,
             owner: payload.o,
@@ -566,7 +665,7 @@ mod tests {
             let value = store.seal(&keys, "s", plain);
             assert_eq!(value.len(), store.encoded_len(len), "{security:?}");
             let opened = store.open(&keys, "s", &value).unwrap();
-            assert_eq!(opened.data, sample());
+            assert_eq!(*opened.data, sample());
             assert!(!opened.stale_key);
         }
     }
@@ -590,7 +689,7 @@ mod tests {
                 assert_eq!(value.len(), sealed.encoded_len());
                 assert_eq!(value.len(), store.encoded_len(plain_len), "{security:?}");
                 let opened = store.open(&keys, "s", value).unwrap();
-                assert_eq!(opened.data, data);
+                assert_eq!(*opened.data, data);
                 assert_eq!(opened.owner.as_deref(), Some("ann"));
                 assert!(!opened.stale_key);
                 assert!(store.open(&keys, "t", value).is_err());

@@ -1,0 +1,323 @@
+//! A per-thread cache of cookie values opened recently.
+//!
+//! Opening a sealed cookie (base64url, AES-GCM, the JSON payload) is most of what a cookie
+//! session costs a request that only reads it, and a browser sends the same value with every
+//! request until the session changes: a page and its dozen follow-up requests, on the same
+//! keep-alive connections and so on the same worker thread. Each worker thread remembers the last
+//! values it opened, in a table of slots chosen by a keyed hash of the value: a value seen again
+//! skips the work.
+//!
+//! A hit gives exactly what opening would: opening is a function of the value, the key ring, the
+//! associated data (which binds the cookie name) and the security mode, and an entry is used only
+//! when all four are the same. Rings are told apart by an identity unique in the process, not by
+//! their keys, so rings built anew (another middleware, another test) never share entries. The
+//! expiry, revocation and ownership checks run after a hit as after an open. Only values that
+//! opened are kept: a tampered or foreign value is opened, rejected and forgotten every time.
+//!
+//! The value is compared in full without an early exit, so the time a lookup takes says nothing
+//! about how much of a guessed value matches a cached one. Memory: at most `slots` values and
+//! their sessions per worker thread (a value is at most 4 KB, the cookie limit).
+
+use std::{
+    cell::RefCell,
+    hash::{BuildHasher, RandomState},
+    sync::Arc,
+};
+
+use super::cookie::Opened;
+
+/// What a cached value was opened under.
+#[derive(Clone, Copy)]
+pub(crate) struct Context<'a> {
+    pub(crate) ring: u64,
+    pub(crate) sealed: bool,
+    /// The associated data (it binds the cookie name), shared with the session's settings.
+    pub(crate) aad: &'a Arc<[u8]>,
+}
+
+struct Entry {
+    ring: u64,
+    sealed: bool,
+    aad: Arc<[u8]>,
+    value: Box<[u8]>,
+    opened: Opened,
+}
+
+/// Sets of two entries, the most recently used first: a value used once (a cookie sealed for a
+/// browser that never comes back) cannot push out one that keeps coming back unless two such
+/// values land in its set before it comes back.
+struct Table {
+    /// Random per thread: nobody outside can aim values at one set.
+    key: (u64, u64),
+    sets: Box<[[Option<Entry>; 2]]>,
+}
+
+thread_local! {
+    static TABLE: RefCell<Option<Table>> = const { RefCell::new(None) };
+}
+
+/// The bytes of a value that choose its set: a sealed value starts with its random nonce and a
+/// signed one with its tag, so its first 16 bytes already spread values evenly.
+const HASHED_PREFIX: usize = 16;
+
+/// The opened form of `value`: from this thread's cache if it opened (or was sealed) here
+/// recently, otherwise from `open`, and then remembered. `slots` is the table's size (0: no
+/// cache).
+pub(crate) fn open_cached<E>(
+    slots: usize,
+    cx: Context<'_>,
+    value: &str,
+    open: impl FnOnce() -> Result<Opened, E>,
+) -> Result<Opened, E> {
+    let value = value.as_bytes();
+    let cached = with_table(slots, |table| {
+        let set = table.set(value);
+        match set
+            .iter()
+            .position(|e| e.as_ref().is_some_and(|e| e.matches(cx, value)))
+        {
+            Some(way) => {
+                set.swap(0, way);
+                set[0].as_ref().map(|e| e.opened.clone())
+            }
+            None => None,
+        }
+    });
+    if let Some(Some(opened)) = cached {
+        return Ok(opened);
+    }
+    let opened = open()?;
+    remember(slots, cx, value, || Some(opened.clone()));
+    Ok(opened)
+}
+
+/// Remembers that `value` opens to what `opened` gives, if it gives anything (for a value just
+/// sealed: the browser sends it back with its next request).
+pub(crate) fn remember(
+    slots: usize,
+    cx: Context<'_>,
+    value: &[u8],
+    opened: impl FnOnce() -> Option<Opened>,
+) {
+    with_table(slots, |table| {
+        if let Some(opened) = opened() {
+            let set = table.set(value);
+            // The least recently used entry goes; the new one comes first.
+            set[1] = Some(Entry {
+                ring: cx.ring,
+                sealed: cx.sealed,
+                aad: Arc::clone(cx.aad),
+                value: value.into(),
+                opened,
+            });
+            set.swap(0, 1);
+        }
+    });
+}
+
+/// Runs `f` on this thread's table of at least `slots` entries; `None` without a cache (no
+/// slots, or the thread's locals are being torn down).
+fn with_table<T>(slots: usize, f: impl FnOnce(&mut Table) -> T) -> Option<T> {
+    if slots == 0 {
+        return None;
+    }
+    let sets = slots.div_ceil(2);
+    TABLE
+        .try_with(|table| {
+            let mut table = table.borrow_mut();
+            let table = match &mut *table {
+                Some(t) if t.sets.len() >= sets => t,
+                // The first use on this thread, or a store that wants more slots.
+                other => other.insert(Table {
+                    key: (random_u64(), random_u64()),
+                    sets: std::iter::repeat_with(|| [None, None]).take(sets).collect(),
+                }),
+            };
+            f(table)
+        })
+        .ok()
+}
+
+/// 64 random bits, from the standard library's per-thread randomly keyed hasher.
+fn random_u64() -> u64 {
+    RandomState::new().hash_one(0u8)
+}
+
+impl Table {
+    fn set(&mut self, value: &[u8]) -> &mut [Option<Entry>; 2] {
+        let mut prefix = [0u8; HASHED_PREFIX];
+        let len = value.len().min(HASHED_PREFIX);
+        prefix[..len].copy_from_slice(&value[..len]);
+        let half = |i: usize| u64::from_le_bytes(prefix[i..i + 8].try_into().expect("8 bytes"));
+        // A keyed folded multiply: cheap, and enough to spread values that start out random.
+        let product = u128::from(half(0) ^ self.key.0)
+            * u128::from(half(8) ^ self.key.1 ^ value.len() as u64);
+        #[allow(clippy::cast_possible_truncation)]
+        let hash = (product as u64) ^ ((product >> 64) as u64);
+        // Lossless on 64-bit targets; elsewhere the low bits choose the set just as well.
+        #[allow(clippy::cast_possible_truncation)]
+        let index = (hash % self.sets.len() as u64) as usize;
+        &mut self.sets[index]
+    }
+}
+
+impl Entry {
+    fn matches(&self, cx: Context<'_>, value: &[u8]) -> bool {
+        self.ring == cx.ring
+            && self.sealed == cx.sealed
+            && (Arc::ptr_eq(&self.aad, cx.aad) || *self.aad == **cx.aad)
+            && same_bytes(&self.value, value)
+    }
+}
+
+/// Equality that reads every byte whatever the first difference: lengths are not secret (they
+/// are the value's own), contents are.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y))) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        cell::Cell,
+        time::{Duration, UNIX_EPOCH},
+    };
+
+    use serde_json::{json, Map};
+
+    use super::*;
+
+    fn opened(n: u64) -> Opened {
+        let mut data = Map::new();
+        data.insert("n".into(), json!(n));
+        Opened {
+            data: data.into(),
+            created_at: UNIX_EPOCH + Duration::from_secs(n),
+            expires_at: UNIX_EPOCH + Duration::from_secs(n + 60),
+            owner: Some(format!("owner {n}")),
+            valid_from: UNIX_EPOCH + Duration::from_secs(n),
+            stale_key: n % 2 == 1,
+        }
+    }
+
+    fn cx(ring: u64, sealed: bool, aad: &Arc<[u8]>) -> Context<'_> {
+        Context { ring, sealed, aad }
+    }
+
+    fn aad(bytes: &[u8]) -> Arc<[u8]> {
+        Arc::from(bytes)
+    }
+
+    /// Opens `value` through the cache and says whether `open` ran.
+    fn lookup(slots: usize, cx: Context<'_>, value: &str, n: u64) -> (Result<Opened, ()>, bool) {
+        let ran = Cell::new(false);
+        let result = open_cached(slots, cx, value, || {
+            ran.set(true);
+            Ok(opened(n))
+        });
+        (result, ran.get())
+    }
+
+    #[test]
+    fn a_value_seen_again_is_not_opened_again_and_gives_the_same_result() {
+        let value = "a-value-long-enough-to-fill-the-hashed-prefix-and-more";
+        let (first, ran) = lookup(64, cx(1, true, &aad(b"aad")), value, 7);
+        assert!(ran);
+        // Another allocation of the same associated data: compared by content.
+        let (second, ran) = lookup(64, cx(1, true, &aad(b"aad")), value, 8);
+        assert!(!ran, "the second lookup opened the value again");
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(second.data, first.data);
+        assert_eq!(second.created_at, first.created_at);
+        assert_eq!(second.expires_at, first.expires_at);
+        assert_eq!(second.owner, first.owner);
+        assert_eq!(second.valid_from, first.valid_from);
+        assert_eq!(second.stale_key, first.stale_key);
+    }
+
+    #[test]
+    fn another_ring_mode_cookie_name_or_value_misses() {
+        let value = "value-for-the-context-test-0123456789-abcdefghijklmnop";
+        let (a, b) = (aad(b"name-a"), aad(b"name-b"));
+        assert!(lookup(64, cx(10, true, &a), value, 1).1);
+        assert!(!lookup(64, cx(10, true, &a), value, 1).1);
+        for other in [cx(11, true, &a), cx(10, false, &a), cx(10, true, &b)] {
+            let (result, ran) = lookup(64, other, value, 2);
+            assert!(ran, "a lookup under another context hit the cache");
+            assert_eq!(result.unwrap().data["n"], json!(2));
+        }
+        // Same prefix and length, last byte different.
+        let mut near = value.to_owned();
+        near.pop();
+        near.push('q');
+        assert!(lookup(64, cx(10, true, &a), &near, 3).1);
+    }
+
+    #[test]
+    fn values_that_fail_to_open_are_not_remembered() {
+        let value = "a-value-that-does-not-open-0123456789-abcdefghijklmnopq";
+        let ran = Cell::new(0);
+        for _ in 0..2 {
+            let result: Result<Opened, &str> =
+                open_cached(64, cx(3, true, &aad(b"aad")), value, || {
+                    ran.set(ran.get() + 1);
+                    Err("bad seal")
+                });
+            assert_eq!(result.unwrap_err(), "bad seal");
+        }
+        assert_eq!(ran.get(), 2);
+    }
+
+    #[test]
+    fn no_slots_means_no_cache() {
+        let value = "uncached-value-0123456789-abcdefghijklmnopqrstuvwxyz";
+        let a = aad(b"aad");
+        assert!(lookup(0, cx(4, true, &a), value, 1).1);
+        assert!(lookup(0, cx(4, true, &a), value, 1).1);
+    }
+
+    #[test]
+    fn a_remembered_value_is_not_opened() {
+        let a = aad(b"aad");
+        let value = "a-value-sealed-just-now-0123456789-abcdefghijklmnopqrs";
+        remember(64, cx(5, true, &a), value.as_bytes(), || Some(opened(9)));
+        let (result, ran) = lookup(64, cx(5, true, &a), value, 1);
+        assert!(!ran);
+        assert_eq!(result.unwrap().data["n"], json!(9));
+        // Nothing to remember: nothing remembered.
+        let other = "a-value-that-would-not-open-0123456789-abcdefghijklmn";
+        remember(64, cx(5, true, &a), other.as_bytes(), || None);
+        assert!(lookup(64, cx(5, true, &a), other, 1).1);
+    }
+
+    #[test]
+    fn a_set_keeps_the_value_used_last() {
+        // Two slots: one set, so every value lands in it.
+        let a = aad(b"aad");
+        let cx = cx(6, true, &a);
+        let [x, y, z] = ["x", "y", "z"].map(|c| c.repeat(40));
+        assert!(lookup(2, cx, &x, 1).1);
+        assert!(lookup(2, cx, &y, 2).1);
+        // Both fit; x is used again, so y is the least recently used.
+        assert!(!lookup(2, cx, &x, 1).1);
+        remember(2, cx, z.as_bytes(), || Some(opened(3)));
+        assert!(
+            !lookup(2, cx, &x, 1).1,
+            "the value used last was pushed out"
+        );
+        assert!(!lookup(2, cx, &z, 3).1);
+        assert!(
+            lookup(2, cx, &y, 2).1,
+            "the least recently used value stayed"
+        );
+    }
+
+    #[test]
+    fn comparison_is_exact() {
+        assert!(same_bytes(b"abc", b"abc"));
+        assert!(!same_bytes(b"abc", b"abd"));
+        assert!(!same_bytes(b"abc", b"abcd"));
+        assert!(same_bytes(b"", b""));
+    }
+}
