@@ -464,6 +464,13 @@ fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
             // Deadlines in the future have the same number of digits as now.
             Origin::New => (SystemTime::now(), SystemTime::now()),
         };
+        // Most sessions are far below the limit: a bound on the JSON, without writing it, is
+        // enough to say so.
+        let bound = payload_bound(&state.entries, state.owner.as_deref());
+        let size_bound = spec.cookie_name.len() + 1 + store.encoded_len(bound);
+        if size_bound <= COOKIE_LIMIT {
+            return Some(size_bound);
+        }
         let payload = crate::CookieStore::payload(
             &state.entries,
             created,
@@ -479,6 +486,42 @@ fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
     }
     let _ = (spec, state);
     None
+}
+
+/// At least as many bytes as serde_json writes for a cookie payload with `entries` and `owner`
+/// (see `PayloadRef`): every string byte counted as a six-byte escape, every number at its
+/// longest, every optional field present.
+#[cfg(feature = "cookie")]
+fn payload_bound(entries: &Map<String, Value>, owner: Option<&str>) -> usize {
+    /// `{"c":` u64 `,"e":` u64 `,"d":` … `,"o":` … `,"v":` u64 `}`
+    const FIXED: usize = 5 + 20 + 5 + 20 + 5 + 5 + 5 + 20 + 1;
+    FIXED + object_bound(entries) + owner.map_or(0, str_bound)
+}
+
+#[cfg(feature = "cookie")]
+fn str_bound(s: &str) -> usize {
+    // serde_json writes at most `\u00XX` (6 bytes) for a byte, between two quotes.
+    2 + 6 * s.len()
+}
+
+#[cfg(feature = "cookie")]
+fn object_bound(map: &Map<String, Value>) -> usize {
+    2 + map
+        .iter()
+        .map(|(k, v)| str_bound(k) + 1 + value_bound(v) + 1)
+        .sum::<usize>()
+}
+
+#[cfg(feature = "cookie")]
+fn value_bound(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        // i64::MIN is 20 bytes, an f64 at most 24 (`-2.2250738585072014e-308`).
+        Value::Number(_) => 24,
+        Value::String(s) => str_bound(s),
+        Value::Array(items) => 2 + items.iter().map(|v| value_bound(v) + 1).sum::<usize>(),
+        Value::Object(map) => object_bound(map),
+    }
 }
 
 /// An `io::Write` that only counts the bytes written to it.
@@ -511,5 +554,50 @@ impl std::fmt::Debug for Session {
             .field("backend", &self.inner.spec.backend_name)
             .field("keys", &state.entries.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "cookie"))]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_payload_bound_is_never_below_the_written_payload() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(i64::MIN),
+            json!(u64::MAX),
+            json!(f64::MIN_POSITIVE),
+            json!(-f64::MAX),
+            json!(-2.225_073_858_507_201_4e-308),
+            json!("\u{0}\u{1f}\"\\\n plain é 😀"),
+            json!([1, [2, [3, {"k\u{7}": "v"}]], []]),
+            json!({"nested": {"x": [null, false, 1.5e300]}, "": ""}),
+        ];
+        for (i, value) in values.iter().enumerate() {
+            let mut entries = Map::new();
+            entries.insert(format!("key {i} \u{2}"), value.clone());
+            entries.insert("n".into(), json!(i));
+            for owner in [None, Some("ann \"\u{3}\"")] {
+                let payload = crate::CookieStore::payload(
+                    &entries,
+                    UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)),
+                    UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)),
+                    owner,
+                    Some(UNIX_EPOCH + Duration::from_secs(4_000_000_000)),
+                );
+                let written = serde_json::to_vec(&payload).unwrap().len();
+                let bound = payload_bound(&entries, owner);
+                assert!(
+                    bound >= written,
+                    "{value}: bound {bound} < {written} written"
+                );
+            }
+        }
     }
 }
