@@ -33,6 +33,9 @@ pub struct ChangeSet {
     set: Map<String, Value>,
     removed: BTreeSet<String>,
     owner: Option<Option<String>>,
+    /// Keys changed without being recorded: a cookie session, rewritten whole, needs to know
+    /// only that something changed.
+    touched: bool,
 }
 
 impl std::fmt::Debug for ChangeSet {
@@ -40,6 +43,7 @@ impl std::fmt::Debug for ChangeSet {
         // Keys are the application's names; values and the owner are its data.
         f.debug_struct("ChangeSet")
             .field("cleared", &self.cleared)
+            .field("touched", &self.touched)
             .field("set", &self.set.keys().collect::<Vec<_>>())
             .field("removed", &self.removed)
             .field(
@@ -112,7 +116,16 @@ impl ChangeSet {
     /// Whether applying this change set would leave any stored data (entries and owner)
     /// unchanged.
     pub fn is_empty(&self) -> bool {
-        !self.cleared && self.set.is_empty() && self.removed.is_empty() && self.owner.is_none()
+        !self.cleared
+            && !self.touched
+            && self.set.is_empty()
+            && self.removed.is_empty()
+            && self.owner.is_none()
+    }
+
+    /// Records that some key changed, without saying which (a cookie session is written whole).
+    pub(crate) fn touch(&mut self) {
+        self.touched = true;
     }
 
     /// Applies the change to `data`: clear if cleared, drop the removed keys, then merge the patch.

@@ -237,7 +237,12 @@ impl Session {
             };
             return Err(err);
         }
-        state.changes.set(key, value);
+        if self.inner.spec.backend.is_cookie() {
+            // Written whole: only the fact of a change matters.
+            state.changes.touch();
+        } else {
+            state.changes.set(key, value);
+        }
         Ok(())
     }
 
@@ -258,7 +263,11 @@ impl Session {
             return None;
         }
         let removed = Rc::make_mut(&mut state.entries).remove(key)?;
-        state.changes.remove(key);
+        if self.inner.spec.backend.is_cookie() {
+            state.changes.touch();
+        } else {
+            state.changes.remove(key);
+        }
         Some(removed)
     }
 

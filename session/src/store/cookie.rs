@@ -75,7 +75,7 @@ pub struct CookieStore {
 }
 
 /// The default size of each worker thread's cache of opened cookie values.
-const OPENED_CACHE_SLOTS: usize = 256;
+const OPENED_CACHE_SLOTS: usize = 1024;
 
 impl Default for CookieStore {
     fn default() -> Self {
@@ -106,20 +106,21 @@ impl CookieStore {
         }
     }
 
-    /// Sets how many recently opened cookie values each worker thread remembers (256 by
+    /// Sets how many recently opened cookie values each worker thread remembers (1024 by
     /// default; 0 turns the cache off).
     ///
     /// A browser sends the same cookie with every request until its session changes. Opening
     /// it (base64url, AES-GCM or HMAC, the JSON payload) is most of what a cookie session costs
-    /// a request that reads it, so each worker thread keeps the values it opened last, in a table
-    /// of `slots` entries, and a value seen again skips the work. A hit gives what opening would:
-    /// an entry is used only for the same value, key ring and cookie name, and the expiry and
-    /// revocation checks still run. Values that do not open are never kept, and a lookup
-    /// compares the whole value in constant time.
+    /// a request that reads it, so each worker thread keeps the values it opened or sealed last,
+    /// in a table of `slots` entries (sets of four, least recently used out first), and a value
+    /// seen again skips the work. A hit gives what opening would: an entry is used only for the
+    /// same value, key ring and cookie name, and the expiry and revocation checks still run.
+    /// Values that do not open are never kept, and a lookup compares the whole value in constant
+    /// time.
     ///
     /// The cost is memory: up to `slots` cookie values and their sessions per worker thread,
-    /// about 300 bytes each for a small session and at most about 8 KB each at the 4 KB cookie
-    /// limit.
+    /// about 1 KB each for a small session (about 1 MB per worker thread at the default), at
+    /// most about 8 KB each at the 4 KB cookie limit.
     ///
     /// ```
     /// use actix_typed_session::CookieStore;

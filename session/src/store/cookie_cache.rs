@@ -36,6 +36,8 @@ pub(crate) struct Context<'a> {
 }
 
 struct Entry {
+    /// The value's hash: compared first, so that the full comparison runs only on a likely hit.
+    tag: u64,
     ring: u64,
     sealed: bool,
     aad: Arc<[u8]>,
@@ -43,14 +45,16 @@ struct Entry {
     opened: Opened,
 }
 
-/// Sets of two entries, the most recently used first: a value used once (a cookie sealed for a
-/// browser that never comes back) cannot push out one that keeps coming back unless two such
-/// values land in its set before it comes back.
+/// Sets of [`WAYS`] entries, the most recently used first; a new entry pushes out the least
+/// recently used one of its set.
 struct Table {
     /// Random per thread: nobody outside can aim values at one set.
     key: (u64, u64),
-    sets: Box<[[Option<Entry>; 2]]>,
+    sets: Box<[[Option<Entry>; WAYS]]>,
 }
+
+/// Entries per set.
+const WAYS: usize = 4;
 
 thread_local! {
     static TABLE: RefCell<Option<Table>> = const { RefCell::new(None) };
@@ -71,17 +75,13 @@ pub(crate) fn open_cached<E>(
 ) -> Result<Opened, E> {
     let value = value.as_bytes();
     let cached = with_table(slots, |table| {
-        let set = table.set(value);
-        match set
+        let (set, tag) = table.set(value);
+        let way = set
             .iter()
-            .position(|e| e.as_ref().is_some_and(|e| e.matches(cx, value)))
-        {
-            Some(way) => {
-                set.swap(0, way);
-                set[0].as_ref().map(|e| e.opened.clone())
-            }
-            None => None,
-        }
+            .position(|e| e.as_ref().is_some_and(|e| e.matches(tag, cx, value)))?;
+        // Most recently used first.
+        set[..=way].rotate_right(1);
+        set[0].as_ref().map(|e| e.opened.clone())
     });
     if let Some(Some(opened)) = cached {
         return Ok(opened);
@@ -101,16 +101,17 @@ pub(crate) fn remember(
 ) {
     with_table(slots, |table| {
         if let Some(opened) = opened() {
-            let set = table.set(value);
+            let (set, tag) = table.set(value);
             // The least recently used entry goes; the new one comes first.
-            set[1] = Some(Entry {
+            set.rotate_right(1);
+            set[0] = Some(Entry {
+                tag,
                 ring: cx.ring,
                 sealed: cx.sealed,
                 aad: Arc::clone(cx.aad),
                 value: value.into(),
                 opened,
             });
-            set.swap(0, 1);
         }
     });
 }
@@ -121,7 +122,7 @@ fn with_table<T>(slots: usize, f: impl FnOnce(&mut Table) -> T) -> Option<T> {
     if slots == 0 {
         return None;
     }
-    let sets = slots.div_ceil(2);
+    let sets = slots.div_ceil(WAYS);
     TABLE
         .try_with(|table| {
             let mut table = table.borrow_mut();
@@ -130,7 +131,9 @@ fn with_table<T>(slots: usize, f: impl FnOnce(&mut Table) -> T) -> Option<T> {
                 // The first use on this thread, or a store that wants more slots.
                 other => other.insert(Table {
                     key: (random_u64(), random_u64()),
-                    sets: std::iter::repeat_with(|| [None, None]).take(sets).collect(),
+                    sets: std::iter::repeat_with(Default::default)
+                        .take(sets)
+                        .collect(),
                 }),
             };
             f(table)
@@ -144,7 +147,8 @@ fn random_u64() -> u64 {
 }
 
 impl Table {
-    fn set(&mut self, value: &[u8]) -> &mut [Option<Entry>; 2] {
+    /// The set `value` belongs in, and its tag.
+    fn set(&mut self, value: &[u8]) -> (&mut [Option<Entry>; WAYS], u64) {
         let mut prefix = [0u8; HASHED_PREFIX];
         let len = value.len().min(HASHED_PREFIX);
         prefix[..len].copy_from_slice(&value[..len]);
@@ -157,13 +161,14 @@ impl Table {
         // Lossless on 64-bit targets; elsewhere the low bits choose the set just as well.
         #[allow(clippy::cast_possible_truncation)]
         let index = (hash % self.sets.len() as u64) as usize;
-        &mut self.sets[index]
+        (&mut self.sets[index], hash)
     }
 }
 
 impl Entry {
-    fn matches(&self, cx: Context<'_>, value: &[u8]) -> bool {
-        self.ring == cx.ring
+    fn matches(&self, tag: u64, cx: Context<'_>, value: &[u8]) -> bool {
+        self.tag == tag
+            && self.ring == cx.ring
             && self.sealed == cx.sealed
             && (Arc::ptr_eq(&self.aad, cx.aad) || *self.aad == **cx.aad)
             && same_bytes(&self.value, value)
@@ -292,23 +297,27 @@ mod tests {
     }
 
     #[test]
-    fn a_set_keeps_the_value_used_last() {
-        // Two slots: one set, so every value lands in it.
+    fn a_full_set_pushes_out_the_value_used_least_recently() {
+        // As many slots as one set holds: every value lands in it.
         let a = aad(b"aad");
         let cx = cx(6, true, &a);
-        let [x, y, z] = ["x", "y", "z"].map(|c| c.repeat(40));
-        assert!(lookup(2, cx, &x, 1).1);
-        assert!(lookup(2, cx, &y, 2).1);
-        // Both fit; x is used again, so y is the least recently used.
-        assert!(!lookup(2, cx, &x, 1).1);
-        remember(2, cx, z.as_bytes(), || Some(opened(3)));
+        let values: Vec<String> = ["v", "w", "x", "y", "z"].map(|c| c.repeat(40)).into();
+        for (n, v) in (0..).zip(&values[..WAYS]) {
+            assert!(lookup(WAYS, cx, v, n).1);
+        }
+        // All fit; the first is used again, so the second is now the least recently used.
+        for (n, v) in (0..).zip(&values[..WAYS]) {
+            assert!(!lookup(WAYS, cx, v, n).1, "{v} was not kept");
+        }
+        assert!(!lookup(WAYS, cx, &values[0], 0).1);
+        remember(WAYS, cx, values[WAYS].as_bytes(), || Some(opened(9)));
+        assert!(!lookup(WAYS, cx, &values[WAYS], 9).1);
         assert!(
-            !lookup(2, cx, &x, 1).1,
+            !lookup(WAYS, cx, &values[0], 0).1,
             "the value used last was pushed out"
         );
-        assert!(!lookup(2, cx, &z, 3).1);
         assert!(
-            lookup(2, cx, &y, 2).1,
+            lookup(WAYS, cx, &values[1], 1).1,
             "the least recently used value stayed"
         );
     }
