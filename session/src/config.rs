@@ -332,9 +332,12 @@ impl SessionMiddlewareBuilder {
         self
     }
 
-    /// The least time between two expiry refreshes of an unchanged session (default: a quarter of
-    /// the idle timeout, at most one minute). Reading a session writes nothing until the refresh
-    /// would move its deadline by at least this much.
+    /// The least time between two expiry refreshes of a session (default: a quarter of the idle
+    /// timeout, at most one minute). Reading a session writes nothing until the refresh would
+    /// move its deadline by at least this much. A server-side session that changes is written at
+    /// once, but its deadline moves by the same rule, which spares the store an expiry update
+    /// on most writes; a session can so end up to this interval before its last use plus the
+    /// idle timeout. (A cookie session is rewritten whole on a change, deadline included.)
     pub fn refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh = Some(interval);
         self

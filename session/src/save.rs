@@ -268,9 +268,13 @@ async fn save_server(
                 tracing::error!(session = %spec.name, "no free session id after {ID_ATTEMPTS} attempts");
                 return Err(SaveFailed);
             }
+            // The expiry moves at most once per refresh interval, whether or not the request
+            // changed the session: a write that keeps it spares the store its TTL update.
+            let refresh = refresh_due(config, expires_at, target);
+            let until = if refresh { target } else { expires_at };
             let written = if !changes.is_empty() {
-                timed(spec, "update", store.update(&key, &changes, target, now)).await
-            } else if refresh_due(config, expires_at, target) {
+                timed(spec, "update", store.update(&key, &changes, until, now)).await
+            } else if refresh {
                 timed(spec, "touch", store.touch(&key, target, now)).await
             } else {
                 return Ok(None);
@@ -283,7 +287,7 @@ async fn save_server(
                             count(spec, Event::ConflictAvoided);
                         }
                     }
-                    persistent.then(|| cookie(&id, target)).transpose()
+                    persistent.then(|| cookie(&id, until)).transpose()
                 }
                 Ok(_) => Ok(gone(spec)),
                 Err(e) => Err(fail(

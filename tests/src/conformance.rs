@@ -13,7 +13,7 @@ use actix_web::{http::StatusCode, test::TestRequest};
 use serde_json::json;
 
 pub use crate::owners::*;
-use crate::{client, TestClock};
+use crate::{client, Reply, TestClock};
 
 pub const IDLE: Duration = Duration::from_secs(60);
 pub const ABSOLUTE: Duration = Duration::from_secs(600);
@@ -349,6 +349,48 @@ pub async fn idle_refresh_is_throttled(backend: Backend) {
     assert_eq!(c.read("s", "user").await, Some(json!("ann")));
 }
 
+/// Server-side sessions: a write moves the expiry only when a read would (once per refresh
+/// interval), which spares the store its expiry update on most writes.
+pub async fn a_change_moves_the_expiry_at_most_once_per_refresh_interval(backend: Backend) {
+    let (mw, clock) = persistent(backend);
+    let c = client(mw).await;
+    c.set("s", "n", json!(1)).await;
+    let max_age = |reply: &Reply| {
+        reply
+            .cookie("s")
+            .and_then(|cookie| cookie.max_age())
+            .map(|d| d.whole_seconds())
+    };
+    clock.advance(REFRESH / 2);
+    // Within the interval: the change is saved, the deadline stays where it was.
+    let early = c.set("s", "n", json!(2)).await;
+    // (Stored deadlines keep whole milliseconds: a remaining time can round down a second.)
+    let kept = (IDLE - REFRESH / 2).as_secs() as i64;
+    let early = max_age(&early).expect("the persistent cookie is re-sent");
+    assert!(
+        early == kept || early == kept - 1,
+        "Max-Age {early}, not {kept}"
+    );
+    clock.advance(REFRESH);
+    // Past it: the deadline moves a whole idle timeout ahead.
+    let due = c.set("s", "n", json!(3)).await;
+    assert_eq!(max_age(&due), Some(IDLE.as_secs() as i64));
+    assert_eq!(c.read("s", "n").await, Some(json!(3)));
+}
+
+/// The other side of the same rule: a change soon after the last refresh does not postpone the
+/// idle deadline, so the session ends on time.
+pub async fn a_change_within_the_refresh_interval_keeps_the_deadline(backend: Backend) {
+    let (mw, clock) = plain(backend);
+    let c = client(mw).await;
+    c.set("s", "n", json!(1)).await;
+    clock.advance(REFRESH / 2);
+    c.set("s", "n", json!(2)).await;
+    // A second past the first deadline (the write would have moved it REFRESH / 2 further).
+    clock.advance(IDLE - REFRESH / 2 + Duration::from_secs(1));
+    assert_eq!(c.read("s", "n").await, None);
+}
+
 pub async fn persistent_cookie_has_max_age_and_matching_expires(backend: Backend) {
     let c = client(persistent(backend).0).await;
     let reply = c.set("s", "a", json!(1)).await;
@@ -547,7 +589,9 @@ macro_rules! server_conformance_tests {
             owners_index_forgets_expired_and_purged_sessions,
             renew_grace_keeps_the_old_id_readable_then_kills_it,
             ending_all_sessions_also_ends_old_ids_in_their_grace_window,
-            renew_without_grace_kills_the_old_id_at_once
+            renew_without_grace_kills_the_old_id_at_once,
+            a_change_moves_the_expiry_at_most_once_per_refresh_interval,
+            a_change_within_the_refresh_interval_keeps_the_deadline
         );
     };
     ($backend:expr) => {

@@ -168,10 +168,10 @@ return 1
 
 /// [`UPDATE`] for the common case, which every request that changes a few entries (or only
 /// refreshes the expiry) is: no owner change, not cleared, fewer than [`SMALL_ARGS`] arguments
-/// of entries. The same checks and effects in three to seven calls, without the shared helpers
-/// (defining them is a tenth of a script call's cost in Redis), and with only the arguments it
-/// reads (each one is a Lua string to make: the five unused ones of [`UPDATE`]'s list cost a
-/// tenth of the call).
+/// of entries. The same checks and effects in two to seven calls (the expiry and the TTL are
+/// written only when the expiry moves), without the shared helpers (defining them is a tenth
+/// of a script call's cost in Redis), and with only the arguments it reads (each one is a Lua
+/// string to make: the five unused ones of [`UPDATE`]'s list cost a tenth of the call).
 ///
 /// `KEYS = [key]`, `ARGV = [owner-set prefix, now ms, expires_at ms, TTL ms, n, n removed
 /// fields, then field–value pairs]`.
@@ -179,11 +179,16 @@ const UPDATE_SMALL: &str = r#"
 local f = redis.call('HMGET', KEYS[1], '@e', '@r', '@i')
 if not f[1] or tonumber(f[1]) <= tonumber(ARGV[2]) or f[2] then return 0 end
 local n = tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
+if f[1] == ARGV[3] then
+  -- The expiry stays (it moves at most once per refresh interval), and so does the TTL.
+  redis.call('HSET', KEYS[1], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
+else
+  redis.call('HSET', KEYS[1], '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
 if n > 0 then
   redis.call('HDEL', KEYS[1], unpack(ARGV, 6, 5 + n))
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
 if f[3] then
   local set = ARGV[1] .. f[3]
   redis.call('SADD', set, string.sub(KEYS[1], -64))
