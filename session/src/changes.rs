@@ -113,8 +113,9 @@ impl ChangeSet {
         self.removed.iter().map(String::as_str)
     }
 
-    /// Whether applying this change set would leave any stored data (entries and owner)
-    /// unchanged.
+    /// Whether nothing changed: applying an empty change set leaves the stored data (entries and
+    /// owner) unchanged. (A cookie session's change set may record only that something
+    /// changed; it is never applied, the cookie is rewritten whole.)
     pub fn is_empty(&self) -> bool {
         !self.cleared
             && !self.touched

@@ -119,8 +119,9 @@
 //!
 //! **[`CookieStore`]** (feature `cookie`, on by default) keeps the whole session in its cookie,
 //! sealed with AES-256-GCM ([`CookieSecurity::Sealed`], the default) or signed with
-//! HMAC-SHA256. No server state at all, so it suits small data that may live as long as the
-//! browser keeps it: preferences, a flash message. Up to about 4 KB: a change that would pass
+//! HMAC-SHA256. No server-side store (each worker thread only remembers the values it opened
+//! last, see [`CookieStore::with_opened_cache`]), so it suits small data that may live as long
+//! as the browser keeps it: preferences, a flash message. Up to about 4 KB: a change that would pass
 //! the browser's limit is refused with [`SessionError::TooLarge`]. It cannot be revoked from
 //! the server and cannot merge parallel writes.
 //! ```sh

@@ -270,7 +270,9 @@ async fn save_server(
             }
             // The expiry moves at most once per refresh interval, whether or not the request
             // changed the session: a write that keeps it spares the store its TTL update.
-            let refresh = refresh_due(config, expires_at, target);
+            // (A deadline now earlier than the stored one, after the idle timeout was lowered,
+            // is written at once.)
+            let refresh = refresh_due(config, expires_at, target) || target < expires_at;
             let until = if refresh { target } else { expires_at };
             let written = if !changes.is_empty() {
                 timed(spec, "update", store.update(&key, &changes, until, now)).await

@@ -459,7 +459,8 @@ pub(crate) fn nests_deeper_than(value: &Value, levels: usize) -> bool {
     }
 }
 
-/// The size of `name=value` of a cookie-backed session in its current state, or `None` for a
+/// The size of `name=value` of a cookie-backed session in its current state (or a bound on it
+/// when that bound is within the limit, which is all the caller needs to know), or `None` for a
 /// server-side session (whose cookie holds a fixed-size id).
 fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
     #[cfg(feature = "cookie")]

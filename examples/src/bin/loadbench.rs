@@ -45,6 +45,8 @@ const VARIANTS: &[&str] = &[
     "ours-untouched",
     "ours-cookie-rw",
     "ours-cookie-ro",
+    "ours-cookie-nocache-rw",
+    "ours-cookie-nocache-ro",
     "ours-memory-rw",
     "ours-memory-ro",
     "ours-redis-rw",
@@ -199,6 +201,11 @@ async fn serve(variant: String) -> std::io::Result<()> {
         _ => {
             let sessions = match variant.trim_end_matches("-rw").trim_end_matches("-ro") {
                 "ours-cookie" => ours_middleware(CookieStore::default())?,
+                // Every request opens its cookie: the requests rotate over a few cookies, which a
+                // cache of opened values (on by default) serves from memory after the first.
+                "ours-cookie-nocache" => {
+                    ours_middleware(CookieStore::default().with_opened_cache(0))?
+                }
                 "ours-memory" => ours_middleware(
                     MemoryStore::builder()
                         .capacity(1_000_000)

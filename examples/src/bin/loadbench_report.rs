@@ -70,6 +70,16 @@ struct Reference {
 /// `UPDATE … RETURNING`: the like-for-like reference is then `pg-loop`.
 const REFERENCES: &[Reference] = &[
     Reference {
+        variant: "ours-cookie-nocache-rw",
+        against: "as-cookie-rw",
+        label: "cache of opened values off",
+    },
+    Reference {
+        variant: "ours-cookie-nocache-ro",
+        against: "as-cookie-ro",
+        label: "cache of opened values off",
+    },
+    Reference {
         variant: "ours-pg-rw",
         against: "pg-loop-pair",
         label: "like-for-like",
@@ -87,7 +97,9 @@ const LOOPS: &[&str] = &["pg-loop", "pg-loop-pair"];
 /// The actix-session variant matching one of ours (for the "× actix-session" column).
 fn peer(variant: &str) -> Option<String> {
     let rest = variant.strip_prefix("ours-")?;
-    (rest.starts_with("cookie") || rest.starts_with("redis")).then(|| format!("as-{rest}"))
+    // actix-session has no cache of opened cookies: its variant is the peer of both of ours.
+    (rest.starts_with("cookie") || rest.starts_with("redis"))
+        .then(|| format!("as-{}", rest.replace("-nocache", "")))
 }
 
 /// Display order: the table and the chart follow it.
@@ -98,6 +110,8 @@ const ORDER: &[&str] = &[
     "ours-cookie-rw",
     "as-cookie-ro",
     "ours-cookie-ro",
+    "ours-cookie-nocache-rw",
+    "ours-cookie-nocache-ro",
     "as-redis-rw",
     "ours-redis-rw",
     "as-redis-ro",

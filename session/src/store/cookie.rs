@@ -76,7 +76,7 @@ pub struct CookieStore {
 }
 
 /// The default size of each worker thread's cache of opened cookie values.
-const OPENED_CACHE_SLOTS: usize = 1024;
+const OPENED_CACHE_SLOTS: usize = 512;
 
 impl Default for CookieStore {
     fn default() -> Self {
@@ -107,26 +107,27 @@ impl CookieStore {
         }
     }
 
-    /// Sets how many recently opened cookie values each worker thread remembers (1024 by
-    /// default; 0 turns the cache off).
+    /// Sets how many recently opened cookie values each worker thread remembers (512 by
+    /// default; 0 turns the cache off for this store).
     ///
     /// A browser sends the same cookie with every request until its session changes. Opening
     /// it (base64url, AES-GCM or HMAC, the JSON payload) is most of what a cookie session costs
     /// a request that reads it, so each worker thread keeps the values it opened or sealed last,
     /// in a table of `slots` entries (sets of four, least recently used out first), and a value
     /// seen again skips the work. A hit gives what opening would: an entry is used only for the
-    /// same value, key ring and cookie name, and the expiry and revocation checks still run.
-    /// Values that do not open are never kept, and a lookup compares the whole value in constant
-    /// time.
+    /// same value, key ring, cookie name and [`CookieSecurity`], and the expiry and revocation
+    /// checks still run. Values that do not open are never kept, and a lookup compares the
+    /// whole value in constant time.
     ///
-    /// The cost is memory: up to `slots` cookie values and their sessions per worker thread,
-    /// about 1 KB each for a small session (about 1 MB per worker thread at the default), at
-    /// most about 8 KB each at the 4 KB cookie limit.
+    /// The cost is memory, in one table per worker thread shared by every cookie store on it
+    /// and as large as the largest setting (at most 65,536 slots): about 1 KB an entry for a
+    /// small session (~0.5 MB a thread at the default), at most ~30 KB for the longest value
+    /// kept (1 KB of cookie; longer values are opened every time).
     ///
     /// ```
     /// use actix_typed_session::CookieStore;
     ///
-    /// // Sessions near the size limit on many worker threads: remember fewer values.
+    /// // Many worker threads on a small machine: remember fewer values.
     /// let store = CookieStore::default().with_opened_cache(64);
     /// # let _ = store;
     /// ```
@@ -504,7 +505,7 @@ impl CookieStore {
     fn cache_context<'a>(&self, keys: &KeyRing, aad: &'a Arc<[u8]>) -> cookie_cache::Context<'a> {
         cookie_cache::Context {
             ring: keys.id(),
-            sealed: self.security == CookieSecurity::Sealed,
+            security: self.security,
             aad,
         }
     }
@@ -693,6 +694,38 @@ mod tests {
             let opened = store.open(&keys, "s", &value).unwrap();
             assert_eq!(*opened.data, sample());
             assert!(!opened.stale_key);
+        }
+    }
+
+    #[test]
+    fn a_value_remembered_at_sealing_opens_as_it_does_from_its_bytes() {
+        let keys = ring(&[&Key::generate()]);
+        let aad: Arc<[u8]> = aad("s").into();
+        for security in [CookieSecurity::Sealed, CookieSecurity::Signed] {
+            let store = CookieStore::new(security);
+            let mut data = sample();
+            // Floats that serde_json reads back one unit in the last place off unless it parses
+            // them exactly (its `float_roundtrip` feature).
+            data.insert("f".into(), json!(97.213_844_820_775_49));
+            data.insert("g".into(), json!(0.939_652_818_613_887_9));
+            let data = Rc::new(data);
+            let now = SystemTime::now();
+            let later = now + Duration::from_secs(60);
+            let payload = CookieStore::payload(&data, now, later, Some("ann"), Some(now));
+            let sealed = store.seal_json(&keys, &aad, &payload).unwrap();
+            let mut value = Vec::new();
+            sealed.append_to(&mut value);
+            store.remember_sealed(&keys, &aad, &value, &payload, &data);
+            let value = std::str::from_utf8(&value).unwrap();
+            let opened = store.open_with_aad(&keys, &aad, value).unwrap();
+            let cached = store.open_cached(&keys, &aad, value).unwrap();
+            assert!(Rc::ptr_eq(&cached.data, &data), "not served from the cache");
+            assert_eq!(*opened.data, *cached.data, "{security:?}");
+            assert_eq!(opened.created_at, cached.created_at);
+            assert_eq!(opened.expires_at, cached.expires_at);
+            assert_eq!(opened.owner, cached.owner);
+            assert_eq!(opened.valid_from, cached.valid_from);
+            assert_eq!(opened.stale_key, cached.stale_key);
         }
     }
 

@@ -15,8 +15,9 @@
 //! opened are kept: a tampered or foreign value is opened, rejected and forgotten every time.
 //!
 //! The value is compared in full without an early exit, so the time a lookup takes says nothing
-//! about how much of a guessed value matches a cached one. Memory: at most `slots` values and
-//! their sessions per worker thread (a value is at most 4 KB, the cookie limit).
+//! about how much of a guessed value matches a cached one. Memory: one table per thread, shared by
+//! every cookie store and middleware on it and as large as the largest of their settings (at
+//! most [`MAX_SLOTS`]); values over [`MAX_VALUE`] bytes are never kept.
 
 use std::{
     cell::RefCell,
@@ -24,13 +25,13 @@ use std::{
     sync::Arc,
 };
 
-use super::cookie::Opened;
+use super::cookie::{CookieSecurity, Opened};
 
 /// What a cached value was opened under.
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub(crate) ring: u64,
-    pub(crate) sealed: bool,
+    pub(crate) security: CookieSecurity,
     /// The associated data (it binds the cookie name), shared with the session's settings.
     pub(crate) aad: &'a Arc<[u8]>,
 }
@@ -39,7 +40,7 @@ struct Entry {
     /// The value's hash: compared first, so that the full comparison runs only on a likely hit.
     tag: u64,
     ring: u64,
-    sealed: bool,
+    security: CookieSecurity,
     aad: Arc<[u8]>,
     value: Box<[u8]>,
     opened: Opened,
@@ -55,6 +56,15 @@ struct Table {
 
 /// Entries per set.
 const WAYS: usize = 4;
+
+/// The longest value kept. A session decoded into a map takes up to ~30 times its JSON (an
+/// array of small numbers: 32 bytes a `Value` for 2 bytes of JSON, and the vector's spare
+/// capacity); longer values, rarer and cheaper to open per byte than to keep, are opened every
+/// time.
+pub(crate) const MAX_VALUE: usize = 1024;
+
+/// The most slots a thread's table has, whatever a store asks for.
+pub(crate) const MAX_SLOTS: usize = 1 << 16;
 
 thread_local! {
     static TABLE: RefCell<Option<Table>> = const { RefCell::new(None) };
@@ -74,6 +84,9 @@ pub(crate) fn open_cached<E>(
     open: impl FnOnce() -> Result<Opened, E>,
 ) -> Result<Opened, E> {
     let value = value.as_bytes();
+    if value.len() > MAX_VALUE {
+        return open();
+    }
     let cached = with_table(slots, |table| {
         let (set, tag) = table.set(value);
         let way = set
@@ -99,6 +112,9 @@ pub(crate) fn remember(
     value: &[u8],
     opened: impl FnOnce() -> Option<Opened>,
 ) {
+    if value.len() > MAX_VALUE {
+        return;
+    }
     with_table(slots, |table| {
         if let Some(opened) = opened() {
             let (set, tag) = table.set(value);
@@ -107,7 +123,7 @@ pub(crate) fn remember(
             set[0] = Some(Entry {
                 tag,
                 ring: cx.ring,
-                sealed: cx.sealed,
+                security: cx.security,
                 aad: Arc::clone(cx.aad),
                 value: value.into(),
                 opened,
@@ -122,7 +138,7 @@ fn with_table<T>(slots: usize, f: impl FnOnce(&mut Table) -> T) -> Option<T> {
     if slots == 0 {
         return None;
     }
-    let sets = slots.div_ceil(WAYS);
+    let sets = slots.min(MAX_SLOTS).div_ceil(WAYS);
     TABLE
         .try_with(|table| {
             let mut table = table.borrow_mut();
@@ -169,7 +185,7 @@ impl Entry {
     fn matches(&self, tag: u64, cx: Context<'_>, value: &[u8]) -> bool {
         self.tag == tag
             && self.ring == cx.ring
-            && self.sealed == cx.sealed
+            && self.security == cx.security
             && (Arc::ptr_eq(&self.aad, cx.aad) || *self.aad == **cx.aad)
             && same_bytes(&self.value, value)
     }
@@ -207,7 +223,16 @@ mod tests {
     }
 
     fn cx(ring: u64, sealed: bool, aad: &Arc<[u8]>) -> Context<'_> {
-        Context { ring, sealed, aad }
+        let security = if sealed {
+            CookieSecurity::Sealed
+        } else {
+            CookieSecurity::Signed
+        };
+        Context {
+            ring,
+            security,
+            aad,
+        }
     }
 
     fn aad(bytes: &[u8]) -> Arc<[u8]> {
@@ -320,6 +345,29 @@ mod tests {
             lookup(WAYS, cx, &values[1], 1).1,
             "the least recently used value stayed"
         );
+    }
+
+    #[test]
+    fn long_values_are_not_kept_and_huge_tables_are_capped() {
+        let a = aad(b"aad");
+        let long = "L".repeat(MAX_VALUE + 1);
+        assert!(lookup(64, cx(7, true, &a), &long, 1).1);
+        assert!(
+            lookup(64, cx(7, true, &a), &long, 1).1,
+            "a long value was kept"
+        );
+        remember(64, cx(7, true, &a), long.as_bytes(), || Some(opened(2)));
+        assert!(
+            lookup(64, cx(7, true, &a), &long, 1).1,
+            "a long sealed value was kept"
+        );
+        let at_limit = "M".repeat(MAX_VALUE);
+        assert!(lookup(64, cx(7, true, &a), &at_limit, 1).1);
+        assert!(!lookup(64, cx(7, true, &a), &at_limit, 1).1);
+        // Asking for more slots than there is memory for gets the capped table, not a panic.
+        let value = "capped-table-value-0123456789-abcdefghijklmnopqrstuvwx";
+        assert!(lookup(usize::MAX, cx(8, true, &a), value, 1).1);
+        assert!(!lookup(usize::MAX, cx(8, true, &a), value, 1).1);
     }
 
     #[test]

@@ -330,7 +330,8 @@ return deleted
 ///
 /// - **create** files the hash only if the key is absent (a taken key is retried with a fresh id)
 ///   and adds it to its owner's set;
-/// - **update** applies the change set as `HDEL` + `HSET`, moves the expiry and last write, and
+/// - **update** applies the change set as `HDEL` + `HSET`, writes the last write and the expiry
+///   it is given (the TTL moves only when the expiry does), and
 ///   moves the session between owner sets when the change names a new owner, only if the
 ///   session still exists, has not expired and is not retired, so parallel requests that change
 ///   different keys both survive and a request that finishes after a logout does not bring the
