@@ -19,8 +19,9 @@
 //! pg loops' `LB_CONNS` tasks share; one each by default), `LB_PG_READERS` (`pg-loop-pair`'s
 //! loads on that many shared connections, its updates on the tasks' own), `LB_PG_SHARED` (our
 //! PostgreSQL store's `shared_connections`, 4 by default; 0 for one pooled connection per
-//! operation, the store's own default), `LB_PG_POOL` (its
-//! pool's size; `LB_CONNS` if unset), `LB_SESSIONS` (mem-capacity).
+//! operation, the store's own default), `LB_PG_POOL` (its pool's size; `LB_CONNS` if unset),
+//! `LB_MEM_SESSIONS` (mem-capacity; 1,000,000 by default; `LB_SESSIONS` is the load benchmark's
+//! rotating sessions).
 //! Exit status 3 means "this variant is not built in" (the driver reports it as skipped).
 
 use std::{
@@ -487,7 +488,7 @@ fn status_kb(field: &str) -> u64 {
 }
 
 fn mem_capacity() -> std::io::Result<()> {
-    let sessions: u64 = env_or("LB_SESSIONS", 1_000_000);
+    let sessions: u64 = env_or("LB_MEM_SESSIONS", 1_000_000);
     let payload = serde_json::to_vec(&hundred_bytes(sessions - 1))?.len();
     let before = status_kb("VmRSS:");
     let store = MemoryStore::builder()
