@@ -257,13 +257,7 @@ mod tests {
         // Another allocation of the same associated data: compared by content.
         let (second, ran) = lookup(64, cx(1, true, &aad(b"aad")), value, 8);
         assert!(!ran, "the second lookup opened the value again");
-        let (first, second) = (first.unwrap(), second.unwrap());
-        assert_eq!(second.data, first.data);
-        assert_eq!(second.created_at, first.created_at);
-        assert_eq!(second.expires_at, first.expires_at);
-        assert_eq!(second.owner, first.owner);
-        assert_eq!(second.valid_from, first.valid_from);
-        assert_eq!(second.stale_key, first.stale_key);
+        assert_eq!(second.unwrap(), first.unwrap());
     }
 
     #[test]
