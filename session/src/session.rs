@@ -490,9 +490,8 @@ fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
         );
         // Measured without building the JSON: the same bytes, counted.
         let mut counter = ByteCounter(0);
-        let plain_len = payload
-            .write_json(&mut counter)
-            .map_or(usize::MAX / 2, |()| counter.0);
+        let plain_len =
+            serde_json::to_writer(&mut counter, &payload).map_or(usize::MAX / 2, |()| counter.0);
         return Some(spec.cookie_name.len() + 1 + store.encoded_len(plain_len));
     }
     let _ = (spec, state);

@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    decimal::decimal,
     key::KeyRing,
     store::{cookie_cache, cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore},
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
@@ -258,32 +257,6 @@ pub(crate) struct PayloadRef<'a> {
     v: Option<u64>,
 }
 
-impl PayloadRef<'_> {
-    /// Writes the same JSON as serializing it does (field order, no whitespace), the fixed
-    /// fields by hand and only the session's entries and the owner through serde_json.
-    pub(crate) fn write_json<W: std::io::Write>(&self, mut out: W) -> serde_json::Result<()> {
-        let mut digits = [0u8; 20];
-        out.write_all(b"{\"c\":").map_err(serde_json::Error::io)?;
-        out.write_all(decimal(self.c, &mut digits))
-            .map_err(serde_json::Error::io)?;
-        out.write_all(b",\"e\":").map_err(serde_json::Error::io)?;
-        out.write_all(decimal(self.e, &mut digits))
-            .map_err(serde_json::Error::io)?;
-        out.write_all(b",\"d\":").map_err(serde_json::Error::io)?;
-        serde_json::to_writer(&mut out, self.d)?;
-        if let Some(owner) = self.o {
-            out.write_all(b",\"o\":").map_err(serde_json::Error::io)?;
-            serde_json::to_writer(&mut out, owner)?;
-        }
-        if let Some(ms) = self.v {
-            out.write_all(b",\"v\":").map_err(serde_json::Error::io)?;
-            out.write_all(decimal(ms, &mut digits))
-                .map_err(serde_json::Error::io)?;
-        }
-        out.write_all(b"}").map_err(serde_json::Error::io)
-    }
-}
-
 /// A cookie that opened.
 #[derive(Debug, Clone)]
 #[cfg_attr(test, derive(PartialEq))]
@@ -375,13 +348,15 @@ impl CookieStore {
     }
 
     /// Seals `payload`, serialized as JSON straight into the buffer that is encrypted in place.
-    pub(crate) fn seal_json(
+    pub(crate) fn seal_json<T: Serialize>(
         &self,
         keys: &KeyRing,
         aad: &[u8],
-        payload: &PayloadRef<'_>,
+        payload: &T,
     ) -> Result<SealedValue, serde_json::Error> {
-        self.try_seal_with(keys, aad, PLAINTEXT_CAPACITY, |buf| payload.write_json(buf))
+        self.try_seal_with(keys, aad, PLAINTEXT_CAPACITY, |buf| {
+            serde_json::to_writer(buf, payload)
+        })
     }
 
     fn seal_with(
@@ -726,25 +701,6 @@ mod tests {
     }
 
     #[test]
-    fn payloads_are_written_as_serde_json_writes_them() {
-        let now = SystemTime::now();
-        let data = sample();
-        for owner in [None, Some("ann \"\u{1}\" é")] {
-            for valid_from in [None, Some(now)] {
-                for d in [&data, &Map::new()] {
-                    let payload = CookieStore::payload(d, UNIX_EPOCH, now, owner, valid_from);
-                    let mut written = Vec::new();
-                    payload.write_json(&mut written).unwrap();
-                    assert_eq!(
-                        String::from_utf8(written).unwrap(),
-                        serde_json::to_string(&payload).unwrap()
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
     fn payloads_serialized_in_place_open_and_have_the_predicted_length() {
         let key = Key::generate();
         let keys = ring(&[&key, &Key::generate()]);
@@ -755,15 +711,7 @@ mod tests {
             for data in [sample(), big.clone()] {
                 let now = SystemTime::now();
                 let payload = CookieStore::payload(&data, now, now, Some("ann"), Some(now));
-                let plain = serde_json::to_vec(&payload).unwrap();
-                let mut written = Vec::new();
-                payload.write_json(&mut written).unwrap();
-                assert_eq!(
-                    String::from_utf8(written).unwrap(),
-                    String::from_utf8(plain.clone()).unwrap(),
-                    "written by hand as serde_json writes it"
-                );
-                let plain_len = plain.len();
+                let plain_len = serde_json::to_vec(&payload).unwrap().len();
                 let sealed = store.seal_json(&keys, &aad("s"), &payload).unwrap();
                 let mut value = b"prefix".to_vec();
                 sealed.append_to(&mut value);

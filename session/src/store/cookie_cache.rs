@@ -87,21 +87,29 @@ pub(crate) fn open_cached<E>(
     if value.len() > MAX_VALUE {
         return open();
     }
+    // `open` runs inside the table's borrow on a miss (it never touches the table), so that the
+    // value's set is found once; outside it only when there is no table.
+    let mut open = Some(open);
     let cached = with_table(slots, |table| {
         let (set, tag) = table.set(value);
-        let way = set
+        if let Some(way) = set
             .iter()
-            .position(|e| e.as_ref().is_some_and(|e| e.matches(tag, cx, value)))?;
-        // Most recently used first.
-        set[..=way].rotate_right(1);
-        set[0].as_ref().map(|e| e.opened.clone())
+            .position(|e| e.as_ref().is_some_and(|e| e.matches(tag, cx, value)))
+        {
+            // Most recently used first.
+            set[..=way].rotate_right(1);
+            if let Some(entry) = &set[0] {
+                return Ok(entry.opened.clone());
+            }
+        }
+        let opened = open.take().expect("opened once")()?;
+        insert(set, Entry::new(tag, cx, value, opened.clone()));
+        Ok(opened)
     });
-    if let Some(Some(opened)) = cached {
-        return Ok(opened);
+    match cached {
+        Some(result) => result,
+        None => open.take().expect("not run without a table")(),
     }
-    let opened = open()?;
-    remember(slots, cx, value, || Some(opened.clone()));
-    Ok(opened)
 }
 
 /// Remembers that `value` opens to what `opened` gives, if it gives anything (for a value just
@@ -118,18 +126,15 @@ pub(crate) fn remember(
     with_table(slots, |table| {
         if let Some(opened) = opened() {
             let (set, tag) = table.set(value);
-            // The least recently used entry goes; the new one comes first.
-            set.rotate_right(1);
-            set[0] = Some(Entry {
-                tag,
-                ring: cx.ring,
-                security: cx.security,
-                aad: Arc::clone(cx.aad),
-                value: value.into(),
-                opened,
-            });
+            insert(set, Entry::new(tag, cx, value, opened));
         }
     });
+}
+
+/// Puts `entry` first in its set; the least recently used entry goes.
+fn insert(set: &mut [Option<Entry>; WAYS], entry: Entry) {
+    set.rotate_right(1);
+    set[0] = Some(entry);
 }
 
 /// Runs `f` on this thread's table of at least `slots` entries; `None` without a cache (no
@@ -182,6 +187,17 @@ impl Table {
 }
 
 impl Entry {
+    fn new(tag: u64, cx: Context<'_>, value: &[u8], opened: Opened) -> Self {
+        Self {
+            tag,
+            ring: cx.ring,
+            security: cx.security,
+            aad: Arc::clone(cx.aad),
+            value: value.into(),
+            opened,
+        }
+    }
+
     fn matches(&self, tag: u64, cx: Context<'_>, value: &[u8]) -> bool {
         self.tag == tag
             && self.ring == cx.ring
