@@ -912,6 +912,11 @@ async fn a_renew_with_a_grace_window_leaves_a_retired_read_only_copy() {
         store.touch(&key_n(1), later, seen).await.unwrap(),
         WriteResult::Missing
     );
+    // Nor one that passes the copy's own deadline (a write that keeps the expiry).
+    assert_eq!(
+        store.update(&key_n(1), &late, grace, seen).await.unwrap(),
+        WriteResult::Missing
+    );
     assert_eq!(
         store
             .renew(&key_n(1), &key_n(3), &late, later, seen, Some(grace))
@@ -962,6 +967,17 @@ async fn a_renew_with_a_grace_window_leaves_a_retired_read_only_copy() {
     // (The TTL runs from the `now` passed to the renew.)
     let left = own.duration_since(ms(now)).unwrap().as_millis() as i64;
     assert!(pttl(&store.redis_key(&key_n(4))) <= left);
+    // A request that loaded the session before the renew writes with the expiry it saw, which
+    // the retired copy still has: refused all the same.
+    assert_eq!(
+        store.update(&key_n(4), &late, own, now).await.unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(
+        store.touch(&key_n(4), own, now).await.unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(store.load(&key_n(4), now).await.unwrap().unwrap(), old);
     assert_eq!(listed(&store, "ann", now).await, set_of(&[5]));
 
     // A grace deadline already past: the old key is simply gone.

@@ -35,6 +35,10 @@ const OWNER: &str = "@o";
 /// The hex SHA-256 of the owner: the name of the owner's index set, present exactly while the
 /// session is in that set (scripts cannot hash the owner themselves).
 const OWNER_INDEX: &str = "@i";
+/// Present once the session is retired (the old id's read-only copy after a renew with a grace
+/// window), holding the copy's deadline in place of [`EXPIRES`]. A retired copy has no `@e`, so
+/// that [`UPDATE_SMALL`] tells a writable session by `@e` alone: one `HGET`. (Earlier builds
+/// kept `@e` and set `@r` to `1`; [`decode`] reads both.)
 const RETIRED: &str = "@r";
 const DATA: &str = "d:";
 /// What follows the prefix in the key of an owner's index set. It starts with a letter that is
@@ -129,10 +133,10 @@ end
 /// (`owner_digest` is `''` when the record is not indexed).
 const WRITE: &str = r#"
 local function write(key)
-  redis.call('HSET', key, '@c', ARGV[2], '@e', ARGV[3], '@s', ARGV[5])
-  if ARGV[6] == '1' then
-    redis.call('HSET', key, '@r', '1')
-  end
+  -- A retired copy keeps its deadline in `@r` instead of `@e` (see `RETIRED`).
+  local deadline = '@e'
+  if ARGV[6] == '1' then deadline = '@r' end
+  redis.call('HSET', key, '@c', ARGV[2], deadline, ARGV[3], '@s', ARGV[5])
   if ARGV[7] == '1' then
     redis.call('HSET', key, '@o', ARGV[8])
   end
@@ -168,33 +172,36 @@ return 1
 
 /// [`UPDATE`] for the common case, which every request that changes a few entries (or only
 /// refreshes the expiry) is: no owner change, not cleared, fewer than [`SMALL_ARGS`] arguments
-/// of entries. The same checks and effects in two to seven calls (the expiry and the TTL are
-/// written only when the expiry moves), without the shared helpers (defining them is a tenth
+/// of entries. The same checks and effects in two to seven calls: one `HGET` of `@e` tells a
+/// writable session (a retired copy has none, see [`RETIRED`]); the expiry, the TTL and the
+/// owner's set are written only when the expiry moves. Without the shared helpers (defining them is a tenth
 /// of a script call's cost in Redis), and with only the arguments it reads (each one is a Lua
 /// string to make: the five unused ones of [`UPDATE`]'s list cost a tenth of the call).
 ///
 /// `KEYS = [key]`, `ARGV = [owner-set prefix, now ms, expires_at ms, TTL ms, n, n removed
 /// fields, then field–value pairs]`.
 const UPDATE_SMALL: &str = r#"
-local f = redis.call('HMGET', KEYS[1], '@e', '@r', '@i')
-if not f[1] or tonumber(f[1]) <= tonumber(ARGV[2]) or f[2] then return 0 end
+local e = redis.call('HGET', KEYS[1], '@e')
+if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
 local n = tonumber(ARGV[5])
-if f[1] == ARGV[3] then
-  -- The expiry stays (it moves at most once per refresh interval), and so does the TTL.
+if e == ARGV[3] then
+  -- The expiry stays (it moves at most once per refresh interval), and so do the TTL and the
+  -- owner's set, whose TTL already covers it.
   redis.call('HSET', KEYS[1], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
 else
   redis.call('HSET', KEYS[1], '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  local owner = redis.call('HGET', KEYS[1], '@i')
+  if owner then
+    local set = ARGV[1] .. owner
+    redis.call('SADD', set, string.sub(KEYS[1], -64))
+    if redis.call('PTTL', set) < tonumber(ARGV[4]) then
+      redis.call('PEXPIRE', set, ARGV[4])
+    end
+  end
 end
 if n > 0 then
   redis.call('HDEL', KEYS[1], unpack(ARGV, 6, 5 + n))
-end
-if f[3] then
-  local set = ARGV[1] .. f[3]
-  redis.call('SADD', set, string.sub(KEYS[1], -64))
-  if redis.call('PTTL', set) < tonumber(ARGV[4]) then
-    redis.call('PEXPIRE', set, ARGV[4])
-  end
 end
 return 1
 "#;
@@ -225,7 +232,8 @@ else
   if tonumber(ARGV[9]) < tonumber(until_ms) then until_ms = ARGV[9] end
   local left = tonumber(until_ms) - tonumber(ARGV[2])
   if left > 0 then
-    redis.call('HSET', KEYS[1], '@r', '1', '@e', until_ms)
+    redis.call('HSET', KEYS[1], '@r', until_ms)
+    redis.call('HDEL', KEYS[1], '@e')
     redis.call('PEXPIRE', KEYS[1], left)
   else
     redis.call('DEL', KEYS[1])
@@ -269,7 +277,7 @@ const LIST_OWNED: &str = r#"
 local listed = {}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local f = redis.call('HMGET', ARGV[1] .. m, '@c', '@s', '@e', '@o', '@r')
-  if not f[3] or f[4] ~= ARGV[3] then
+  if not (f[3] or f[5]) or f[4] ~= ARGV[3] then
     redis.call('SREM', KEYS[1], m)
   elseif not f[5] and tonumber(f[3]) > tonumber(ARGV[2]) then
     listed[#listed + 1] = {m, f[1] or '0', f[2] or f[1] or '0', f[3]}
@@ -316,7 +324,8 @@ return deleted
 /// holds the session's entries as JSON (fields `d:{key}`) next to reserved fields, which no
 /// entry can collide with: its creation, expiry and last write (`@c`, `@e`, `@s`, in
 /// milliseconds since the Unix epoch), its owner (`@o`) and the SHA-256 of the owner in hex
-/// (`@i`, the name of the owner's index set) when it has one, and `@r` once it is retired.
+/// (`@i`, the name of the owner's index set) when it has one. A retired copy has `@r`, its
+/// deadline, in place of `@e`.
 ///
 /// The **owner index** is one Redis set per owner, under `{prefix}owner:{hex of the SHA-256 of
 /// the owner}` (the owner itself never appears in a key name, and `o` is not a hex digit, so the
@@ -952,6 +961,7 @@ fn decode(op: &'static str, reply: Reply, now: SystemTime) -> Result<Option<Reco
     let (mut created_at, mut expires_at, mut last_seen) = (None, None, None);
     let mut owner = None;
     let mut retired = false;
+    let mut retired_until = None;
     let mut data = Map::new();
     let mut items = items.into_iter();
     while let (Some(name), Some(value)) = (items.next(), items.next()) {
@@ -963,7 +973,10 @@ fn decode(op: &'static str, reply: Reply, now: SystemTime) -> Result<Option<Reco
             n if n == EXPIRES.as_bytes() => expires_at = Some(time(&value)),
             n if n == LAST_SEEN.as_bytes() => last_seen = Some(time(&value)),
             n if n == OWNER.as_bytes() => owner = Some(string(op, Reply::Bulk(value))?),
-            n if n == RETIRED.as_bytes() => retired = value.as_ref() == b"1",
+            n if n == RETIRED.as_bytes() => {
+                retired = true;
+                retired_until = Some(time(&value));
+            }
             // The owner's digest only names its index set; it is not part of the record.
             n if n == OWNER_INDEX.as_bytes() => {}
             _ => {
@@ -979,7 +992,11 @@ fn decode(op: &'static str, reply: Reply, now: SystemTime) -> Result<Option<Reco
     }
     let invalid =
         |name: &str| StoreError::new(op, format!("session hash without a valid `{name}`"));
-    let expires_at = expires_at.flatten().ok_or_else(|| invalid(EXPIRES))?;
+    // A retired copy's deadline is in `@r` (in earlier builds: in `@e`, with `@r` = 1).
+    let expires_at = expires_at
+        .or(retired_until)
+        .flatten()
+        .ok_or_else(|| invalid(EXPIRES))?;
     if expires_at <= now {
         return Ok(None);
     }
@@ -1306,6 +1323,22 @@ mod tests {
         assert_eq!(record.owner.as_deref(), Some("ann"));
         assert!(record.retired);
         assert_eq!(record.data.len(), 1);
+        // A retired copy keeps its deadline in `@r`, in place of `@e`.
+        let deadline = millis(now + Duration::from_secs(30));
+        let mut retired: Vec<_> = fields
+            .iter()
+            .filter(|(n, _)| *n != EXPIRES)
+            .cloned()
+            .collect();
+        retired.push((RETIRED, deadline.to_string()));
+        let record = decode("test", hash(&retired), now).unwrap().unwrap();
+        assert!(record.retired);
+        assert_eq!(record.expires_at, from_millis(deadline));
+        assert!(
+            decode("test", hash(&retired), now + Duration::from_secs(30))
+                .unwrap()
+                .is_none()
+        );
         assert!(decode("test", hash(&fields), now + Duration::from_secs(61))
             .unwrap()
             .is_none());
