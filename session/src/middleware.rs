@@ -280,7 +280,8 @@ fn after<B: MessageBody + 'static>(
     }
     After::Save(Box::pin(async move {
         for session in &opened[server_side..] {
-            match save(&config, session, now).await {
+            // Boxed on its own, as the load is (see `Sessions::open_inner`).
+            match Box::pin(save(&config, session, now)).await {
                 Ok(Some(cookie)) => cookies.push(cookie),
                 Ok(None) => {}
                 Err(_logged) => return Ok(failure(res, &config, cookies)),
