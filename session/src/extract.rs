@@ -1,11 +1,15 @@
 //! Opening sessions from handlers: the per-request registry and the extractors.
 
-use std::{cell::RefCell, future::Future, pin::Pin, sync::Arc};
+use std::{cell::RefCell, sync::Arc};
 
 use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
-use futures_util::future::{ready, Ready};
+use futures_util::future::{ready, Either, LocalBoxFuture, Ready};
 
-use crate::{config::Config, load::load, Session, SessionError};
+use crate::{
+    config::{Config, Spec},
+    load::{load, load_now},
+    Session, SessionError,
+};
 
 /// The sessions one request has opened; the middleware saves them when the response goes out.
 ///
@@ -103,25 +107,43 @@ impl Sessions {
     }
 
     async fn open_inner(&self, name: &str, backend: Option<&str>) -> Result<Session, SessionError> {
-        let spec = self.config.resolve(name, backend)?;
-        let find = |name| {
-            self.with_registry(|registry| registry.find(name))
-                .ok_or(SessionError::MissingMiddleware)
+        let spec = match self.prepare(name, backend)? {
+            Prepared::Open(session) => return Ok(session),
+            Prepared::Load(spec) => spec,
         };
-        if let Some(open) = find(name)? {
-            if open.spec().backend_name != spec.backend_name {
-                return Err(SessionError::BackendMismatch {
+        let session = match load_now(&self.config, &self.req, &spec) {
+            Some(loaded) => loaded?,
+            // Boxed on its own: awaited in place, the loading future would take this one's size
+            // twice over (rustc keeps a large callee future twice), putting the box above
+            // glibc's per-thread cache and into its slow path (measured: a 2,136-byte box, now
+            // ~300 + 928).
+            None => Box::pin(load(&self.config, &self.req, spec)).await?,
+        };
+        self.register(name, session)
+    }
+
+    /// What opening `name` takes: the session itself when the request already opened it, or
+    /// the spec to load it with.
+    fn prepare(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
+        let spec = self.config.resolve(name, backend)?;
+        let open = self
+            .with_registry(|registry| registry.find(name))
+            .ok_or(SessionError::MissingMiddleware)?;
+        match open {
+            Some(open) if open.spec().backend_name != spec.backend_name => {
+                Err(SessionError::BackendMismatch {
                     session: name.to_owned(),
                     configured: open.spec().backend_name.clone(),
                     requested: spec.backend_name.clone(),
-                });
+                })
             }
-            return Ok(open);
+            Some(open) => Ok(Prepared::Open(open)),
+            None => Ok(Prepared::Load(spec)),
         }
-        // Boxed on its own: awaited in place, the loading future would take this one's size
-        // twice over (rustc keeps a large callee future twice), putting the box above glibc's
-        // per-thread cache and into its slow path (measured: a 2,136-byte box, now ~300 + 928).
-        let session = Box::pin(load(&self.config, &self.req, spec)).await?;
+    }
+
+    /// Registers a session just loaded, so that the middleware saves it.
+    fn register(&self, name: &str, session: Session) -> Result<Session, SessionError> {
         // Two extractors of one handler may have loaded the same session side by side: the
         // first one registered wins, so both handles share one state.
         self.with_registry(|registry| {
@@ -133,6 +155,27 @@ impl Sessions {
         })
         .ok_or(SessionError::MissingMiddleware)
     }
+
+    /// Opens the default session at once when that needs no I/O (see [`load_now`]); otherwise
+    /// hands back the spec to [`load`] it with.
+    fn open_default_now(&self) -> Result<Result<Session, SessionError>, Arc<Spec>> {
+        let name = &self.config.default_session;
+        let spec = match self.prepare(name, None) {
+            Ok(Prepared::Open(session)) => return Ok(Ok(session)),
+            Ok(Prepared::Load(spec)) => spec,
+            Err(err) => return Ok(Err(err)),
+        };
+        match load_now(&self.config, &self.req, &spec) {
+            Some(loaded) => Ok(loaded.and_then(|session| self.register(name, session))),
+            None => Err(spec),
+        }
+    }
+}
+
+/// See [`Sessions::prepare`].
+enum Prepared {
+    Open(Session),
+    Load(Arc<Spec>),
 }
 
 impl FromRequest for Sessions {
@@ -144,13 +187,27 @@ impl FromRequest for Sessions {
     }
 }
 
-/// Extracting a `Session` opens the middleware's default session.
+/// Extracting a `Session` opens the middleware's default session: at once (nothing boxed) when
+/// that needs no I/O, as for a cookie session.
 impl FromRequest for Session {
     type Error = SessionError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, SessionError>>>>;
+    type Future = Either<
+        Ready<Result<Self, SessionError>>,
+        LocalBoxFuture<'static, Result<Self, SessionError>>,
+    >;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let sessions = Sessions::from_request_parts(req);
-        Box::pin(async move { sessions?.open_default().await })
+        let sessions = match Sessions::from_request_parts(req) {
+            Ok(sessions) => sessions,
+            Err(err) => return Either::Left(ready(Err(err))),
+        };
+        match sessions.open_default_now() {
+            Ok(opened) => Either::Left(ready(opened)),
+            // One box, of the loading future's size (here it is not kept twice).
+            Err(spec) => Either::Right(Box::pin(async move {
+                let session = load(&sessions.config, &sessions.req, spec).await?;
+                sessions.register(&sessions.config.default_session, session)
+            })),
+        }
     }
 }

@@ -18,6 +18,36 @@ use crate::{
 /// The most same-named cookies whose ids are looked up in a store for one request.
 const MAX_IDS_TRIED: usize = 3;
 
+/// Loads the session at once when that needs no I/O: a cookie session whose store checks no
+/// revocations. `None` when [`load`] has to run.
+pub(crate) fn load_now(
+    config: &Config,
+    req: &HttpRequest,
+    spec: &Arc<Spec>,
+) -> Option<Result<Session, SessionError>> {
+    match &spec.backend.kind {
+        #[cfg(feature = "cookie")]
+        BackendKind::Cookie(store) if !store.revocable() => {
+            let now = config.clock.now();
+            let values = cookie_values(req.headers(), &spec.cookie_name);
+            let state = values.iter().find_map(|value| {
+                match store.open_cached(&config.keys, &spec.cookie_aad, value) {
+                    Ok(opened) => cookie_state(config, spec, opened, now),
+                    Err(rejected) => {
+                        ignored(spec, rejected.as_str());
+                        None
+                    }
+                }
+            });
+            Some(Ok(finish(spec.clone(), state, !values.is_empty())))
+        }
+        _ => {
+            let _ = (config, req);
+            None
+        }
+    }
+}
+
 pub(crate) async fn load(
     config: &Config,
     req: &HttpRequest,
@@ -61,24 +91,9 @@ pub(crate) async fn load(
                                 }
                             }
                         }
-                        match live_until(config, opened.created_at, opened.expires_at, now) {
-                            Some(expires_at) => {
-                                let mut state = State::new(
-                                    Origin::Loaded {
-                                        id: None,
-                                        created_at: opened.created_at,
-                                        expires_at,
-                                    },
-                                    opened.data,
-                                );
-                                state.reseal = opened.stale_key;
-                                state.owner = opened.owner;
-                                state.valid_from = (opened.valid_from != opened.created_at)
-                                    .then_some(opened.valid_from);
-                                loaded = Some(state);
-                                break;
-                            }
-                            None => ignored(&spec, "its session has expired"),
+                        loaded = cookie_state(config, &spec, opened, now);
+                        if loaded.is_some() {
+                            break;
                         }
                     }
                     Err(rejected) => ignored(&spec, rejected.as_str()),
@@ -143,15 +158,47 @@ pub(crate) async fn load(
             loaded
         }
     };
+    Ok(finish(spec, state, !values.is_empty()))
+}
+
+/// The session from what was loaded, or a new one (`had_cookie`: the request carried a cookie
+/// of the session's name, which a save then removes unless the session gets data).
+fn finish(spec: Arc<Spec>, state: Option<State>, had_cookie: bool) -> Session {
     if state.is_some() {
         count(&spec, Event::Loaded);
     }
     let state = state.unwrap_or_else(|| {
         let mut state = State::new(Origin::New, Map::new());
-        state.stale_cookie = !values.is_empty();
+        state.stale_cookie = had_cookie;
         state
     });
-    Ok(Session::new(spec, state))
+    Session::new(spec, state)
+}
+
+/// The state of an opened cookie session, if it is still live.
+#[cfg(feature = "cookie")]
+fn cookie_state(
+    config: &Config,
+    spec: &Spec,
+    opened: crate::store::Opened,
+    now: SystemTime,
+) -> Option<State> {
+    let Some(expires_at) = live_until(config, opened.created_at, opened.expires_at, now) else {
+        ignored(spec, "its session has expired");
+        return None;
+    };
+    let mut state = State::new(
+        Origin::Loaded {
+            id: None,
+            created_at: opened.created_at,
+            expires_at,
+        },
+        opened.data,
+    );
+    state.reseal = opened.stale_key;
+    state.owner = opened.owner;
+    state.valid_from = (opened.valid_from != opened.created_at).then_some(opened.valid_from);
+    Some(state)
 }
 
 /// The session's effective expiry if it is still live at `now`: its own deadline, capped by
