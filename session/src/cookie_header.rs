@@ -114,14 +114,16 @@ pub(crate) struct SetCookie {
 }
 
 impl SetCookie {
-    /// Starts the cookie of `spec`, with room for a value of `value_len` bytes.
+    /// Starts the cookie of `spec`, with room for a value of `value_len` bytes. A browser-session
+    /// cookie gets exactly the room it takes: a full buffer becomes the header's bytes as it is
+    /// (`Bytes::from` allocates a shared header for a buffer with spare room).
     pub(crate) fn start(spec: &Spec, value_len: usize) -> Self {
+        let lifetime = match spec.lifetime {
+            CookieLifetime::Persistent => LIFETIME_ATTRIBUTES_LEN,
+            CookieLifetime::BrowserSession => 0,
+        };
         let mut buf = Vec::with_capacity(
-            spec.cookie_name.len()
-                + 1
-                + value_len
-                + spec.cookie_attributes.len()
-                + LIFETIME_ATTRIBUTES_LEN,
+            spec.cookie_name.len() + 1 + value_len + spec.cookie_attributes.len() + lifetime,
         );
         buf.extend_from_slice(spec.cookie_name.as_bytes());
         buf.push(b'=');
@@ -185,6 +187,7 @@ pub(crate) fn session_cookie(
 /// `Max-Age=0` and an `Expires` a year ago.
 pub(crate) fn removal_cookie(spec: &Spec) -> Result<HeaderValue, InvalidHeaderValue> {
     let mut cookie = SetCookie::start(spec, 0);
+    cookie.buf.reserve(LIFETIME_ATTRIBUTES_LEN);
     cookie
         .buf
         .extend_from_slice(spec.cookie_attributes.as_bytes());

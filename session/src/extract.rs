@@ -11,23 +11,27 @@ use crate::{
     Session, SessionError,
 };
 
+/// The sessions a request opened, in order.
+pub(crate) type Opened = smallvec::SmallVec<[Session; 2]>;
+
 /// The sessions one request has opened; the middleware saves them when the response goes out.
 ///
 /// It lives in the request's extensions, where the extractors find it.
 pub(crate) struct Registry {
     pub(crate) config: Arc<Config>,
-    opened: RefCell<Vec<Session>>,
+    /// Inline for the usual one or two sessions: no allocation per request.
+    opened: RefCell<Opened>,
 }
 
 impl Registry {
     pub(crate) fn new(config: Arc<Config>) -> Self {
         Self {
             config,
-            opened: RefCell::new(Vec::new()),
+            opened: RefCell::new(Opened::new()),
         }
     }
 
-    pub(crate) fn take_opened(&self) -> Vec<Session> {
+    pub(crate) fn take_opened(&self) -> Opened {
         std::mem::take(&mut *self.opened.borrow_mut())
     }
 

@@ -261,7 +261,7 @@ fn after<B: MessageBody + 'static>(
     // Cookie sessions first, right here: they do no I/O, so a store failure below cannot leave a
     // cookie session half-written.
     opened.sort_by_key(|s| !s.spec().backend.is_cookie());
-    let mut cookies = Vec::new();
+    let mut cookies = SetCookies::new();
     let mut server_side = opened.len();
     for (i, session) in opened.iter().enumerate() {
         match save_cookie_session(&config, session, now) {
@@ -292,7 +292,10 @@ fn after<B: MessageBody + 'static>(
     }))
 }
 
-fn add_cookies<B>(res: &mut ServiceResponse<B>, cookies: Vec<HeaderValue>) {
+/// The `Set-Cookie` values of the sessions saved so far (inline for the usual one or two).
+type SetCookies = smallvec::SmallVec<[HeaderValue; 2]>;
+
+fn add_cookies<B>(res: &mut ServiceResponse<B>, cookies: SetCookies) {
     let headers = res.response_mut().headers_mut();
     for cookie in cookies {
         headers.append(SET_COOKIE, cookie);
@@ -305,7 +308,7 @@ fn add_cookies<B>(res: &mut ServiceResponse<B>, cookies: Vec<HeaderValue>) {
 fn failure<B>(
     res: ServiceResponse<B>,
     config: &Config,
-    cookies: Vec<HeaderValue>,
+    cookies: SetCookies,
 ) -> ServiceResponse<EitherBody<B>> {
     let (req, _) = res.into_parts();
     let mut failure = HttpResponse::new(config.failure_status);
