@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The load benchmark of issue 7: every variant of examples/src/bin/loadbench.rs, interleaved
-# (A B C … A B C …), the server pinned to one core and wrk to the other, then a table and a chart.
+# (A B C …, then C B A …, and so on), the server pinned to one core and wrk to the other, then
+# a table and a chart.
 #
 #   bash examples/loadbench.sh                      # 10 s runs, 3 rounds (the published table)
 #   LB_SECONDS=3 LB_ROUNDS=1 bash examples/loadbench.sh   # a quick check
@@ -148,10 +149,16 @@ run_variant() { # variant round
   printf '  %-16s %10.0f req/s  p99 %7.2f ms  peak RSS %6d KB\n' "$v" "$rps" "$p99" "${hwm:-0}"
 }
 
+# Every other round runs the variants in reverse order (A B C, C B A, …): of each pair compared
+# (ours and actix-session's next to each other in the list), each goes first as often as the
+# other, so a machine that speeds up or slows down over a round favours neither.
+REVERSED=$(tr ' ' '\n' <<<"$VARIANTS" | sed '/^$/d' | tac | tr '\n' ' ')
 started=$(date +%s)
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-  for v in $VARIANTS; do run_variant "$v" "$round"; done
+  order=$VARIANTS
+  [ $((round % 2)) -eq 0 ] && order=$REVERSED
+  for v in $order; do run_variant "$v" "$round"; done
 done
 
 # --- memory-store targets (not pinned: the two-thread case needs both cores) ------------------
