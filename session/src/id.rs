@@ -110,15 +110,20 @@ impl StorageKey {
     /// Appends the 64 hexadecimal characters of [`to_hex`](Self::to_hex) to `out` (a key
     /// prefix, say) without an allocation of its own.
     pub(crate) fn push_hex(&self, out: &mut String) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         // Into a buffer first, appended at once: pushing 64 `char`s one by one costs a capacity
         // check and a UTF-8 encoding each.
+        out.push_str(std::str::from_utf8(&self.hex()).expect("hex digits are ASCII"));
+    }
+
+    /// The key in lowercase hex (ASCII), on the stack.
+    pub(crate) fn hex(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 64];
         for (pair, b) in hex.chunks_exact_mut(2).zip(self.0) {
             pair[0] = DIGITS[usize::from(b >> 4)];
             pair[1] = DIGITS[usize::from(b & 0xf)];
         }
-        out.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
+        hex
     }
 
     /// Rebuilds a key from the bytes a store saved, e.g. when it lists its rows.

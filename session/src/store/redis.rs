@@ -471,6 +471,13 @@ impl LuaScript {
         }
         ScriptCall { script: self, args }
     }
+
+    /// [`call`](Self::call) on the one session key `{prefix}{hex of key}`.
+    fn call_on(&self, prefix: &str, key: &StorageKey) -> ScriptCall<'_> {
+        let mut args = Command::with_capacity(512);
+        args.int(1).arg_pair(prefix, key.hex());
+        ScriptCall { script: self, args }
+    }
 }
 
 /// The number of keys, the keys and the arguments of a script call.
@@ -619,7 +626,8 @@ fn parse_millis(op: &'static str, value: &str) -> Result<SystemTime, StoreError>
 
 /// Appends `d:{key}, json` pairs for `data` to a command.
 fn push_pairs(args: &mut Command, data: &Map<String, Value>) -> Result<(), serde_json::Error> {
-    let mut json = Vec::new();
+    // On the stack unless a value's JSON is long.
+    let mut json = smallvec::SmallVec::<[u8; 128]>::new();
     for (key, value) in data {
         args.arg_pair(DATA, key);
         json.clear();
@@ -822,7 +830,8 @@ impl RedisStore {
         now: SystemTime,
     ) -> Result<Option<Record>, StoreError> {
         let mut cmd = Command::new("HGETALL");
-        cmd.arg(self.redis_key(key));
+        // The key straight into the command, without a `String` of its own.
+        cmd.arg_pair(&self.inner.prefix, key.hex());
         let reply = self.request(op, &cmd).await?;
         decode(op, reply, now)
     }
@@ -896,7 +905,7 @@ impl RedisStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<i64, StoreError> {
-        let mut call = self.inner.update_small.call(&[self.redis_key(key)]);
+        let mut call = self.inner.update_small.call_on(&self.inner.prefix, key);
         let args = &mut call.args;
         args.arg(&self.inner.owner_prefix)
             .int(millis(now))

@@ -79,14 +79,19 @@ impl Command {
     }
 
     /// Appends one argument made of `first` followed by `second`.
-    pub(crate) fn arg_pair(&mut self, first: &str, second: &str) -> &mut Self {
+    pub(crate) fn arg_pair(
+        &mut self,
+        first: impl AsRef<[u8]>,
+        second: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        let (first, second) = (first.as_ref(), second.as_ref());
         let mut digits = [0u8; 20];
         let len = (first.len() + second.len()) as u64;
         self.body.push(b'$');
         self.body.extend_from_slice(decimal(len, &mut digits));
         self.body.extend_from_slice(b"\r\n");
-        self.body.extend_from_slice(first.as_bytes());
-        self.body.extend_from_slice(second.as_bytes());
+        self.body.extend_from_slice(first);
+        self.body.extend_from_slice(second);
         self.body.extend_from_slice(b"\r\n");
         self.args += 1;
         self
