@@ -10,8 +10,8 @@
 #   LB_SECONDS    measured seconds per run (10)          LB_WARMUP  unmeasured seconds first (1)
 #   LB_ROUNDS     rounds over all variants (3)           LB_CONNS   wrk connections (32)
 #   LB_SESSIONS   distinct sessions the requests rotate over (32)
-#   LB_VARIANTS   space-separated subset (default: all that `loadbench list` prints, + pg-loop
-#                 and pg-loop-pair)
+#   LB_VARIANTS   space-separated subset (default: all that `loadbench list` prints, in its
+#                 order, with pg-loop and pg-loop-pair around ours-pg-rw)
 #   LB_OUT        where results, table and chart go (examples/loadbench)
 #   LB_SERVER_CPU / LB_CLIENT_CPU   the two cores (0 / 1)
 #   DATABASE_URL  a PostgreSQL to use; otherwise a throw-away cluster (tests/services.sh)
@@ -79,7 +79,8 @@ if [ -z "${REDIS_URL:-}" ]; then
   echo "Redis: throw-away server on 127.0.0.1:$rport"
 fi
 
-VARIANTS=${LB_VARIANTS:-"$("$BIN" list | tr '\n' ' ') pg-loop pg-loop-pair"}
+# The pg loops go on either side of `ours-pg-rw`, which is compared with both.
+VARIANTS=${LB_VARIANTS:-"$("$BIN" list | sed 's/^ours-pg-rw$/pg-loop\nours-pg-rw\npg-loop-pair/' | tr '\n' ' ')"}
 export LB_CONNS=$CONNS LB_ROWS=$SESSIONS
 
 # wrk sends the requests in turn over the collected cookies (one request string per session).

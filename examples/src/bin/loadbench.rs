@@ -36,22 +36,23 @@ use actix_typed_session::{
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Map, Value};
 
-/// Variants a server process can serve; `ours-redis-*` wait for our Redis store.
+/// Variants a server process can serve, in the order `loadbench.sh` runs them: each next to the
+/// one it is compared with, so that the two are measured seconds apart.
 const VARIANTS: &[&str] = &[
     "bare",
-    "as-cookie-rw",
-    "as-cookie-ro",
-    "as-redis-rw",
-    "as-redis-ro",
     "ours-untouched",
+    "as-cookie-rw",
     "ours-cookie-rw",
-    "ours-cookie-ro",
     "ours-cookie-nocache-rw",
+    "as-cookie-ro",
+    "ours-cookie-ro",
     "ours-cookie-nocache-ro",
+    "as-redis-rw",
+    "ours-redis-rw",
+    "as-redis-ro",
+    "ours-redis-ro",
     "ours-memory-rw",
     "ours-memory-ro",
-    "ours-redis-rw",
-    "ours-redis-ro",
     "ours-pg-rw",
     "ours-pg-ro",
     "ours-pgcached-rw",
