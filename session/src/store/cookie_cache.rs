@@ -103,7 +103,7 @@ pub(crate) fn open_cached<E>(
             }
         }
         let opened = open.take().expect("opened once")()?;
-        insert(set, Entry::new(tag, cx, value, opened.clone()));
+        insert(set, tag, cx, value, opened.clone());
         Ok(opened)
     });
     match cached {
@@ -126,15 +126,37 @@ pub(crate) fn remember(
     with_table(slots, |table| {
         if let Some(opened) = opened() {
             let (set, tag) = table.set(value);
-            insert(set, Entry::new(tag, cx, value, opened));
+            insert(set, tag, cx, value, opened);
         }
     });
 }
 
-/// Puts `entry` first in its set; the least recently used entry goes.
-fn insert(set: &mut [Option<Entry>; WAYS], entry: Entry) {
+/// Puts an entry for `value` first in its set; the least recently used entry goes, and its
+/// value's buffer takes the new value when the two are as long (values of one session are,
+/// from one write to the next): no allocation.
+fn insert(
+    set: &mut [Option<Entry>; WAYS],
+    tag: u64,
+    cx: Context<'_>,
+    value: &[u8],
+    opened: Opened,
+) {
+    let value = match set[WAYS - 1].take() {
+        Some(Entry { value: mut old, .. }) if old.len() == value.len() => {
+            old.copy_from_slice(value);
+            old
+        }
+        _ => value.into(),
+    };
     set.rotate_right(1);
-    set[0] = Some(entry);
+    set[0] = Some(Entry {
+        tag,
+        ring: cx.ring,
+        security: cx.security,
+        aad: Arc::clone(cx.aad),
+        value,
+        opened,
+    });
 }
 
 /// Runs `f` on this thread's table of at least `slots` entries; `None` without a cache (no
@@ -187,17 +209,6 @@ impl Table {
 }
 
 impl Entry {
-    fn new(tag: u64, cx: Context<'_>, value: &[u8], opened: Opened) -> Self {
-        Self {
-            tag,
-            ring: cx.ring,
-            security: cx.security,
-            aad: Arc::clone(cx.aad),
-            value: value.into(),
-            opened,
-        }
-    }
-
     fn matches(&self, tag: u64, cx: Context<'_>, value: &[u8]) -> bool {
         self.tag == tag
             && self.ring == cx.ring
