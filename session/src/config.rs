@@ -448,6 +448,7 @@ impl SessionMiddlewareBuilder {
             default_backend,
             sessions: HashMap::new(),
             default_session: self.default_session.clone(),
+            default_spec: None,
             cookie: self.cookie.clone(),
             lifetime: self.lifetime,
             idle: self.idle,
@@ -474,6 +475,7 @@ impl SessionMiddlewareBuilder {
             }
             config.sessions.insert(name, Arc::new(spec));
         }
+        config.default_spec = config.sessions.get(&config.default_session).cloned();
         Ok(SessionMiddleware::from_config(config))
     }
 
@@ -619,6 +621,9 @@ pub(crate) struct Config {
     pub(crate) default_backend: String,
     pub(crate) sessions: HashMap<String, Arc<Spec>>,
     pub(crate) default_session: String,
+    /// `sessions[default_session]`, which the `Session` extractor opens on every request:
+    /// found without hashing its name.
+    pub(crate) default_spec: Option<Arc<Spec>>,
     pub(crate) cookie: CookieSettings,
     pub(crate) lifetime: CookieLifetime,
     pub(crate) idle: Duration,
@@ -664,7 +669,11 @@ impl Config {
         name: &str,
         backend: Option<&str>,
     ) -> Result<Arc<Spec>, SessionError> {
-        if let Some(spec) = self.sessions.get(name) {
+        let registered = match &self.default_spec {
+            Some(spec) if name == self.default_session => Some(spec),
+            _ => self.sessions.get(name),
+        };
+        if let Some(spec) = registered {
             return match backend {
                 Some(requested) if requested != spec.backend_name => {
                     Err(SessionError::BackendMismatch {
