@@ -3,12 +3,12 @@
 # (A B C …, then C B A …, and so on), the server pinned to one core and wrk to the other, then
 # a table and a chart.
 #
-#   bash examples/loadbench.sh                      # 10 s runs, 3 rounds (the published table)
+#   bash examples/loadbench.sh                      # 10 s runs, 4 rounds
 #   LB_SECONDS=3 LB_ROUNDS=1 bash examples/loadbench.sh   # a quick check
 #
 # Settings (environment):
 #   LB_SECONDS    measured seconds per run (10)          LB_WARMUP  unmeasured seconds first (1)
-#   LB_ROUNDS     rounds over all variants (3)           LB_CONNS   wrk connections (32)
+#   LB_ROUNDS     rounds over all variants (4; even, see below)   LB_CONNS   wrk connections (32)
 #   LB_SESSIONS   distinct sessions the requests rotate over (32)
 #   LB_VARIANTS   space-separated subset (default: all that `loadbench list` prints, in its
 #                 order, with pg-loop and pg-loop-pair around ours-pg-rw)
@@ -23,7 +23,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 SECONDS_PER_RUN=${LB_SECONDS:-10}
 WARMUP=${LB_WARMUP:-1}
-ROUNDS=${LB_ROUNDS:-3}
+ROUNDS=${LB_ROUNDS:-4}
 CONNS=${LB_CONNS:-32}
 SESSIONS=${LB_SESSIONS:-32}
 OUT=${LB_OUT:-$ROOT/examples/loadbench}
@@ -81,6 +81,7 @@ fi
 
 # The pg loops go on either side of `ours-pg-rw`, which is compared with both.
 VARIANTS=${LB_VARIANTS:-"$("$BIN" list | sed 's/^ours-pg-rw$/pg-loop\nours-pg-rw\npg-loop-pair/' | tr '\n' ' ')"}
+grep -qw pg-loop <<<"$VARIANTS" || [ -n "${LB_VARIANTS:-}" ] || VARIANTS="$VARIANTS pg-loop pg-loop-pair"
 export LB_CONNS=$CONNS LB_ROWS=$SESSIONS
 
 # wrk sends the requests in turn over the collected cookies (one request string per session).
@@ -150,9 +151,9 @@ run_variant() { # variant round
   printf '  %-16s %10.0f req/s  p99 %7.2f ms  peak RSS %6d KB\n' "$v" "$rps" "$p99" "${hwm:-0}"
 }
 
-# Every other round runs the variants in reverse order (A B C, C B A, …): of each pair compared
-# (ours and actix-session's next to each other in the list), each goes first as often as the
-# other, so a machine that speeds up or slows down over a round favours neither.
+# Every other round runs the variants in reverse order (A B C, C B A, …): with an even number of
+# rounds, of each pair compared (next to each other in the list), each goes first as often as
+# the other, so a machine that speeds up or slows down over a round favours neither.
 REVERSED=$(tr ' ' '\n' <<<"$VARIANTS" | sed '/^$/d' | tac | tr '\n' ' ')
 started=$(date +%s)
 for round in $(seq "$ROUNDS"); do

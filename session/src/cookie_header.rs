@@ -187,7 +187,9 @@ pub(crate) fn session_cookie(
 /// `Max-Age=0` and an `Expires` a year ago.
 pub(crate) fn removal_cookie(spec: &Spec) -> Result<HeaderValue, InvalidHeaderValue> {
     let mut cookie = SetCookie::start(spec, 0);
-    cookie.buf.reserve(LIFETIME_ATTRIBUTES_LEN);
+    cookie
+        .buf
+        .reserve(spec.cookie_attributes.len() + LIFETIME_ATTRIBUTES_LEN);
     cookie
         .buf
         .extend_from_slice(spec.cookie_attributes.as_bytes());

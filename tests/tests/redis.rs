@@ -1270,3 +1270,52 @@ async fn a_timeout_too_long_for_the_clock_means_no_timeout() {
         written.data
     );
 }
+
+#[actix_web::test]
+async fn a_retired_copy_in_the_earlier_layout_is_read_as_retired_and_never_gets_a_longer_life() {
+    // Earlier builds kept a retired copy's deadline in `@e` and set `@r` to 1.
+    let (store, _prefix) = redis::store().await;
+    let now = SystemTime::now();
+    let deadline = now + Duration::from_secs(5);
+    let millis = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let key = store.redis_key(&key_n(1));
+    let _: () = redis::command(
+        &redis_url(),
+        cmd("HSET")
+            .arg(&key)
+            .arg("@c")
+            .arg(millis(now).to_string())
+            .arg("@e")
+            .arg(millis(deadline).to_string())
+            .arg("@s")
+            .arg(millis(now).to_string())
+            .arg("@r")
+            .arg("1")
+            .arg("d:a")
+            .arg("1"),
+    )
+    .unwrap();
+    let _: () = redis::command(&redis_url(), cmd("PEXPIRE").arg(&key).arg(5000)).unwrap();
+
+    let old = store.load(&key_n(1), now).await.unwrap().unwrap();
+    assert!(old.retired);
+    assert_eq!(old.expires_at, ms(deadline));
+    // A write that would move its expiry is refused, and its TTL stays.
+    let later = now + Duration::from_secs(600);
+    let mut late = ChangeSet::default();
+    late.set("late", json!(true));
+    assert_eq!(
+        store.update(&key_n(1), &late, later, now).await.unwrap(),
+        WriteResult::Missing
+    );
+    assert_eq!(
+        store.touch(&key_n(1), later, now).await.unwrap(),
+        WriteResult::Missing
+    );
+    assert!(pttl(&key) <= 5000, "TTL {} ms", pttl(&key));
+    assert_eq!(store.load(&key_n(1), now).await.unwrap().unwrap(), old);
+}

@@ -571,8 +571,8 @@ impl CookieStore {
 /// A first guess at a session's JSON size, to size the sealing buffer.
 const PLAINTEXT_CAPACITY: usize = 256;
 
-/// A sealed (or signed) cookie value, ready to be written into a `Set-Cookie` header. Its
-/// buffer goes back to the thread's [`SCRATCH`] when it is dropped.
+/// A sealed (or signed) cookie value, ready to be written into a `Set-Cookie` header. A sealed
+/// value's buffer goes back to the thread's [`SCRATCH`] when it is dropped.
 #[derive(Debug)]
 pub(crate) enum SealedValue {
     /// nonce | ciphertext | tag, still to be encoded as base64url.
@@ -583,11 +583,14 @@ pub(crate) enum SealedValue {
 
 impl Drop for SealedValue {
     fn drop(&mut self) {
-        let (Self::Binary(buf) | Self::Text(buf)) = self;
-        if buf.capacity() <= SCRATCH_MAX {
-            let buf = std::mem::take(buf);
-            // Not during the thread's teardown: the buffer is then simply freed.
-            let _ = SCRATCH.try_with(|scratch| scratch.set(buf));
+        // Only the sealing path takes its buffer from the scratch.
+        match self {
+            Self::Binary(buf) if buf.capacity() <= SCRATCH_MAX => {
+                let buf = std::mem::take(buf);
+                // Not during the thread's teardown: the buffer is then simply freed.
+                let _ = SCRATCH.try_with(|scratch| scratch.set(buf));
+            }
+            _ => {}
         }
     }
 }

@@ -172,11 +172,13 @@ return 1
 
 /// [`UPDATE`] for the common case, which every request that changes a few entries (or only
 /// refreshes the expiry) is: no owner change, not cleared, fewer than [`SMALL_ARGS`] arguments
-/// of entries. The same checks and effects in two to seven calls: one `HGET` of `@e` tells a
-/// writable session (a retired copy has none, see [`RETIRED`]); the expiry, the TTL and the
-/// owner's set are written only when the expiry moves. Without the shared helpers (defining them is a tenth
-/// of a script call's cost in Redis), and with only the arguments it reads (each one is a Lua
-/// string to make: the five unused ones of [`UPDATE`]'s list cost a tenth of the call).
+/// of entries. The same checks and effects in two to eight calls: one `HGET` of `@e` tells a
+/// writable session (a retired copy has none, see [`RETIRED`]; an `HMGET` of three fields costs
+/// Redis ~0.4 µs more, a seventh of the call); the expiry, the TTL and the owner's set are
+/// written only when the expiry moves (at most once per refresh interval). Without the shared
+/// helpers (defining them is a tenth of a script call's cost in Redis), and with only the
+/// arguments it reads (each one is a Lua string to make: the five unused ones of [`UPDATE`]'s
+/// list cost a tenth of the call).
 ///
 /// `KEYS = [key]`, `ARGV = [owner-set prefix, now ms, expires_at ms, TTL ms, n, n removed
 /// fields, then field–value pairs]`.
@@ -189,9 +191,12 @@ if e == ARGV[3] then
   -- owner's set, whose TTL already covers it.
   redis.call('HSET', KEYS[1], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
 else
+  -- A retired copy in the layout of earlier builds (`@e` and `@r` = 1) never gets a longer life.
+  local f = redis.call('HMGET', KEYS[1], '@r', '@i')
+  if f[1] then return 0 end
   redis.call('HSET', KEYS[1], '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  local owner = redis.call('HGET', KEYS[1], '@i')
+  local owner = f[2]
   if owner then
     local set = ARGV[1] .. owner
     redis.call('SADD', set, string.sub(KEYS[1], -64))
@@ -215,8 +220,8 @@ const SMALL_ARGS: usize = 128;
 /// taken.
 ///
 /// Without a grace window the hash is `RENAME`d. With one, it is copied to `new`, and `old`
-/// stays as it was, marked retired, expiring at the grace deadline or its own, whichever comes
-/// first. The retired copy stays in its owner's set (never listed, but ending all of the
+/// stays as it was but retired: its deadline, the grace deadline or its own, whichever comes
+/// first, moves from `@e` to `@r` (see [`RETIRED`]), and it expires then. The retired copy stays in its owner's set (never listed, but ending all of the
 /// owner's sessions deletes it too).
 const RENEW: &str = r#"
 if not writable(KEYS[1]) then return 0 end
@@ -348,8 +353,9 @@ return deleted
 /// - the **idle refresh** moves only the expiry and last write, at most once per refresh
 ///   interval;
 /// - **renew** `RENAME`s the hash to the new key after checking both keys; with a grace window
-///   it copies the hash instead and leaves the old one as it was, marked retired (`@r`), still in
-///   the owner's set, expiring at the grace deadline or its own, whichever comes first;
+///   it copies the hash instead and leaves the old one as it was but retired (its deadline, the
+///   grace deadline or its own, whichever comes first, in `@r` instead of `@e`), still in the
+///   owner's set;
 /// - **delete** removes the hash and its member of the owner's set.
 ///
 /// A load is one `HGETALL`. Listing an owner's sessions, ending one of them and ending all of them
@@ -395,6 +401,10 @@ return deleted
 ///   logs everyone out (each visitor then simply gets a fresh session).
 /// - Under `maxmemory` with an evicting policy, Redis may evict live sessions; their visitors get
 ///   fresh sessions. Prefer `volatile-*` policies or `noeviction` (writes then fail with a 500).
+///   An evicted owner's set loses its members until each session next moves its expiry (at most
+///   once per refresh interval, never once the absolute timeout caps it): until then, listing
+///   the owner's sessions misses them, and so does ending them. Where ending all of a user's
+///   sessions must be reliable, use `noeviction`.
 /// - Expiry is decided by the application's clock, so the instances of one application should
 ///   keep their clocks in sync (NTP). The Redis TTL is computed from the same clock as a
 ///   duration, so a skew between Redis and the application does not matter.
@@ -999,8 +1009,12 @@ fn decode(op: &'static str, reply: Reply, now: SystemTime) -> Result<Option<Reco
             }
         }
     }
-    let invalid =
-        |name: &str| StoreError::new(op, format!("session hash without a valid `{name}`"));
+    let invalid = |name: &str| {
+        StoreError::new(
+            op,
+            format!("session hash without a valid `{name}` (or, retired, `{RETIRED}`)"),
+        )
+    };
     // A retired copy's deadline is in `@r` (in earlier builds: in `@e`, with `@r` = 1).
     let expires_at = expires_at
         .or(retired_until)
