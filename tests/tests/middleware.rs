@@ -101,6 +101,38 @@ async fn open_twice(sessions: Sessions, default: Session) -> actix_web::Result<H
     Ok(HttpResponse::Ok().json(again.get::<i32>("a")?))
 }
 
+async fn two_extractors(first: Session, second: Session) -> actix_web::Result<HttpResponse> {
+    first.insert("a", 1)?;
+    Ok(HttpResponse::Ok().json(second.get::<i32>("a")?))
+}
+
+#[actix_web::test]
+async fn two_session_extractors_in_one_handler_are_one_session() {
+    // A cookie session opens at extraction (no I/O); a memory one through the store's future.
+    for backend in ["cookie", "memory"] {
+        let mw = SessionMiddleware::builder(key(1))
+            .backend("cookie", CookieStore::default())
+            .backend("memory", MemoryStore::default())
+            .default_backend(backend)
+            .build()
+            .unwrap();
+        let app = test::init_service(
+            App::new()
+                .wrap(mw)
+                .route("/two", web::get().to(two_extractors)),
+        )
+        .await;
+        let c = actix_typed_session_tests::Client::new(app);
+        let reply = c.get("/two").await;
+        assert_eq!(reply.json(), json!(1), "{backend}");
+        assert_eq!(
+            reply.set_cookies.len(),
+            1,
+            "{backend}: one session, one cookie"
+        );
+    }
+}
+
 async fn wrong_backend(sessions: Sessions) -> actix_web::Result<HttpResponse> {
     sessions.open_on("prefs", "memory").await?;
     Ok(HttpResponse::Ok().finish())
@@ -410,10 +442,13 @@ async fn bad_cookies_are_warned_about_without_their_value() {
     c.set("m", "a", json!(1)).await;
     let good = c.cookie("session").unwrap();
     let id = c.cookie("m").unwrap();
-    let tampered = format!("{}A", &good[..good.len() - 1]);
+    // The last character changed (to `B` when it was `A`, so that the value does change).
+    let last = if good.ends_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{}{last}", &good[..good.len() - 1]);
     c.set_cookie("session", &tampered);
     assert_eq!(c.read("session", "a").await, None);
-    let forged = format!("{}B", &id[..id.len() - 1]);
+    let last = if id.ends_with('B') { 'C' } else { 'B' };
+    let forged = format!("{}{last}", &id[..id.len() - 1]);
     c.set_cookie("m", &forged);
     assert_eq!(c.read("m", "a").await, None);
     let text = logs.text();
