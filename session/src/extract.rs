@@ -111,19 +111,29 @@ impl Sessions {
     }
 
     async fn open_inner(&self, name: &str, backend: Option<&str>) -> Result<Session, SessionError> {
-        let spec = match self.prepare(name, backend)? {
-            Prepared::Open(session) => return Ok(session),
-            Prepared::Load(spec) => spec,
-        };
-        let session = match load_now(&self.config, &self.req, &spec) {
-            Some(loaded) => loaded?,
-            // Boxed on its own: awaited in place, the loading future would take this one's size
-            // twice over (rustc keeps a large callee future twice), putting the box above
-            // glibc's per-thread cache and into its slow path (measured: a 2,136-byte box, now
-            // ~300 + 928).
-            None => Box::pin(load(&self.config, &self.req, spec)).await?,
-        };
-        self.register(name, session)
+        match self.open_now(name, backend)? {
+            Prepared::Open(session) => Ok(session),
+            Prepared::Load(spec) => {
+                // Boxed on its own: awaited in place, the loading future would take this one's
+                // size twice over (rustc keeps a large callee future twice), putting the box
+                // above glibc's per-thread cache and into its slow path (measured: a 2,136-byte
+                // box, now ~300 + 928).
+                let session = Box::pin(load(&self.config, &self.req, spec)).await?;
+                self.register(name, session)
+            }
+        }
+    }
+
+    /// Opens `name` at once when the request already opened it or loading it needs no I/O
+    /// (see [`load_now`]); otherwise hands back the spec to [`load`] it with.
+    fn open_now(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
+        match self.prepare(name, backend)? {
+            Prepared::Load(spec) => match load_now(&self.config, &self.req, &spec) {
+                Some(session) => self.register(name, session).map(Prepared::Open),
+                None => Ok(Prepared::Load(spec)),
+            },
+            open => Ok(open),
+        }
     }
 
     /// What opening `name` takes: the session itself when the request already opened it, or
@@ -159,24 +169,9 @@ impl Sessions {
         })
         .ok_or(SessionError::MissingMiddleware)
     }
-
-    /// Opens the default session at once when that needs no I/O (see [`load_now`]); otherwise
-    /// hands back the spec to [`load`] it with.
-    fn open_default_now(&self) -> Result<Result<Session, SessionError>, Arc<Spec>> {
-        let name = &self.config.default_session;
-        let spec = match self.prepare(name, None) {
-            Ok(Prepared::Open(session)) => return Ok(Ok(session)),
-            Ok(Prepared::Load(spec)) => spec,
-            Err(err) => return Ok(Err(err)),
-        };
-        match load_now(&self.config, &self.req, &spec) {
-            Some(loaded) => Ok(loaded.and_then(|session| self.register(name, session))),
-            None => Err(spec),
-        }
-    }
 }
 
-/// See [`Sessions::prepare`].
+/// See [`Sessions::open_now`] and [`Sessions::prepare`].
 enum Prepared {
     Open(Session),
     Load(Arc<Spec>),
@@ -205,10 +200,11 @@ impl FromRequest for Session {
             Ok(sessions) => sessions,
             Err(err) => return Either::Left(ready(Err(err))),
         };
-        match sessions.open_default_now() {
-            Ok(opened) => Either::Left(ready(opened)),
+        match sessions.open_now(&sessions.config.default_session, None) {
+            Err(err) => Either::Left(ready(Err(err))),
+            Ok(Prepared::Open(session)) => Either::Left(ready(Ok(session))),
             // One box, of the loading future's size (here it is not kept twice).
-            Err(spec) => Either::Right(Box::pin(async move {
+            Ok(Prepared::Load(spec)) => Either::Right(Box::pin(async move {
                 let session = load(&sessions.config, &sessions.req, spec).await?;
                 sessions.register(&sessions.config.default_session, session)
             })),

@@ -20,11 +20,7 @@ const MAX_IDS_TRIED: usize = 3;
 
 /// Loads the session at once when that needs no I/O: a cookie session whose store checks no
 /// revocations. `None` when [`load`] has to run.
-pub(crate) fn load_now(
-    config: &Config,
-    req: &HttpRequest,
-    spec: &Arc<Spec>,
-) -> Option<Result<Session, SessionError>> {
+pub(crate) fn load_now(config: &Config, req: &HttpRequest, spec: &Arc<Spec>) -> Option<Session> {
     match &spec.backend.kind {
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(store) if !store.revocable() => {
@@ -39,7 +35,7 @@ pub(crate) fn load_now(
                     }
                 }
             });
-            Some(Ok(finish(spec.clone(), state, !values.is_empty())))
+            Some(finish(spec.clone(), state, !values.is_empty()))
         }
         _ => {
             let _ = (config, req);
