@@ -20,7 +20,8 @@ pub(crate) const ID_LEN: usize = 43;
 /// a leaked table, dump or backup hands out no live session. `Debug` never shows the id.
 #[derive(Clone)]
 pub(crate) struct SessionId {
-    value: String,
+    /// The id's base64url characters (ASCII), inline: parsing or copying an id allocates nothing.
+    value: [u8; ID_LEN],
     /// The storage key, hashed on first use: a request loads and saves under the same key.
     key: std::cell::OnceCell<StorageKey>,
 }
@@ -38,7 +39,12 @@ impl SessionId {
         let mut bytes = [0u8; ID_BYTES];
         rng.fill(&mut bytes)
             .expect("the operating system's random generator failed");
-        Self::new(URL_SAFE_NO_PAD.encode(bytes))
+        let mut value = [0u8; ID_LEN];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut value)
+            .expect("32 bytes encode to 43 characters");
+        debug_assert_eq!(written, ID_LEN);
+        Self::new(value)
     }
 
     /// Accepts a cookie value only if it has exactly the shape of an id this library issues.
@@ -48,12 +54,12 @@ impl SessionId {
         }
         let mut bytes = [0u8; ID_BYTES + 1];
         match URL_SAFE_NO_PAD.decode_slice(value, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self::new(value.to_owned())),
+            Ok(ID_BYTES) => Some(Self::new(value.as_bytes().try_into().ok()?)),
             _ => None,
         }
     }
 
-    fn new(value: String) -> Self {
+    fn new(value: [u8; ID_LEN]) -> Self {
         Self {
             value,
             key: std::cell::OnceCell::new(),
@@ -61,12 +67,12 @@ impl SessionId {
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        &self.value
+        std::str::from_utf8(&self.value).expect("base64url characters are ASCII")
     }
 
     pub(crate) fn storage_key(&self) -> StorageKey {
         *self.key.get_or_init(|| {
-            let hash = digest::digest(&digest::SHA256, self.value.as_bytes());
+            let hash = digest::digest(&digest::SHA256, &self.value);
             let mut out = [0u8; 32];
             out.copy_from_slice(hash.as_ref());
             StorageKey(out)
@@ -171,7 +177,7 @@ mod tests {
         }
         // Every position uses the whole alphabet: no stuck bits in what the generator gives.
         let alphabet: std::collections::HashSet<u8> = (0..2_000)
-            .flat_map(|_| SessionId::generate(&rng).value.into_bytes())
+            .flat_map(|_| SessionId::generate(&rng).value)
             .collect();
         assert_eq!(alphabet.len(), 64);
     }

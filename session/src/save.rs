@@ -194,7 +194,8 @@ async fn save_server(
             state.origin.clone(),
             entries,
             state.owner.clone(),
-            state.changes.clone(),
+            // Taken, not copied: this is the request's one save of the session.
+            std::mem::take(&mut state.changes),
             state.renew,
             state.delete.take(),
             state.stale_cookie,

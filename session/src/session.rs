@@ -229,7 +229,19 @@ impl Session {
                 session: self.name().to_owned(),
             });
         }
-        let previous = Rc::make_mut(&mut state.entries).insert(key.clone(), value.clone());
+        // A cookie session is written whole: its change set records only that something changed,
+        // and needs no copy of the value.
+        let (stored, for_changes) = if self.inner.spec.backend.is_cookie() {
+            (value, None)
+        } else {
+            (value.clone(), Some(value))
+        };
+        let entries = Rc::make_mut(&mut state.entries);
+        // A key already there keeps its `String`: only a new key is copied.
+        let previous = match entries.get_mut(&key) {
+            Some(slot) => Some(std::mem::replace(slot, stored)),
+            None => entries.insert(key.clone(), stored),
+        };
         if let Err(err) = self.check_size(&state) {
             match previous {
                 Some(previous) => Rc::make_mut(&mut state.entries).insert(key, previous),
@@ -237,11 +249,9 @@ impl Session {
             };
             return Err(err);
         }
-        if self.inner.spec.backend.is_cookie() {
-            // Written whole: only the fact of a change matters.
-            state.changes.touch();
-        } else {
-            state.changes.set(key, value);
+        match for_changes {
+            None => state.changes.touch(),
+            Some(value) => state.changes.set(key, value),
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
+    decimal::decimal,
     key::KeyRing,
     store::{cookie_cache, cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore},
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
@@ -258,6 +259,31 @@ pub(crate) struct PayloadRef<'a> {
     v: Option<u64>,
 }
 
+impl PayloadRef<'_> {
+    /// Appends the payload's JSON to `out`: the same bytes as `serde_json::to_writer`, with the
+    /// fixed fields written directly (serde's struct machinery costs more than the session data
+    /// of a small session).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let mut digits = [0u8; 20];
+        out.extend_from_slice(b"{\"c\":");
+        out.extend_from_slice(decimal(self.c, &mut digits));
+        out.extend_from_slice(b",\"e\":");
+        out.extend_from_slice(decimal(self.e, &mut digits));
+        out.extend_from_slice(b",\"d\":");
+        serde_json::to_writer(&mut *out, self.d)?;
+        if let Some(owner) = self.o {
+            out.extend_from_slice(b",\"o\":");
+            serde_json::to_writer(&mut *out, owner)?;
+        }
+        if let Some(v) = self.v {
+            out.extend_from_slice(b",\"v\":");
+            out.extend_from_slice(decimal(v, &mut digits));
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 /// A cookie that opened.
 #[derive(Debug, Clone)]
 #[cfg_attr(test, derive(PartialEq))]
@@ -349,15 +375,13 @@ impl CookieStore {
     }
 
     /// Seals `payload`, serialized as JSON straight into the buffer that is encrypted in place.
-    pub(crate) fn seal_json<T: Serialize>(
+    pub(crate) fn seal_json(
         &self,
         keys: &KeyRing,
         aad: &[u8],
-        payload: &T,
+        payload: &PayloadRef<'_>,
     ) -> Result<SealedValue, serde_json::Error> {
-        self.try_seal_with(keys, aad, PLAINTEXT_CAPACITY, |buf| {
-            serde_json::to_writer(buf, payload)
-        })
+        self.try_seal_with(keys, aad, PLAINTEXT_CAPACITY, |buf| payload.write_json(buf))
     }
 
     fn seal_with(
@@ -731,6 +755,35 @@ mod tests {
             let cached = store.open_cached(&keys, &aad, value).unwrap();
             assert!(Rc::ptr_eq(&cached.data, &data), "not served from the cache");
             assert_eq!(opened, cached, "{security:?}");
+        }
+    }
+
+    #[test]
+    fn payload_json_is_written_as_serde_json_writes_it() {
+        let now = SystemTime::now();
+        let mut awkward = sample();
+        awkward.insert(
+            "quote\"\\\u{1}é".into(),
+            json!({"nested": [1.5, null, "\n"]}),
+        );
+        for data in [Map::new(), sample(), awkward] {
+            for owner in [None, Some("ann"), Some("\"odd\u{7f}\"")] {
+                for valid_from in [None, Some(now)] {
+                    for (created, expires) in [
+                        (UNIX_EPOCH, UNIX_EPOCH),
+                        (now, now + Duration::from_secs(86_400)),
+                    ] {
+                        let payload =
+                            CookieStore::payload(&data, created, expires, owner, valid_from);
+                        let mut written = Vec::new();
+                        payload.write_json(&mut written).unwrap();
+                        assert_eq!(
+                            String::from_utf8(written).unwrap(),
+                            serde_json::to_string(&payload).unwrap()
+                        );
+                    }
+                }
+            }
         }
     }
 

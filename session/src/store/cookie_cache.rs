@@ -39,6 +39,8 @@ pub(crate) struct Context<'a> {
 struct Entry {
     /// The value's hash: compared first, so that the full comparison runs only on a likely hit.
     tag: u64,
+    /// When the entry was last used (its table's clock): the least recently used one goes.
+    used: u64,
     ring: u64,
     security: CookieSecurity,
     aad: Arc<[u8]>,
@@ -46,11 +48,14 @@ struct Entry {
     opened: Opened,
 }
 
-/// Sets of [`WAYS`] entries, the most recently used first; a new entry pushes out the least
-/// recently used one of its set.
+/// Sets of [`WAYS`] entries; a new entry pushes out the least recently used one of its set.
+/// Entries stay where they are (an entry is large: moving them to keep an order costs more than
+/// stamping them).
 struct Table {
     /// Random per thread: nobody outside can aim values at one set.
     key: (u64, u64),
+    /// Counts lookups: the stamp of the entry used or put in last.
+    clock: u64,
     sets: Box<[[Option<Entry>; WAYS]]>,
 }
 
@@ -91,19 +96,14 @@ pub(crate) fn open_cached<E>(
     // value's set is found once; outside it only when there is no table.
     let mut open = Some(open);
     let cached = with_table(slots, |table| {
+        let now = table.tick();
         let (set, tag) = table.set(value);
-        if let Some(way) = set
-            .iter()
-            .position(|e| e.as_ref().is_some_and(|e| e.matches(tag, cx, value)))
-        {
-            // Most recently used first.
-            set[..=way].rotate_right(1);
-            if let Some(entry) = &set[0] {
-                return Ok(entry.opened.clone());
-            }
+        if let Some(entry) = set.iter_mut().flatten().find(|e| e.matches(tag, cx, value)) {
+            entry.used = now;
+            return Ok(entry.opened.clone());
         }
         let opened = open.take().expect("opened once")()?;
-        insert(set, tag, cx, value, opened.clone());
+        insert(set, now, tag, cx, value, opened.clone());
         Ok(opened)
     });
     match cached {
@@ -125,32 +125,39 @@ pub(crate) fn remember(
     }
     with_table(slots, |table| {
         if let Some(opened) = opened() {
+            let now = table.tick();
             let (set, tag) = table.set(value);
-            insert(set, tag, cx, value, opened);
+            insert(set, now, tag, cx, value, opened);
         }
     });
 }
 
-/// Puts an entry for `value` first in its set; the least recently used entry goes, and its
-/// value's buffer takes the new value when the two are as long (values of one session are,
-/// from one write to the next): no allocation.
+/// Puts an entry for `value`, used at `now`, in its set: in a free way, or in place of the
+/// least recently used entry, whose value's buffer takes the new value when the two are as long
+/// (values of one session are, from one write to the next): no allocation.
 fn insert(
     set: &mut [Option<Entry>; WAYS],
+    now: u64,
     tag: u64,
     cx: Context<'_>,
     value: &[u8],
     opened: Opened,
 ) {
-    let value = match set[WAYS - 1].take() {
+    let way = set.iter().position(Option::is_none).unwrap_or_else(|| {
+        (0..WAYS)
+            .min_by_key(|&way| set[way].as_ref().map_or(0, |e| e.used))
+            .expect("a set has ways")
+    });
+    let value = match set[way].take() {
         Some(Entry { value: mut old, .. }) if old.len() == value.len() => {
             old.copy_from_slice(value);
             old
         }
         _ => value.into(),
     };
-    set.rotate_right(1);
-    set[0] = Some(Entry {
+    set[way] = Some(Entry {
         tag,
+        used: now,
         ring: cx.ring,
         security: cx.security,
         aad: Arc::clone(cx.aad),
@@ -174,6 +181,7 @@ fn with_table<T>(slots: usize, f: impl FnOnce(&mut Table) -> T) -> Option<T> {
                 // The first use on this thread, or a store that wants more slots.
                 other => other.insert(Table {
                     key: (random_u64(), random_u64()),
+                    clock: 0,
                     sets: std::iter::repeat_with(Default::default)
                         .take(sets)
                         .collect(),
@@ -190,6 +198,12 @@ fn random_u64() -> u64 {
 }
 
 impl Table {
+    /// The next stamp of use.
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
     /// The set `value` belongs in, and its tag.
     fn set(&mut self, value: &[u8]) -> (&mut [Option<Entry>; WAYS], u64) {
         let mut prefix = [0u8; HASHED_PREFIX];

@@ -847,7 +847,7 @@ impl RedisStore {
     }
 
     /// Runs a script call: `EVALSHA`, then `EVAL` if Redis does not have the script cached.
-    async fn invoke(&self, op: &'static str, call: ScriptCall<'_>) -> Result<Reply, StoreError> {
+    async fn invoke(&self, op: &'static str, call: &ScriptCall<'_>) -> Result<Reply, StoreError> {
         let script = call.script;
         let pipe = self.pipe(op)?;
         let reply = self
@@ -903,7 +903,7 @@ impl RedisStore {
             None => args.arg(""),
         };
         push_change(args, changes).map_err(|e| StoreError::new(op, e))?;
-        integer(op, self.invoke(op, call).await?)
+        integer(op, self.invoke(op, &call).await?)
     }
 
     /// Runs [`UPDATE_SMALL`] (see there for its arguments).
@@ -922,7 +922,7 @@ impl RedisStore {
             .int(millis(expires_at))
             .int(ttl_millis(expires_at, now));
         push_change(args, changes).map_err(|e| StoreError::new(op, e))?;
-        integer(op, self.invoke(op, call).await?)
+        integer(op, self.invoke(op, &call).await?)
     }
 
     /// Runs a script that writes a whole record (see [`WRITE`] for its arguments); with `index`,
@@ -956,7 +956,7 @@ impl RedisStore {
             .arg(record.owner.as_deref().unwrap_or(""))
             .arg(&digest);
         push_pairs(args, &record.data).map_err(|e| StoreError::new(op, e))?;
-        integer(op, self.invoke(op, call).await?)
+        integer(op, self.invoke(op, &call).await?)
     }
 }
 
@@ -1133,7 +1133,7 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         let mut call = self.inner.delete.call(&[self.redis_key(key)]);
         call.args.arg(&self.inner.owner_prefix);
-        self.invoke("deleting a session", call).await.map(drop)
+        self.invoke("deleting a session", &call).await.map(drop)
     }
 
     fn indexes_owners(&self) -> bool {
@@ -1151,7 +1151,7 @@ impl SessionStore for RedisStore {
             .arg(&self.inner.prefix)
             .int(millis(now))
             .arg(owner);
-        let Reply::Array(rows) = self.invoke(OP, call).await? else {
+        let Reply::Array(rows) = self.invoke(OP, &call).await? else {
             return Err(unexpected(OP, "a listing that is not an array"));
         };
         rows.into_iter()
@@ -1178,7 +1178,7 @@ impl SessionStore for RedisStore {
             .delete_owned
             .call(&[self.redis_key(key), self.owner_key(owner)]);
         call.args.arg(owner);
-        Ok(integer(OP, self.invoke(OP, call).await?)? == 1)
+        Ok(integer(OP, self.invoke(OP, &call).await?)? == 1)
     }
 
     async fn delete_all_owned(
@@ -1192,7 +1192,7 @@ impl SessionStore for RedisStore {
             .arg(&self.inner.prefix)
             .arg(owner)
             .arg(keep.map_or_else(String::new, StorageKey::to_hex));
-        let deleted = strings(OP, self.invoke(OP, call).await?)?;
+        let deleted = strings(OP, self.invoke(OP, &call).await?)?;
         deleted.iter().map(|hex| member_key(OP, hex)).collect()
     }
 }
