@@ -69,7 +69,7 @@ impl Ids {
 
     /// What loading a server-side session costs before any I/O: parse the cookie, hash it.
     pub fn parse_key(value: &str) -> Option<StorageKey> {
-        SessionId::parse(value).map(|id| id.storage_key())
+        SessionId::parse(value.as_bytes()).map(|id| id.storage_key())
     }
 }
 

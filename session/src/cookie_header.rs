@@ -13,8 +13,9 @@ use crate::config::{CookieLifetime, CookieSettings, Spec, COOKIE_LIMIT};
 /// Every value sent for the cookie called `name`, in header order.
 ///
 /// Names match exactly (cookie names are case-sensitive), so `Session=` is not `session=`.
-/// Pairs that are malformed (no `=`, not UTF-8) are skipped without hiding their neighbours,
-/// and a `name=value` over 4096 bytes is ignored before any decoding.
+/// Pairs that are malformed (no `=`, a value that is not ASCII, as no session cookie is) are
+/// skipped without hiding their neighbours, and a `name=value` over 4096 bytes is ignored before
+/// any decoding.
 pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> CookieValues<'a> {
     let mut found = CookieValues::default();
     for header in headers.get_all(COOKIE) {
@@ -36,7 +37,9 @@ pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> CookieVal
             if pair_name.len() + 1 + value.len() > COOKIE_LIMIT {
                 continue;
             }
-            if let Ok(value) = std::str::from_utf8(value) {
+            // Every value this library writes is ASCII (base64url, ids); checking that is
+            // cheaper than validating UTF-8, and the bytes need no conversion after it.
+            if is_ascii(value) {
                 found.push(value);
             }
         }
@@ -47,12 +50,12 @@ pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> CookieVal
 /// The values [`cookie_values`] found: usually none or one, kept without allocating.
 #[derive(Debug, Default)]
 pub(crate) struct CookieValues<'a> {
-    first: Option<&'a str>,
-    more: Vec<&'a str>,
+    first: Option<&'a [u8]>,
+    more: Vec<&'a [u8]>,
 }
 
 impl<'a> CookieValues<'a> {
-    fn push(&mut self, value: &'a str) {
+    fn push(&mut self, value: &'a [u8]) {
         if self.first.is_none() {
             self.first = Some(value);
         } else {
@@ -65,9 +68,20 @@ impl<'a> CookieValues<'a> {
     }
 
     /// The values in header order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
         self.first.into_iter().chain(self.more.iter().copied())
     }
+}
+
+/// Whether every byte is ASCII: eight at a time, with no early exit (a session cookie always is,
+/// so the whole value is read anyway). `<[u8]>::is_ascii` goes byte by byte here.
+fn is_ascii(bytes: &[u8]) -> bool {
+    let words = bytes.chunks_exact(8);
+    let rest = words.remainder();
+    let high = words.fold(0u64, |acc, word| {
+        acc | u64::from_ne_bytes(word.try_into().expect("eight bytes"))
+    }) | rest.iter().fold(0u64, |acc, &b| acc | u64::from(b));
+    high & 0x8080_8080_8080_8080 == 0
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -276,7 +290,10 @@ mod tests {
     }
 
     fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
-        super::cookie_values(headers, name).iter().collect()
+        super::cookie_values(headers, name)
+            .iter()
+            .map(|v| std::str::from_utf8(v).unwrap())
+            .collect()
     }
 
     #[test]
@@ -298,6 +315,20 @@ mod tests {
         let h = headers(&[b"=; ;;garbage; \xff\xfe=\xfa; s = v ; t=\x80"]);
         assert_eq!(cookie_values(&h, "s"), ["v"]);
         assert!(cookie_values(&h, "t").is_empty());
+    }
+
+    #[test]
+    fn ascii_is_told_apart_at_every_position() {
+        for len in 0..40 {
+            let mut bytes = vec![b'a'; len];
+            assert!(is_ascii(&bytes), "{len}");
+            for at in 0..len {
+                bytes[at] = 0x80;
+                assert!(!is_ascii(&bytes), "{len} {at}");
+                bytes[at] = 0x7f;
+                assert!(is_ascii(&bytes), "{len} {at}");
+            }
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub fn cookie_values(header: &[u8], name: &str) -> Vec<String> {
     headers.insert(COOKIE, value);
     crate::cookie_header::cookie_values(&headers, name)
         .iter()
-        .map(str::to_owned)
+        .map(|v| String::from_utf8(v.to_vec()).expect("values found are ASCII"))
         .collect()
 }
 

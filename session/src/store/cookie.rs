@@ -451,7 +451,7 @@ impl CookieStore {
         cookie_name: &str,
         value: &str,
     ) -> Result<Opened, Rejected> {
-        self.open_with_aad(keys, &aad(cookie_name), value)
+        self.open_with_aad(keys, &aad(cookie_name), value.as_bytes())
     }
 
     /// Opens a cookie value sealed (or signed) for the associated data `aad`, from this
@@ -460,7 +460,7 @@ impl CookieStore {
         &self,
         keys: &KeyRing,
         aad: &Arc<[u8]>,
-        value: &str,
+        value: &[u8],
     ) -> Result<Opened, Rejected> {
         cookie_cache::open_cached(
             self.opened_cache,
@@ -516,7 +516,7 @@ impl CookieStore {
         &self,
         keys: &KeyRing,
         aad: &[u8],
-        value: &str,
+        value: &[u8],
     ) -> Result<Opened, Rejected> {
         let mut buf;
         let (plaintext, key_index): (&[u8], usize) = match self.security {
@@ -558,13 +558,14 @@ impl CookieStore {
                 (&buf[NONCE_LEN..end], index)
             }
             CookieSecurity::Signed => {
-                let (tag, payload) = value.split_once('.').ok_or(Rejected::TooShort)?;
+                let dot = memchr::memchr(b'.', value).ok_or(Rejected::TooShort)?;
+                let (tag, payload) = (&value[..dot], &value[dot + 1..]);
                 let tag = URL_SAFE_NO_PAD
                     .decode(tag)
                     .map_err(|_| Rejected::NotBase64)?;
                 let index = keys
                     .all()
-                    .find(|(_, key)| verify(&key.signing, aad, payload.as_bytes(), &tag))
+                    .find(|(_, key)| verify(&key.signing, aad, payload, &tag))
                     .map(|(index, _)| index)
                     .ok_or(Rejected::BadSeal)?;
                 buf = URL_SAFE_NO_PAD
@@ -750,9 +751,8 @@ mod tests {
             let mut value = Vec::new();
             sealed.append_to(&mut value);
             store.remember_sealed(&keys, &aad, &value, &payload, &data);
-            let value = std::str::from_utf8(&value).unwrap();
-            let opened = store.open_with_aad(&keys, &aad, value).unwrap();
-            let cached = store.open_cached(&keys, &aad, value).unwrap();
+            let opened = store.open_with_aad(&keys, &aad, &value).unwrap();
+            let cached = store.open_cached(&keys, &aad, &value).unwrap();
             assert!(Rc::ptr_eq(&cached.data, &data), "not served from the cache");
             assert_eq!(opened, cached, "{security:?}");
         }

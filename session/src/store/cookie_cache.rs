@@ -85,10 +85,9 @@ const HASHED_PREFIX: usize = 16;
 pub(crate) fn open_cached<E>(
     slots: usize,
     cx: Context<'_>,
-    value: &str,
+    value: &[u8],
     open: impl FnOnce() -> Result<Opened, E>,
 ) -> Result<Opened, E> {
-    let value = value.as_bytes();
     if value.len() > MAX_VALUE {
         return open();
     }
@@ -283,7 +282,7 @@ mod tests {
     /// Opens `value` through the cache and says whether `open` ran.
     fn lookup(slots: usize, cx: Context<'_>, value: &str, n: u64) -> (Result<Opened, ()>, bool) {
         let ran = Cell::new(false);
-        let result = open_cached(slots, cx, value, || {
+        let result = open_cached(slots, cx, value.as_bytes(), || {
             ran.set(true);
             Ok(opened(n))
         });
@@ -325,7 +324,7 @@ mod tests {
         let ran = Cell::new(0);
         for _ in 0..2 {
             let result: Result<Opened, &str> =
-                open_cached(64, cx(3, true, &aad(b"aad")), value, || {
+                open_cached(64, cx(3, true, &aad(b"aad")), value.as_bytes(), || {
                     ran.set(ran.get() + 1);
                     Err("bad seal")
                 });
