@@ -29,8 +29,11 @@ impl Sealer {
     /// The plaintext the save path seals for `data` (the payload with its deadlines).
     pub fn plaintext(data: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
         let now = std::time::SystemTime::now();
-        let payload = crate::CookieStore::payload(data, now, now, None, None);
-        serde_json::to_vec(&payload).expect("a JSON map serializes")
+        let mut plain = Vec::new();
+        crate::CookieStore::payload(data, now, now, None, None)
+            .write_to(&mut plain)
+            .expect("a JSON map serializes");
+        plain
     }
 
     pub fn seal(&self, plaintext: Vec<u8>) -> String {

@@ -53,7 +53,9 @@ impl CookieCodec {
     /// Seals `data` as the cookie backend would.
     pub fn seal(&self, cookie_name: &str, data: &Map<String, Value>) -> String {
         let now = std::time::SystemTime::now();
-        let plain = serde_json::to_vec(&CookieStore::payload(data, now, now, None, None))
+        let mut plain = Vec::new();
+        CookieStore::payload(data, now, now, None, None)
+            .write_to(&mut plain)
             .expect("a JSON map serializes");
         self.store.seal(&self.keys, cookie_name, plain)
     }

@@ -61,8 +61,10 @@ async fn every_single_bit_flip_is_rejected_as_anonymous() {
                 variants.push(String::from_utf8(flipped).unwrap());
             }
         }
+        // A sealed `role=admin` session decodes to about 45 bytes (360 flips) and is about 60
+        // characters of text (about 550 flips that stay a valid header).
         assert!(
-            variants.len() > 1000,
+            variants.len() > 800,
             "{security:?}: only {} variants",
             variants.len()
         );

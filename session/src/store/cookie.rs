@@ -16,7 +16,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    decimal::decimal,
     key::KeyRing,
     store::{cookie_cache, cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore},
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
@@ -260,27 +259,35 @@ pub(crate) struct PayloadRef<'a> {
 }
 
 impl PayloadRef<'_> {
-    /// Appends the payload's JSON to `out`: the same bytes as `serde_json::to_writer`, with the
-    /// fixed fields written directly (serde's struct machinery costs more than the session data
-    /// of a small session).
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        let mut digits = [0u8; 20];
-        out.extend_from_slice(b"{\"c\":");
-        out.extend_from_slice(decimal(self.c, &mut digits));
-        out.extend_from_slice(b",\"e\":");
-        out.extend_from_slice(decimal(self.e, &mut digits));
-        out.extend_from_slice(b",\"d\":");
-        serde_json::to_writer(&mut *out, self.d)?;
-        if let Some(owner) = self.o {
-            out.extend_from_slice(b",\"o\":");
-            serde_json::to_writer(&mut *out, owner)?;
+    /// Appends the payload to `out` in the compact form [`cookie_payload`] describes: a tag byte,
+    /// the times as variable-length integers, the owner's bytes, then the session map as JSON.
+    /// (Payloads used to be all JSON, `{"c":…,"e":…,"d":…}`; those still open.)
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let mut tag = cookie_payload::COMPACT;
+        if self.v.is_some() {
+            tag |= cookie_payload::HAS_VALID_FROM;
         }
+        if self.o.is_some() {
+            tag |= cookie_payload::HAS_OWNER;
+        }
+        out.push(tag);
+        cookie_payload::put_varint(out, self.c);
+        cookie_payload::put_varint(out, self.e);
         if let Some(v) = self.v {
-            out.extend_from_slice(b",\"v\":");
-            out.extend_from_slice(decimal(v, &mut digits));
+            cookie_payload::put_varint(out, v);
         }
-        out.push(b'}');
-        Ok(())
+        if let Some(owner) = self.o {
+            cookie_payload::put_varint(out, owner.len() as u64);
+            out.extend_from_slice(owner.as_bytes());
+        }
+        serde_json::to_writer(&mut *out, self.d)
+    }
+
+    /// The length of what [`write_to`](Self::write_to) writes.
+    pub(crate) fn encoded_len(&self) -> Result<usize, serde_json::Error> {
+        let mut out = Vec::new();
+        self.write_to(&mut out)?;
+        Ok(out.len())
     }
 }
 
@@ -374,14 +381,14 @@ impl CookieStore {
         String::from_utf8(value).expect("base64url is ASCII")
     }
 
-    /// Seals `payload`, serialized as JSON straight into the buffer that is encrypted in place.
+    /// Seals `payload`, written straight into the buffer that is encrypted in place.
     pub(crate) fn seal_json(
         &self,
         keys: &KeyRing,
         aad: &[u8],
         payload: &PayloadRef<'_>,
     ) -> Result<SealedValue, serde_json::Error> {
-        self.try_seal_with(keys, aad, PLAINTEXT_CAPACITY, |buf| payload.write_json(buf))
+        self.try_seal_with(keys, aad, PLAINTEXT_CAPACITY, |buf| payload.write_to(buf))
     }
 
     fn seal_with(
@@ -759,7 +766,7 @@ mod tests {
     }
 
     #[test]
-    fn payload_json_is_written_as_serde_json_writes_it() {
+    fn payloads_are_written_compactly_and_read_back_exactly() {
         let now = SystemTime::now();
         let mut awkward = sample();
         awkward.insert(
@@ -767,24 +774,45 @@ mod tests {
             json!({"nested": [1.5, null, "\n"]}),
         );
         for data in [Map::new(), sample(), awkward] {
-            for owner in [None, Some("ann"), Some("\"odd\u{7f}\"")] {
+            for owner in [None, Some(""), Some("ann"), Some("\"odd\u{7f}\" é")] {
                 for valid_from in [None, Some(now)] {
                     for (created, expires) in [
                         (UNIX_EPOCH, UNIX_EPOCH),
                         (now, now + Duration::from_secs(86_400)),
+                        (now, UNIX_EPOCH + Duration::from_secs(1 << 40)),
                     ] {
                         let payload =
                             CookieStore::payload(&data, created, expires, owner, valid_from);
                         let mut written = Vec::new();
-                        payload.write_json(&mut written).unwrap();
-                        assert_eq!(
-                            String::from_utf8(written).unwrap(),
-                            serde_json::to_string(&payload).unwrap()
-                        );
+                        payload.write_to(&mut written).unwrap();
+                        assert_eq!(written.len(), payload.encoded_len().unwrap());
+                        // Shorter than the JSON it replaces.
+                        assert!(written.len() < serde_json::to_vec(&payload).unwrap().len());
+                        let read = cookie_payload::parse(&written).expect("reads back");
+                        assert_eq!(read.c, payload.c);
+                        assert_eq!(read.e, payload.e);
+                        assert_eq!(read.d, data);
+                        assert_eq!(read.o.as_deref(), owner);
+                        assert_eq!(read.v, payload.v);
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn cookies_written_as_json_by_earlier_builds_still_open() {
+        let keys = ring(&[&Key::generate()]);
+        let store = CookieStore::default();
+        let now = SystemTime::now();
+        let data = sample();
+        let payload =
+            CookieStore::payload(&data, now, now + Duration::from_secs(60), Some("ann"), None);
+        let value = store.seal(&keys, "s", serde_json::to_vec(&payload).unwrap());
+        let opened = store.open(&keys, "s", &value).unwrap();
+        assert_eq!(*opened.data, data);
+        assert_eq!(opened.owner.as_deref(), Some("ann"));
+        assert_eq!(unix(opened.expires_at), payload.e);
     }
 
     #[test]
@@ -798,7 +826,7 @@ mod tests {
             for data in [sample(), big.clone()] {
                 let now = SystemTime::now();
                 let payload = CookieStore::payload(&data, now, now, Some("ann"), Some(now));
-                let plain_len = serde_json::to_vec(&payload).unwrap().len();
+                let plain_len = payload.encoded_len().unwrap();
                 let sealed = store.seal_json(&keys, &aad("s"), &payload).unwrap();
                 let mut value = b"prefix".to_vec();
                 sealed.append_to(&mut value);
