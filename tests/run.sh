@@ -54,7 +54,7 @@ step "fuzz smoke run (${FUZZ_SECONDS:-60} s per target)"
 if cargo fuzz --version >/dev/null 2>&1; then
   # cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
   fuzz_log=$(mktemp /tmp/ats-fuzz.XXXXXX)
-  for target in cookie_header cookie_decode typed_decode; do
+  for target in cookie_header cookie_decode cookie_payload typed_decode; do
     if ! (cd session/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- \
           -max_total_time="${FUZZ_SECONDS:-60}") >"$fuzz_log" 2>&1; then
       tail -n 60 "$fuzz_log"

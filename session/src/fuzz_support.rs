@@ -61,6 +61,12 @@ impl CookieCodec {
     }
 }
 
+/// Parses a decrypted cookie payload (either form) and, when it parses, checks that its compact
+/// form reads back the same; `Err` says how it did not.
+pub fn payload_round_trip(plaintext: &[u8]) -> Result<(), String> {
+    crate::store::payload_round_trip(plaintext)
+}
+
 /// A session holding `data`, attached to no request (for the typed decoding target).
 pub fn detached_session(data: Map<String, Value>) -> Session {
     Session::new(Arc::new(detached_spec()), State::new(Origin::New, data))

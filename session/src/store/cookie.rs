@@ -291,6 +291,29 @@ impl PayloadRef<'_> {
     }
 }
 
+/// Parses a decrypted payload in either form; one that parses is written again in the compact
+/// form, which must parse to the same fields (`Err` says which differ). For fuzzing.
+pub(crate) fn payload_round_trip(plaintext: &[u8]) -> Result<(), String> {
+    let Some(first) = cookie_payload::parse(plaintext) else {
+        return Ok(());
+    };
+    let mut written = Vec::new();
+    PayloadRef {
+        c: first.c,
+        e: first.e,
+        d: &first.d,
+        o: first.o.as_deref(),
+        v: first.v,
+    }
+    .write_to(&mut written)
+    .map_err(|err| format!("a parsed payload did not write: {err}"))?;
+    match cookie_payload::parse(&written) {
+        Some(second) if second == first => Ok(()),
+        Some(second) => Err(format!("read back as {second:?}, not {first:?}")),
+        None => Err(format!("its compact form does not parse: {written:?}")),
+    }
+}
+
 /// A cookie that opened.
 #[derive(Debug, Clone)]
 #[cfg_attr(test, derive(PartialEq))]
@@ -797,6 +820,23 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_payload_that_parses_reads_back_from_its_compact_form() {
+        let now = SystemTime::now();
+        let mut compact = Vec::new();
+        CookieStore::payload(&sample(), now, now, Some("ann"), Some(now))
+            .write_to(&mut compact)
+            .unwrap();
+        for input in [
+            &br#"{"c":1,"e":2,"d":{"x":[1.5,null,"\u00e9"]},"o":"ann","v":3}"#[..],
+            br#"{ "e": 2, "c": 1, "d": {} }"#,
+            b"not a payload",
+            &compact,
+        ] {
+            payload_round_trip(input).unwrap();
         }
     }
 

@@ -27,7 +27,7 @@ mod server;
 
 pub use self::cached::{CachedStore, CachedStoreBuilder, LocalCache, SessionCache};
 #[cfg(feature = "cookie")]
-pub(crate) use self::cookie::{aad as cookie_aad, Opened};
+pub(crate) use self::cookie::{aad as cookie_aad, payload_round_trip, Opened};
 #[cfg(feature = "cookie")]
 pub use self::cookie::{CookieSecurity, CookieStore};
 #[cfg(feature = "memory")]
