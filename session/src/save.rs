@@ -135,14 +135,15 @@ fn save_cookie(
     );
     // Serialized straight into the buffer that is sealed in place.
     let sealed = store
-        .seal_json(&config.keys, &spec.cookie_aad, &payload)
+        .seal_payload(&config.keys, &spec.cookie_aad, &payload)
         .map_err(|err| {
             tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
             SaveFailed
         })?;
     let size = spec.cookie_name.len() + 1 + sealed.encoded_len();
     if size > crate::config::COOKIE_LIMIT {
-        // Inserts check the size, so this needs a clock jump that adds digits; refuse loudly.
+        // Inserts check the size, so this needs a clock jump that lengthens the times; refuse
+        // loudly.
         tracing::error!(
             session = %spec.name,
             size,
@@ -194,8 +195,15 @@ async fn save_server(
             state.origin.clone(),
             entries,
             state.owner.clone(),
-            // Taken, not copied: this is the request's one save of the session.
-            std::mem::take(&mut state.changes),
+            // Taken, not copied: this is the request's one save of the session. What is left
+            // still says that something changed (`Session::status`, as for a cookie session).
+            {
+                let changes = std::mem::take(&mut state.changes);
+                if !changes.is_empty() {
+                    state.changes.touch();
+                }
+                changes
+            },
             state.renew,
             state.delete.take(),
             state.stale_cookie,

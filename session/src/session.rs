@@ -481,10 +481,10 @@ fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
                 expires_at,
                 ..
             } => (created_at, expires_at),
-            // Deadlines in the future have the same number of digits as now.
+            // Deadlines in the future take as many bytes as now.
             Origin::New => (SystemTime::now(), SystemTime::now()),
         };
-        // Most sessions are far below the limit: a bound on the JSON, without writing it, is
+        // Most sessions are far below the limit: a bound on the payload, without writing it, is
         // enough to say so.
         let bound = payload_bound(&state.entries, state.owner.as_deref());
         let size_bound = spec.cookie_name.len() + 1 + store.encoded_len(bound);

@@ -1,6 +1,6 @@
 //! A per-thread cache of cookie values opened recently.
 //!
-//! Opening a sealed cookie (base64url, AES-GCM, the JSON payload) is most of what a cookie
+//! Opening a sealed cookie (base64url, AES-GCM, the payload's JSON) is most of what a cookie
 //! session costs a request that only reads it, and a browser sends the same value with every
 //! request until the session changes: a page and its dozen follow-up requests, on the same
 //! keep-alive connections and so on the same worker thread. Each worker thread remembers the last

@@ -4,9 +4,12 @@
 //! [`HAS_OWNER`] when those fields follow), the creation and expiry times in unix seconds as
 //! variable-length integers (LEB128: seven bits a byte, lowest first), the revocation cut-off
 //! in unix milliseconds, the owner as a length and its UTF-8 bytes, and last the session map as
-//! JSON. A counter session's payload is 17 bytes instead of the 43 of the JSON form.
+//! JSON. A counter session's payload (`{"n":0}`, times of today) is 18 bytes instead of the 43
+//! of the JSON form.
 //!
-//! Earlier builds wrote JSON, `{"c":…,"e":…,"d":{…}}` then `"o"` and `"v"` when set, and such
+//! Earlier builds wrote JSON, `{"c":…,"e":…,"d":{…}}` then `"o"` and `"v"` when set (and cannot
+//! read the compact form: instances of such a build, beside newer ones during a rolling upgrade
+//! or after a rollback, treat compact cookies as invalid and start fresh sessions). Their
 //! cookies still open: a JSON payload starts with `{`, never with a byte that has its high bit
 //! set as the tag has. [`parse`] reads that exact JSON shape directly (serde_json only for the
 //! session map and the owner string) and hands any other JSON to serde_json's general
@@ -53,13 +56,17 @@ pub(crate) fn parse(plaintext: &[u8]) -> Option<PayloadOwned> {
     }
 }
 
-/// Appends `n` as a variable-length integer (LEB128).
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+/// Writes `n` as a variable-length integer (LEB128) at the start of `out` (which has room for
+/// ten bytes) and returns how many bytes it took.
+pub(crate) fn put_varint(out: &mut [u8], mut n: u64) -> usize {
+    let mut len = 0;
     while n >= 0x80 {
-        out.push((n & 0x7f) as u8 | 0x80);
+        out[len] = (n & 0x7f) as u8 | 0x80;
         n >>= 7;
+        len += 1;
     }
-    out.push(n as u8);
+    out[len] = n as u8;
+    len + 1
 }
 
 /// A variable-length integer at the start of `input` (at most ten bytes, no bits beyond 64),
@@ -300,10 +307,15 @@ mod tests {
             u64::MAX - 1,
             u64::MAX,
         ] {
-            let mut out = Vec::new();
-            put_varint(&mut out, n);
-            out.push(b'x');
-            assert_eq!(varint(&out), Some((n, &b"x"[..])), "{n}");
+            let mut out = [0u8; 11];
+            let len = put_varint(&mut out, n);
+            assert_eq!(
+                len,
+                (64 - n.leading_zeros() as usize).div_ceil(7).max(1),
+                "{n}"
+            );
+            out[len] = b'x';
+            assert_eq!(varint(&out[..=len]), Some((n, &b"x"[..])), "{n}");
         }
         // Unterminated, longer than ten bytes, or beyond 64 bits.
         assert_eq!(varint(&[0x80, 0x80]), None);
@@ -317,10 +329,7 @@ mod tests {
 
     #[test]
     fn malformed_compact_payloads_are_refused() {
-        let mut good = vec![COMPACT | HAS_OWNER];
-        put_varint(&mut good, 1);
-        put_varint(&mut good, 2);
-        put_varint(&mut good, 3);
+        let mut good = vec![COMPACT | HAS_OWNER, 1, 2, 3];
         good.extend_from_slice(b"ann{\"n\":1}");
         let parsed = parse(&good).expect("well formed");
         assert_eq!(parsed.o.as_deref(), Some("ann"));
@@ -335,8 +344,13 @@ mod tests {
             vec![COMPACT | HAS_OWNER, 1, 2, 1, 0xff, b'{', b'}'],
             vec![COMPACT | HAS_VALID_FROM, 1, 2, b'{', b'}'],
         ];
-        let deep = format!("{{\"x\":{}{}}}", "[".repeat(126), "]".repeat(126));
-        cases.push([&[COMPACT, 1, 2][..], deep.as_bytes()].concat());
+        let nested = |depth: usize| {
+            let map = format!("{{\"x\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+            [&[COMPACT, 1, 2][..], map.as_bytes()].concat()
+        };
+        // As deep as the JSON form allows, and one level more.
+        assert!(parse(&nested(125)).is_some());
+        cases.push(nested(126));
         for case in cases {
             assert_eq!(parse(&case), None, "{case:?}");
         }
