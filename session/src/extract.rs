@@ -1,12 +1,13 @@
 //! Opening sessions from handlers: the per-request registry and the extractors.
 
-use std::{cell::RefCell, sync::Arc};
+use std::{cell::RefCell, rc::Rc, sync::Arc};
 
-use actix_web::{dev::Payload, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{dev::Payload, FromRequest, HttpRequest};
 use futures_util::future::{ready, Either, LocalBoxFuture, Ready};
 
 use crate::{
     config::{Config, Spec},
+    current,
     load::{load, load_now},
     Session, SessionError,
 };
@@ -16,21 +17,14 @@ pub(crate) type Opened = smallvec::SmallVec<[Session; 2]>;
 
 /// The sessions one request has opened; the middleware saves them when the response goes out.
 ///
-/// It lives in the request's extensions, where the extractors find it.
+/// It lives in the request's [frame](crate::current), where the extractors find it.
+#[derive(Default)]
 pub(crate) struct Registry {
-    pub(crate) config: Arc<Config>,
-    /// Inline for the usual one or two sessions: no allocation per request.
+    /// Inline for the usual one or two sessions.
     opened: RefCell<Opened>,
 }
 
 impl Registry {
-    pub(crate) fn new(config: Arc<Config>) -> Self {
-        Self {
-            config,
-            opened: RefCell::new(Opened::new()),
-        }
-    }
-
     pub(crate) fn take_opened(&self) -> Opened {
         std::mem::take(&mut *self.opened.borrow_mut())
     }
@@ -66,32 +60,29 @@ impl Registry {
 pub struct Sessions {
     req: HttpRequest,
     config: Arc<Config>,
+    registry: Rc<Registry>,
 }
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let opened = self.with_registry(|registry| registry.opened.borrow().len());
+        let opened = self.registry.opened.borrow().len();
         f.debug_struct("Sessions").field("opened", &opened).finish()
     }
 }
 
 impl Sessions {
     /// The request's session handle registry, or an error naming the missing middleware.
+    ///
+    /// Call it while the request is being served (in a handler, an extractor or a middleware
+    /// inside the [`SessionMiddleware`](crate::SessionMiddleware)); the returned handle can then
+    /// be kept and used for the rest of the request.
     pub fn from_request_parts(req: &HttpRequest) -> Result<Self, SessionError> {
-        let config = req
-            .extensions()
-            .get::<Registry>()
-            .map(|registry| registry.config.clone())
-            .ok_or(SessionError::MissingMiddleware)?;
+        let (config, registry) = current::registry(req).ok_or(SessionError::MissingMiddleware)?;
         Ok(Self {
             req: req.clone(),
             config,
+            registry,
         })
-    }
-
-    /// Runs `f` on the request's registry (briefly: never across an `await`).
-    fn with_registry<T>(&self, f: impl FnOnce(&Registry) -> T) -> Option<T> {
-        self.req.extensions().get::<Registry>().map(f)
     }
 
     /// Opens the session `name` on its registered backend, or on the default backend.
@@ -119,7 +110,7 @@ impl Sessions {
                 // above glibc's per-thread cache and into its slow path (measured: a 2,136-byte
                 // box, now ~300 + 928).
                 let session = Box::pin(load(&self.config, &self.req, spec)).await?;
-                self.register(name, session)
+                Ok(self.register(name, session))
             }
         }
     }
@@ -129,7 +120,7 @@ impl Sessions {
     fn open_now(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
         match self.prepare(name, backend)? {
             Prepared::Load(spec) => match load_now(&self.config, &self.req, &spec) {
-                Some(session) => self.register(name, session).map(Prepared::Open),
+                Some(session) => Ok(Prepared::Open(self.register(name, session))),
                 None => Ok(Prepared::Load(spec)),
             },
             open => Ok(open),
@@ -140,10 +131,7 @@ impl Sessions {
     /// the spec to load it with.
     fn prepare(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
         let spec = self.config.resolve(name, backend)?;
-        let open = self
-            .with_registry(|registry| registry.find(name))
-            .ok_or(SessionError::MissingMiddleware)?;
-        match open {
+        match self.registry.find(name) {
             Some(open) if open.spec().backend_name != spec.backend_name => {
                 Err(SessionError::BackendMismatch {
                     session: name.to_owned(),
@@ -157,17 +145,14 @@ impl Sessions {
     }
 
     /// Registers a session just loaded, so that the middleware saves it.
-    fn register(&self, name: &str, session: Session) -> Result<Session, SessionError> {
+    fn register(&self, name: &str, session: Session) -> Session {
         // Two extractors of one handler may have loaded the same session side by side: the
         // first one registered wins, so both handles share one state.
-        self.with_registry(|registry| {
-            if let Some(open) = registry.find(name) {
-                return open;
-            }
-            registry.opened.borrow_mut().push(session.clone());
-            session
-        })
-        .ok_or(SessionError::MissingMiddleware)
+        if let Some(open) = self.registry.find(name) {
+            return open;
+        }
+        self.registry.opened.borrow_mut().push(session.clone());
+        session
     }
 }
 
@@ -206,7 +191,7 @@ impl FromRequest for Session {
             // One box, of the loading future's size (here it is not kept twice).
             Ok(Prepared::Load(spec)) => Either::Right(Box::pin(async move {
                 let session = load(&sessions.config, &sessions.req, spec).await?;
-                sessions.register(&sessions.config.default_session, session)
+                Ok(sessions.register(&sessions.config.default_session, session))
             })),
         }
     }

@@ -510,6 +510,7 @@ mod changes;
 mod clock;
 mod config;
 mod cookie_header;
+mod current;
 mod decimal;
 mod error;
 mod extract;

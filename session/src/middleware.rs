@@ -9,16 +9,16 @@ use std::{
 
 use actix_service::{Service, Transform};
 use actix_web::{
-    body::{EitherBody, MessageBody},
+    body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header::{HeaderValue, SET_COOKIE},
-    HttpMessage, HttpResponse,
+    HttpResponse,
 };
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 
 use crate::{
     config::{Config, SessionMiddlewareBuilder},
-    extract::Registry,
+    current::{self, Frame},
     save::{save, save_cookie_session},
     Key,
 };
@@ -26,9 +26,10 @@ use crate::{
 /// Sessions for an actix-web `App`: wrap the app, then extract [`Session`](crate::Session),
 /// [`Sessions`](crate::Sessions) or a typed session in handlers.
 ///
-/// Per request, the middleware only prepares an empty registry. A session is loaded when a
-/// handler first asks for it, and when the response goes out each opened session is written
-/// back if (and only if) it changed, or its idle deadline is due for a refresh.
+/// A route that never asks for a session costs no allocation and no store I/O. A session is
+/// loaded when a handler (or a middleware inside this one) first asks for it, and when the
+/// response goes out each opened session is written back if (and only if) it changed, or its
+/// idle deadline is due for a refresh.
 ///
 /// If the response is a server error (5xx) or the handler returned an `Err`, nothing is saved:
 /// the request's session changes are dropped along with its other work. If a store fails while
@@ -113,7 +114,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<BoxBody>;
     type Error = actix_web::Error;
     type Transform = SessionService<S>;
     type InitError = ();
@@ -140,30 +141,29 @@ impl<S> std::fmt::Debug for SessionService<S> {
     }
 }
 
-type Saved<B> = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+type Saved = Result<ServiceResponse<BoxBody>, actix_web::Error>;
 
 /// What follows the inner service's response: the final response at once, unless a server-side
 /// session has to be written (then a boxed future does the I/O).
-enum After<B> {
-    Done(Saved<B>),
-    Save(LocalBoxFuture<'static, Saved<B>>),
+enum After {
+    Done(Saved),
+    Save(LocalBoxFuture<'static, Saved>),
 }
 
 pin_project_lite::pin_project! {
     /// The future of [`SessionService::call`]: the inner service's future, then the save. Nothing
     /// is boxed unless a server-side session is written.
     #[doc(hidden)]
-    pub struct SessionFuture<F, B> {
+    pub struct SessionFuture<F> {
         #[pin]
         inner: F,
-        saving: Option<LocalBoxFuture<'static, Saved<B>>>,
-        // The registry of an outer session middleware (nested middlewares), put back once this
-        // one has taken its own sessions.
-        outer: Option<Registry>,
+        // The request's frame, current while `inner` is polled (see `current`).
+        frame: Option<Frame>,
+        saving: Option<LocalBoxFuture<'static, Saved>>,
     }
 }
 
-impl<F, B> std::fmt::Debug for SessionFuture<F, B> {
+impl<F> std::fmt::Debug for SessionFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionFuture")
             .field("saving", &self.saving.is_some())
@@ -171,20 +171,23 @@ impl<F, B> std::fmt::Debug for SessionFuture<F, B> {
     }
 }
 
-impl<F, B> Future for SessionFuture<F, B>
+impl<F, B> Future for SessionFuture<F>
 where
     F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
     B: MessageBody + 'static,
 {
-    type Output = Saved<B>;
+    type Output = Saved;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Some(saving) = this.saving {
             return saving.as_mut().poll(cx);
         }
-        let answered = std::task::ready!(this.inner.poll(cx));
-        match after(answered, this.outer.take()) {
+        let answered = {
+            let _entered = current::enter(this.frame);
+            std::task::ready!(this.inner.poll(cx))
+        };
+        match after(answered, this.frame.take()) {
             After::Done(saved) => Poll::Ready(saved),
             After::Save(mut saving) => {
                 let polled = saving.as_mut().poll(cx);
@@ -202,21 +205,24 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<BoxBody>;
     type Error = actix_web::Error;
-    type Future = SessionFuture<S::Future, B>;
+    type Future = SessionFuture<S::Future>;
 
     actix_service::forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        // The registry goes with the request; `after` finds it again through the response.
-        let outer = req
-            .extensions_mut()
-            .insert(Registry::new(self.config.clone()));
+        // Current while the inner services are called too: a middleware inside this one may
+        // open a session before it returns its future.
+        let mut frame = Some(Frame::new(req.head(), self.config.clone()));
+        let inner = {
+            let _entered = current::enter(&mut frame);
+            self.service.call(req)
+        };
         SessionFuture {
-            inner: self.service.call(req),
+            inner,
+            frame,
             saving: None,
-            outer,
         }
     }
 }
@@ -224,38 +230,30 @@ where
 /// Saves the sessions the request opened, once the inner service has answered.
 fn after<B: MessageBody + 'static>(
     res: Result<ServiceResponse<B>, actix_web::Error>,
-    outer: Option<Registry>,
-) -> After<B> {
+    frame: Option<Frame>,
+) -> After {
     let mut res = match res {
-        Ok(res) => res,
+        Ok(res) => res.map_into_boxed_body(),
         Err(err) => return After::Done(Err(err)),
     };
-    let taken = {
-        let extensions = res.request().extensions();
-        extensions
-            .get::<Registry>()
-            .map(|registry| (registry.take_opened(), registry.config.clone()))
+    let Some(Frame {
+        config,
+        registry: Some(registry),
+        ..
+    }) = frame
+    else {
+        return After::Done(Ok(res));
     };
-    if let Some(outer) = outer {
-        res.request().extensions_mut().insert(outer);
-    }
-    let Some((mut opened, config)) = taken else {
-        // Only an inner service answering with a request it made up gets here.
-        tracing::warn!(
-            "the response carries another request than the one the session middleware \
-             saw: sessions opened by this request are not saved"
-        );
-        return After::Done(Ok(res.map_into_left_body()));
-    };
+    let mut opened = registry.take_opened();
     if opened.is_empty() {
-        return After::Done(Ok(res.map_into_left_body()));
+        return After::Done(Ok(res));
     }
     if res.status().is_server_error() || res.response().error().is_some() {
         tracing::debug!(
             status = %res.status(),
             "handler failed: session changes of this request are not saved"
         );
-        return After::Done(Ok(res.map_into_left_body()));
+        return After::Done(Ok(res));
     }
     let now = config.clock.now();
     // Cookie sessions first, right here: they do no I/O, so a store failure below cannot leave a
@@ -276,7 +274,7 @@ fn after<B: MessageBody + 'static>(
     }
     if server_side == opened.len() {
         add_cookies(&mut res, cookies);
-        return After::Done(Ok(res.map_into_left_body()));
+        return After::Done(Ok(res));
     }
     After::Save(Box::pin(async move {
         for session in &opened[server_side..] {
@@ -288,7 +286,7 @@ fn after<B: MessageBody + 'static>(
             }
         }
         add_cookies(&mut res, cookies);
-        Ok(res.map_into_left_body())
+        Ok(res)
     }))
 }
 
@@ -305,15 +303,15 @@ fn add_cookies<B>(res: &mut ServiceResponse<B>, cookies: SetCookies) {
 /// The opaque failure response. Sessions saved before the failure stay saved (several stores
 /// cannot commit together); the failure response still carries their cookies, so the client's
 /// cookies match what the stores hold (a renewed session keeps its new id).
-fn failure<B>(
-    res: ServiceResponse<B>,
+fn failure(
+    res: ServiceResponse<BoxBody>,
     config: &Config,
     cookies: SetCookies,
-) -> ServiceResponse<EitherBody<B>> {
+) -> ServiceResponse<BoxBody> {
     let (req, _) = res.into_parts();
     let mut failure = HttpResponse::new(config.failure_status);
     for cookie in cookies {
         failure.headers_mut().append(SET_COOKIE, cookie);
     }
-    ServiceResponse::new(req, failure).map_into_right_body()
+    ServiceResponse::new(req, failure)
 }

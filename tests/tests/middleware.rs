@@ -615,3 +615,80 @@ async fn nested_middlewares_each_save_their_own_sessions() {
     assert!(names.contains(&"outer".to_owned()), "{names:?}");
     assert!(names.contains(&"inner".to_owned()), "{names:?}");
 }
+
+/// A handle to the request's sessions is found only while that request is being served, and
+/// only for it: not from another request's `HttpRequest`, not after the response went out.
+#[actix_web::test]
+async fn sessions_are_found_only_for_the_request_being_served() {
+    let kept: Arc<Mutex<Option<actix_web::HttpRequest>>> = Arc::default();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("memory", MemoryStore::default())
+        .build()
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(mw)
+            .app_data(web::Data::new(kept.clone()))
+            .route(
+            "/",
+            web::get().to(
+                |req: actix_web::HttpRequest,
+                 kept: web::Data<Arc<Mutex<Option<actix_web::HttpRequest>>>>| async move {
+                    let other = test::TestRequest::default().to_http_request();
+                    let foreign = Sessions::from_request_parts(&other).map(|_| ());
+                    assert!(
+                        matches!(foreign, Err(SessionError::MissingMiddleware)),
+                        "{foreign:?}"
+                    );
+                    let sessions = Sessions::from_request_parts(&req)?;
+                    sessions.open_default().await?.insert("n", 1)?;
+                    *kept.lock().unwrap() = Some(req);
+                    Ok::<_, actix_web::Error>(HttpResponse::Ok().finish())
+                },
+            ),
+        ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.response().cookies().count(), 1, "the session was saved");
+    drop(res);
+    let req = kept.lock().unwrap().take().expect("the handler ran");
+    let late = Sessions::from_request_parts(&req).map(|_| ());
+    assert!(
+        matches!(late, Err(SessionError::MissingMiddleware)),
+        "{late:?}"
+    );
+}
+
+/// A handle taken in the handler keeps working where the middleware's frame is not current (a
+/// task spawned on the worker), and what it opens there before the response is saved.
+#[actix_web::test]
+async fn a_handle_opens_sessions_from_a_spawned_task_before_the_response() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .session("spawned", SessionConfig::new())
+        .build()
+        .unwrap();
+    let app = test::init_service(App::new().wrap(mw).route(
+        "/",
+        web::get().to(|sessions: Sessions| async move {
+            actix_web::rt::spawn(async move {
+                sessions.open("spawned").await?.insert("from", "task")?;
+                Ok::<_, SessionError>(())
+            })
+            .await
+            .expect("the task ran")?;
+            Ok::<_, actix_web::Error>(HttpResponse::Ok().finish())
+        }),
+    ))
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let names: Vec<String> = res
+        .response()
+        .cookies()
+        .map(|c| c.name().to_owned())
+        .collect();
+    assert_eq!(names, ["spawned"]);
+}

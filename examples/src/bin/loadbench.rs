@@ -169,13 +169,15 @@ async fn serve(variant: String) -> std::io::Result<()> {
                 SessionMiddleware as AsMiddleware,
             };
             let key = actix_web::cookie::Key::generate();
+            // The measured route first, as in every variant: the router tries routes in order,
+            // and `bare` has only this one.
             let handler = move |app: App<_>| {
-                let app = app.route("/init", web::get().to(as_init));
-                if rw {
+                let app = if rw {
                     app.route("/", web::get().to(as_rw))
                 } else {
                     app.route("/", web::get().to(as_ro))
-                }
+                };
+                app.route("/init", web::get().to(as_init))
             };
             if variant.starts_with("as-cookie") {
                 start!(move || handler(App::new()).wrap(AsMiddleware::new(
@@ -197,8 +199,8 @@ async fn serve(variant: String) -> std::io::Result<()> {
             let sessions = ours_middleware(CookieStore::default())?;
             start!(move || App::new()
                 .wrap(sessions.clone())
-                .route("/init", web::get().to(ours_init))
-                .route("/", web::get().to(bare)))
+                .route("/", web::get().to(bare))
+                .route("/init", web::get().to(ours_init)))
         }
         _ => {
             let sessions = match variant.trim_end_matches("-rw").trim_end_matches("-ro") {
@@ -226,14 +228,13 @@ async fn serve(variant: String) -> std::io::Result<()> {
             };
             debug_assert!(rw || ro);
             start!(move || {
-                let app = App::new()
-                    .wrap(sessions.clone())
-                    .route("/init", web::get().to(ours_init));
-                if rw {
+                let app = App::new().wrap(sessions.clone());
+                let app = if rw {
                     app.route("/", web::get().to(ours_rw))
                 } else {
                     app.route("/", web::get().to(ours_ro))
-                }
+                };
+                app.route("/init", web::get().to(ours_init))
             })
         }
     }
