@@ -31,7 +31,7 @@ pub enum WhenFull {
 
 /// An in-process session store, for a single instance or for development.
 ///
-/// Change sets are applied under a lock (one of 64 shards, so requests of different visitors
+/// Change sets are applied under a lock (one of 256 shards, so requests of different visitors
 /// rarely wait for each other), so parallel requests of one visitor that change different keys
 /// both survive. Sessions expire on their idle and absolute deadlines; a
 /// background thread reclaims expired entries every `sweep_interval` without a request having
@@ -61,8 +61,11 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
-/// Independent locks: two requests contend only when their sessions share a shard.
-const SHARDS: usize = 64;
+/// Independent locks: two requests contend only when their sessions share a shard. 256 (the
+/// first byte of the uniform storage key) against 64 before: two threads updating the same
+/// 100,000 sessions went from 1.61–1.70 to 1.66–1.76 times one thread's rate, for 32 KB of
+/// locks.
+const SHARDS: usize = 256;
 /// How many sessions a full store compares to pick the one to evict.
 const EVICTION_SAMPLE: usize = 16;
 
