@@ -692,3 +692,51 @@ async fn a_handle_opens_sessions_from_a_spawned_task_before_the_response() {
         .collect();
     assert_eq!(names, ["spawned"]);
 }
+
+/// An earlier cookie value still opens to its own data after a request changed the session it
+/// was read into: the thread's cache of opened values lets go of what a handler changes, and
+/// never hands out the changed data for the value it was opened from.
+#[actix_web::test]
+async fn an_earlier_cookie_value_keeps_its_data_after_the_session_changed() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .build()
+        .unwrap();
+    let app = test::init_service(App::new().wrap(mw).route(
+        "/",
+        web::get().to(|session: Session| async move {
+            let n: u64 = session.get("n")?.unwrap_or(0);
+            session.insert("n", n + 1)?;
+            Ok::<_, actix_web::Error>(HttpResponse::Ok().body(n.to_string()))
+        }),
+    ))
+    .await;
+    let send = |cookie: Option<actix_web::cookie::Cookie<'static>>| {
+        let app = &app;
+        async move {
+            let mut req = test::TestRequest::get().uri("/");
+            if let Some(cookie) = cookie {
+                req = req.cookie(cookie);
+            }
+            let res = test::call_service(app, req.to_request()).await;
+            let next = res.response().cookies().next().map(|c| c.into_owned());
+            let body = test::read_body(res).await;
+            (String::from_utf8(body.to_vec()).unwrap(), next)
+        }
+    };
+    let (n, first) = send(None).await;
+    assert_eq!(n, "0");
+    // Served from the cache (the value was remembered when it was sealed), then changed.
+    let (n, second) = send(first.clone()).await;
+    assert_eq!(n, "1");
+    let (n, _) = send(first.clone()).await;
+    assert_eq!(
+        n, "1",
+        "the first value opened to data a later request changed"
+    );
+    let (n, _) = send(second).await;
+    assert_eq!(n, "2");
+    // And again from the first value: its own data, whether cached or opened.
+    let (n, _) = send(first).await;
+    assert_eq!(n, "1");
+}
