@@ -209,19 +209,18 @@ impl Session {
     /// ```
     pub fn insert<T: Serialize>(
         &self,
-        key: impl Into<String>,
+        key: impl AsRef<str> + Into<String>,
         value: T,
     ) -> Result<(), SessionError> {
-        let key = key.into();
         let value = serde_json::to_value(value)
             .and_then(readable)
             .map_err(|source| SessionError::Serialize {
                 session: self.name().to_owned(),
-                key: key.clone(),
+                key: key.as_ref().to_owned(),
                 source,
             })?;
         let mut state = self.inner.state.borrow_mut();
-        if state.entries.get(&key) == Some(&value) {
+        if state.entries.get(key.as_ref()) == Some(&value) {
             return Ok(());
         }
         if state.read_only {
@@ -238,15 +237,25 @@ impl Session {
         };
         let entries = Rc::make_mut(&mut state.entries);
         // A key already there keeps its `String`: only a new key is copied.
-        let previous = match entries.get_mut(&key) {
+        let previous = match entries.get_mut(key.as_ref()) {
             Some(slot) => Some(std::mem::replace(slot, stored)),
-            None => entries.insert(key.clone(), stored),
+            None => {
+                entries.insert(key.as_ref().to_owned(), stored);
+                None
+            }
         };
         if let Err(err) = self.check_size(&state) {
+            let entries = Rc::make_mut(&mut state.entries);
             match previous {
-                Some(previous) => Rc::make_mut(&mut state.entries).insert(key, previous),
-                None => Rc::make_mut(&mut state.entries).remove(&key),
-            };
+                Some(previous) => {
+                    if let Some(slot) = entries.get_mut(key.as_ref()) {
+                        *slot = previous;
+                    }
+                }
+                None => {
+                    entries.remove(key.as_ref());
+                }
+            }
             return Err(err);
         }
         match for_changes {

@@ -38,7 +38,15 @@ struct Pool {
     used: usize,
     /// The thread's SipHash key, from the operating system, used for nothing else.
     key: (u64, u64),
+    /// The associated data hashed last and the hasher's state after it: a thread seals for the
+    /// same few cookie names over and over, and starts from there.
+    after_aad: Option<(Box<[u8]>, Hash)>,
 }
+
+/// SipHash-2-4 with the keys given, as its documentation specifies; deprecated only in favour
+/// of `DefaultHasher`, whose algorithm std leaves open and which takes no key.
+#[allow(deprecated)]
+type Hash = std::hash::SipHasher;
 
 fn os_random(out: &mut [u8]) {
     SystemRandom::new()
@@ -56,6 +64,7 @@ impl Pool {
             // Empty: the first draw fills it.
             used: POOL_NONCES * NONCE_LEN,
             key: (half(0), half(8)),
+            after_aad: None,
         }
     }
 
@@ -72,14 +81,19 @@ impl Pool {
 
     fn nonce(&mut self, aad: &[u8], plaintext: &[u8]) -> [u8; NONCE_LEN] {
         let mut nonce = self.draw();
-        // `SipHasher` is SipHash-2-4 with the keys given, as its documentation specifies; it is
-        // deprecated only in favour of `DefaultHasher`, whose algorithm std leaves open and which
-        // takes no key.
-        #[allow(deprecated)]
-        let mut hasher = std::hash::SipHasher::new_with_keys(self.key.0, self.key.1);
-        // Length-prefixed, so that no split of the same bytes between the two hashes alike.
-        hasher.write_usize(aad.len());
-        hasher.write(aad);
+        let mut hasher = match &self.after_aad {
+            Some((last, state)) if **last == *aad => state.clone(),
+            _ => {
+                #[allow(deprecated)]
+                let mut hasher = Hash::new_with_keys(self.key.0, self.key.1);
+                // Length-prefixed, so that no split of the same bytes between the two hashes
+                // alike.
+                hasher.write_usize(aad.len());
+                hasher.write(aad);
+                self.after_aad = Some((aad.into(), hasher.clone()));
+                hasher
+            }
+        };
         hasher.write(plaintext);
         let mask = hasher.finish().to_le_bytes();
         for (byte, m) in nonce.iter_mut().zip(mask) {
@@ -130,6 +144,7 @@ mod tests {
             bytes: pool.bytes.clone(),
             used: pool.used,
             key: pool.key,
+            after_aad: None,
         };
         let mut child = copy(&parent);
         assert_ne!(
@@ -142,6 +157,32 @@ mod tests {
             parent.nonce(b"aad", b"{\"n\":1}"),
             child.nonce(b"aad", b"{\"n\":1}")
         );
+    }
+
+    #[test]
+    fn the_kept_hash_of_the_associated_data_gives_the_nonce_hashing_anew_gives() {
+        let mut kept = Pool::new();
+        kept.draw();
+        for (aad, plaintext) in [
+            (&b"name-a"[..], &b"{\"n\":1}"[..]),
+            (b"name-a", b"{\"n\":2}"),
+            (b"name-b", b"{\"n\":2}"),
+            (b"name-a", b"{\"n\":3}"),
+            // A prefix of the kept data is other data.
+            (b"name-", b"a{\"n\":3}"),
+        ] {
+            let mut fresh = Pool {
+                bytes: kept.bytes.clone(),
+                used: kept.used,
+                key: kept.key,
+                after_aad: None,
+            };
+            assert_eq!(
+                kept.nonce(aad, plaintext),
+                fresh.nonce(aad, plaintext),
+                "{aad:?}"
+            );
+        }
     }
 
     #[test]
