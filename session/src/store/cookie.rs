@@ -17,7 +17,9 @@ use serde_json::{Map, Value};
 
 use crate::{
     key::KeyRing,
-    store::{cookie_cache, cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore},
+    store::{
+        cookie_b64, cookie_cache, cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore,
+    },
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
 
@@ -414,8 +416,8 @@ impl CookieStore {
     /// The exact length of the cookie value for a plaintext of `plain_len` bytes.
     pub(crate) fn encoded_len(&self, plain_len: usize) -> usize {
         match self.security {
-            CookieSecurity::Sealed => b64_len(NONCE_LEN + plain_len + TAG_LEN),
-            CookieSecurity::Signed => SIGNATURE_LEN + 1 + b64_len(plain_len),
+            CookieSecurity::Sealed => cookie_b64::encoded_len(NONCE_LEN + plain_len + TAG_LEN),
+            CookieSecurity::Signed => SIGNATURE_LEN + 1 + cookie_b64::encoded_len(plain_len),
         }
     }
 
@@ -485,19 +487,13 @@ impl CookieStore {
                 let mut plaintext = Vec::with_capacity(plain_len);
                 write(&mut plaintext)?;
                 // base64url(tag) "." base64url(plaintext), the tag over the encoded payload.
-                let payload_len = b64_len(plaintext.len());
+                let payload_len = cookie_b64::encoded_len(plaintext.len());
                 let mut value = vec![0u8; SIGNATURE_LEN + 1 + payload_len];
                 value[SIGNATURE_LEN] = b'.';
                 let (head, payload) = value.split_at_mut(SIGNATURE_LEN + 1);
-                let written = URL_SAFE_NO_PAD
-                    .encode_slice(&plaintext, payload)
-                    .expect("sized for the encoding");
-                debug_assert_eq!(written, payload_len);
+                cookie_b64::encode_into(&plaintext, payload);
                 let tag = sign(&key.signing, aad, payload);
-                let written = URL_SAFE_NO_PAD
-                    .encode_slice(tag.as_ref(), &mut head[..SIGNATURE_LEN])
-                    .expect("sized for the encoding");
-                debug_assert_eq!(written, SIGNATURE_LEN);
+                cookie_b64::encode_into(tag.as_ref(), &mut head[..SIGNATURE_LEN]);
                 Ok(SealedValue::Text(value))
             }
         }
@@ -700,7 +696,7 @@ impl SealedValue {
     /// The length of the value in the cookie.
     pub(crate) fn encoded_len(&self) -> usize {
         match self {
-            Self::Binary(bytes) => b64_len(bytes.len()),
+            Self::Binary(bytes) => cookie_b64::encoded_len(bytes.len()),
             Self::Text(value) => value.len(),
         }
     }
@@ -710,19 +706,12 @@ impl SealedValue {
         match self {
             Self::Binary(bytes) => {
                 let start = out.len();
-                out.resize(start + b64_len(bytes.len()), 0);
-                let written = URL_SAFE_NO_PAD
-                    .encode_slice(bytes, &mut out[start..])
-                    .expect("sized for the encoding");
-                debug_assert_eq!(start + written, out.len());
+                out.resize(start + cookie_b64::encoded_len(bytes.len()), 0);
+                cookie_b64::encode_into(bytes, &mut out[start..]);
             }
             Self::Text(value) => out.extend_from_slice(value),
         }
     }
-}
-
-fn b64_len(bytes: usize) -> usize {
-    (bytes * 4).div_ceil(3)
 }
 
 fn sign(key: &hmac::Key, aad: &[u8], payload: &[u8]) -> hmac::Tag {

@@ -6,6 +6,8 @@ mod cached_races;
 #[cfg(feature = "cookie")]
 mod cookie;
 #[cfg(feature = "cookie")]
+mod cookie_b64;
+#[cfg(feature = "cookie")]
 mod cookie_cache;
 #[cfg(feature = "cookie")]
 mod cookie_nonce;
