@@ -26,16 +26,19 @@ pub(crate) fn load_now(config: &Config, req: &HttpRequest, spec: &Arc<Spec>) -> 
         BackendKind::Cookie(store) if !store.revocable() => {
             let now = config.clock.now();
             let values = cookie_values(req.headers(), &spec.cookie_name);
-            let state = values.iter().find_map(|value| {
+            for value in values.iter() {
                 match store.open_cached(&config.keys, &spec.cookie_aad, value) {
-                    Ok(opened) => cookie_state(config, spec, opened, now),
-                    Err(rejected) => {
-                        ignored(spec, rejected.as_str());
-                        None
+                    // Straight into the session: a state is a few hundred bytes, and each move
+                    // through an `Option` copies it.
+                    Ok(opened) => {
+                        if let Some(state) = cookie_state(config, spec, opened, now) {
+                            return Some(loaded(spec.clone(), state));
+                        }
                     }
+                    Err(rejected) => ignored(spec, rejected.as_str()),
                 }
-            });
-            Some(finish(spec.clone(), state, !values.is_empty()))
+            }
+            Some(fresh(spec.clone(), !values.is_empty()))
         }
         _ => {
             let _ = (config, req);
@@ -154,20 +157,23 @@ pub(crate) async fn load(
             loaded
         }
     };
-    Ok(finish(spec, state, !values.is_empty()))
+    Ok(match state {
+        Some(state) => loaded(spec, state),
+        None => fresh(spec, !values.is_empty()),
+    })
 }
 
-/// The session from what was loaded, or a new one (`had_cookie`: the request carried a cookie
-/// of the session's name, which a save then removes unless the session gets data).
-fn finish(spec: Arc<Spec>, state: Option<State>, had_cookie: bool) -> Session {
-    if state.is_some() {
-        count(&spec, Event::Loaded);
-    }
-    let state = state.unwrap_or_else(|| {
-        let mut state = State::new(Origin::New, Map::new());
-        state.stale_cookie = had_cookie;
-        state
-    });
+/// The session of a state loaded from its cookie or store.
+fn loaded(spec: Arc<Spec>, state: State) -> Session {
+    count(&spec, Event::Loaded);
+    Session::new(spec, state)
+}
+
+/// A new session, as nothing loaded (`had_cookie`: the request carried a cookie of the
+/// session's name, which a save then removes unless the session gets data).
+fn fresh(spec: Arc<Spec>, had_cookie: bool) -> Session {
+    let mut state = State::new(Origin::New, Map::new());
+    state.stale_cookie = had_cookie;
     Session::new(spec, state)
 }
 
