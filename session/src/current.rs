@@ -8,7 +8,9 @@
 //! nested middlewares stack their frames and restore the outer one when they return.
 //!
 //! Nothing is allocated or inserted into the request for a route that never opens a session
-//! (the request's extensions would cost a map and a box per request). A frame serves only the
+//! (the request's extensions would cost a map and a box per request). The price: a service
+//! inside the middleware that runs the rest of the request as a separate task leaves its
+//! extractors without a frame. A frame serves only the
 //! request it was made for: an extractor running for another request (say, one whose handler
 //! polls a future made by a different request) finds no frame.
 
@@ -87,4 +89,57 @@ pub(crate) fn registry(req: &HttpRequest) -> Option<(Arc<Config>, Rc<Registry>)>
         })
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use actix_web::test::TestRequest;
+
+    use super::*;
+    use crate::{Key, MemoryStore, SessionMiddleware};
+
+    fn config() -> Arc<Config> {
+        SessionMiddleware::builder(Key::generate())
+            .backend("memory", MemoryStore::default())
+            .build()
+            .unwrap()
+            .config()
+            .clone()
+    }
+
+    #[test]
+    fn frames_nest_and_the_outer_one_is_back_after_a_panic_inside() {
+        let (outer_req, inner_req) = (
+            TestRequest::default().to_http_request(),
+            TestRequest::default().to_http_request(),
+        );
+        assert!(registry(&outer_req).is_none(), "a frame outside of any");
+        let mut outer = Some(Frame::new(outer_req.head(), config()));
+        {
+            let _entered = enter(&mut outer);
+            let (_, first) = registry(&outer_req).expect("the outer frame");
+            let mut inner = Some(Frame::new(inner_req.head(), config()));
+            let panicked = catch_unwind(AssertUnwindSafe(|| {
+                let _entered = enter(&mut inner);
+                assert!(registry(&inner_req).is_some());
+                assert!(
+                    registry(&outer_req).is_none(),
+                    "the inner frame serves its request"
+                );
+                panic!("inside the inner frame");
+            }));
+            assert!(panicked.is_err());
+            assert!(inner.is_some(), "the inner frame went back to its owner");
+            let (_, again) = registry(&outer_req).expect("the outer frame, back");
+            assert!(Rc::ptr_eq(&first, &again), "one registry per frame");
+            assert!(registry(&inner_req).is_none());
+        }
+        assert!(
+            registry(&outer_req).is_none(),
+            "no frame once the owner took it back"
+        );
+        assert!(outer.expect("given back").registry.is_some());
+    }
 }

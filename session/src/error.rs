@@ -283,8 +283,14 @@ pub enum SessionError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// No `SessionMiddleware` wraps the app or scope serving this request.
-    #[error("no session middleware on this request: is `SessionMiddleware` wrapping this App?")]
+    /// No `SessionMiddleware` serves this request where its sessions were asked for: none wraps
+    /// the app or scope, or they were asked for outside of serving the request (from a task
+    /// spawned on its own, after the response, or with another request's `HttpRequest`). Take a
+    /// [`Sessions`](crate::Sessions) handle in the handler and pass that on instead.
+    #[error(
+        "no session middleware on this request: is `SessionMiddleware` wrapping this App, and \
+         is the session asked for while the request is being served?"
+    )]
     MissingMiddleware,
 }
 

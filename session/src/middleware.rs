@@ -26,10 +26,19 @@ use crate::{
 /// Sessions for an actix-web `App`: wrap the app, then extract [`Session`](crate::Session),
 /// [`Sessions`](crate::Sessions) or a typed session in handlers.
 ///
-/// A route that never asks for a session costs no allocation and no store I/O. A session is
-/// loaded when a handler (or a middleware inside this one) first asks for it, and when the
-/// response goes out each opened session is written back if (and only if) it changed, or its
-/// idle deadline is due for a refresh.
+/// A route that never asks for a session costs no store I/O and allocates nothing of the
+/// middleware's own (the response body becomes a `BoxBody`: free for the bodies actix-web's
+/// routes give, one box for a body type of a service's own). A session is loaded when a handler
+/// (or a middleware inside this one) first asks for it, and when the response goes out each
+/// opened session is written back if (and only if) it changed, or its idle deadline is due for a
+/// refresh.
+///
+/// Extractors find the middleware while it calls and polls the services inside it: a middleware
+/// between it and the handler that runs the rest of the request as a task of its own (with
+/// `actix_web::rt::spawn`) leaves the handler's extractors without one
+/// ([`SessionError::MissingMiddleware`](crate::SessionError::MissingMiddleware)). A
+/// [`Sessions`](crate::Sessions) handle taken while the request is served keeps working
+/// anywhere until the response goes out.
 ///
 /// If the response is a server error (5xx) or the handler returned an `Err`, nothing is saved:
 /// the request's session changes are dropped along with its other work. If a store fails while
@@ -100,6 +109,11 @@ impl SessionMiddleware {
     /// ```
     pub fn admin(&self) -> crate::SessionAdmin {
         crate::SessionAdmin::new(self.config.clone())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     pub(crate) fn from_config(config: Config) -> Self {

@@ -740,3 +740,121 @@ async fn an_earlier_cookie_value_keeps_its_data_after_the_session_changed() {
     let (n, _) = send(first).await;
     assert_eq!(n, "1");
 }
+
+/// An insert refused as too large leaves the key's earlier value (and the rest of the session)
+/// as it was, in the same request and in the cookie that goes out.
+#[actix_web::test]
+async fn a_refused_overwrite_keeps_the_earlier_value() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .build()
+        .unwrap();
+    let app = test::init_service(App::new().wrap(mw).route(
+        "/",
+        web::get().to(|session: Session| async move {
+            session.insert("a", "small")?;
+            session.insert("b", 2)?;
+            let refused = session.insert("a", "x".repeat(5000));
+            assert!(
+                matches!(refused, Err(SessionError::TooLarge { .. })),
+                "{refused:?}"
+            );
+            let a: Option<String> = session.get("a")?;
+            let b: Option<u32> = session.get("b")?;
+            Ok::<_, actix_web::Error>(HttpResponse::Ok().json(json!([
+                a,
+                b,
+                session.entries().len()
+            ])))
+        }),
+    ))
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.response().cookies().count(), 1);
+    let body: serde_json::Value = test::read_body_json(res).await;
+    assert_eq!(body, json!(["small", 2, 2]));
+}
+
+/// A middleware inside the session middleware may open the request's sessions in its `call`,
+/// before any future of the request is polled.
+#[actix_web::test]
+async fn a_middleware_takes_the_sessions_in_its_call() {
+    use actix_web::dev::Service as _;
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .session("seen", SessionConfig::new())
+        .build()
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap_fn(|req, srv| {
+                // Runs in the session middleware's call of this service. A cookie session opens
+                // without waiting; the handle (a clone of the request) is gone before routing,
+                // which needs the request to itself.
+                let opened = Sessions::from_request_parts(req.request()).and_then(|sessions| {
+                    futures_util::FutureExt::now_or_never(sessions.open("seen"))
+                        .expect("a cookie session opens at once")?
+                        .insert("by", "middleware")
+                });
+                let answer = srv.call(req);
+                async move {
+                    opened?;
+                    answer.await
+                }
+            })
+            .wrap(mw)
+            .route("/", web::get().to(|| async { HttpResponse::Ok().finish() })),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let names: Vec<String> = res
+        .response()
+        .cookies()
+        .map(|c| c.name().to_owned())
+        .collect();
+    assert_eq!(names, ["seen"]);
+}
+
+/// Requests served side by side on one thread, each waiting between its steps, see only their
+/// own sessions.
+#[actix_web::test]
+async fn interleaved_requests_see_only_their_own_sessions() {
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("memory", MemoryStore::default())
+        .build()
+        .unwrap();
+    let app = test::init_service(App::new().wrap(mw).route(
+        "/{who}",
+        web::get().to(
+            |req: actix_web::HttpRequest, who: web::Path<String>| async move {
+                let first = Sessions::from_request_parts(&req)?.open_default().await?;
+                first.insert("who", who.as_str())?;
+                for _ in 0..3 {
+                    actix_web::rt::task::yield_now().await;
+                    // Opened again through a new handle: the same session, this request's.
+                    let again = Sessions::from_request_parts(&req)?.open_default().await?;
+                    let seen: Option<String> = again.get("who")?;
+                    assert_eq!(seen.as_deref(), Some(who.as_str()));
+                }
+                Ok::<_, actix_web::Error>(HttpResponse::Ok().body(who.into_inner()))
+            },
+        ),
+    ))
+    .await;
+    let call = |who: &str| {
+        test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri(&format!("/{who}"))
+                .to_request(),
+        )
+    };
+    let (a, b) = futures_util::future::join(call("alice"), call("bob")).await;
+    for (res, who) in [(a, "alice"), (b, "bob")] {
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.response().cookies().count(), 1);
+        assert_eq!(test::read_body(res).await, who.as_bytes());
+    }
+}

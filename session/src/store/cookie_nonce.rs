@@ -90,7 +90,15 @@ impl Pool {
                 // alike.
                 hasher.write_usize(aad.len());
                 hasher.write(aad);
-                self.after_aad = Some((aad.into(), hasher.clone()));
+                // Two cookie names of one length (a response that seals both alternates
+                // between them) reuse the buffer.
+                match &mut self.after_aad {
+                    Some((last, state)) if last.len() == aad.len() => {
+                        last.copy_from_slice(aad);
+                        *state = hasher.clone();
+                    }
+                    other => *other = Some((aad.into(), hasher.clone())),
+                }
                 hasher
             }
         };

@@ -63,8 +63,10 @@ pub struct MemoryStore {
 
 /// Independent locks: two requests contend only when their sessions share a shard. 256 (the
 /// first byte of the uniform storage key) against 64 before: two threads updating the same
-/// 100,000 sessions went from 1.61–1.70 to 1.66–1.76 times one thread's rate, for 32 KB of
-/// locks.
+/// 100,000 sessions reached 1.61–1.70 times one thread's rate with 64 and 1.66–1.76 with 256
+/// (interleaved runs, same one-thread rate), for 32 KB of locks; the rare operations over all
+/// sessions (an owner's sessions, the sweep, ending all of an owner's sessions, which holds every
+/// lock at once) visit four times as many shards.
 const SHARDS: usize = 256;
 /// How many sessions a full store compares to pick the one to evict.
 const EVICTION_SAMPLE: usize = 16;
