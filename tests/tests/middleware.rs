@@ -18,6 +18,14 @@ fn key(n: u8) -> Key {
     Key::from(&[n; 64][..])
 }
 
+/// The names of the cookies a response sets, in order.
+fn cookie_names<B>(res: &actix_web::dev::ServiceResponse<B>) -> Vec<String> {
+    res.response()
+        .cookies()
+        .map(|c| c.name().to_owned())
+        .collect()
+}
+
 #[actix_web::test]
 async fn a_route_that_never_extracts_a_session_does_no_store_io() {
     let (store, counts) = CountingStore::new(MemoryStore::default());
@@ -607,11 +615,7 @@ async fn nested_middlewares_each_save_their_own_sessions() {
     .await;
     let res = test::call_service(&app, test::TestRequest::get().uri("/s/").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let names: Vec<String> = res
-        .response()
-        .cookies()
-        .map(|c| c.name().to_owned())
-        .collect();
+    let names = cookie_names(&res);
     assert!(names.contains(&"outer".to_owned()), "{names:?}");
     assert!(names.contains(&"inner".to_owned()), "{names:?}");
 }
@@ -685,17 +689,13 @@ async fn a_handle_opens_sessions_from_a_spawned_task_before_the_response() {
     .await;
     let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let names: Vec<String> = res
-        .response()
-        .cookies()
-        .map(|c| c.name().to_owned())
-        .collect();
+    let names = cookie_names(&res);
     assert_eq!(names, ["spawned"]);
 }
 
 /// An earlier cookie value still opens to its own data after a request changed the session it
-/// was read into: the thread's cache of opened values lets go of what a handler changes, and
-/// never hands out the changed data for the value it was opened from.
+/// was read into: a handler's change copies the data it shares with the thread's cache of opened
+/// values, which never hands out changed data for the value it was opened from.
 #[actix_web::test]
 async fn an_earlier_cookie_value_keeps_its_data_after_the_session_changed() {
     let mw = SessionMiddleware::builder(key(1))
@@ -809,11 +809,7 @@ async fn a_middleware_takes_the_sessions_in_its_call() {
     .await;
     let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let names: Vec<String> = res
-        .response()
-        .cookies()
-        .map(|c| c.name().to_owned())
-        .collect();
+    let names = cookie_names(&res);
     assert_eq!(names, ["seen"]);
 }
 
