@@ -10,9 +10,9 @@
 //! Nothing is allocated or inserted into the request for a route that never opens a session
 //! (the request's extensions would cost a map and a box per request). The price: a service
 //! inside the middleware that runs the rest of the request as a separate task leaves its
-//! extractors without a frame. A frame serves only the
-//! request it was made for: an extractor running for another request (say, one whose handler
-//! polls a future made by a different request) finds no frame.
+//! extractors without a frame. A frame serves only the request it was made for: an extractor
+//! running for another request (say, one whose handler polls a future made by a different
+//! request) finds no frame.
 
 use std::{cell::Cell, rc::Rc, sync::Arc};
 
@@ -64,7 +64,7 @@ pub(crate) fn enter(owner: &mut Option<Frame>) -> Entered<'_> {
 
 /// Swaps the current frame with the one in `slot`.
 fn swap(slot: &Cell<Option<Frame>>) {
-    // Only during the thread's teardown is there no current frame to swap with.
+    // The thread-local is gone only while the thread is torn down; nothing is current then.
     let _ = CURRENT.try_with(|current| current.swap(slot));
 }
 
