@@ -18,6 +18,20 @@ fn key(n: u8) -> Key {
     Key::from(&[n; 64][..])
 }
 
+/// Sends `GET uri` to `app` and checks that it succeeded.
+async fn get_ok<S, B>(app: &S, uri: &str) -> actix_web::dev::ServiceResponse<B>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let res = test::call_service(app, test::TestRequest::get().uri(uri).to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK, "GET {uri}");
+    res
+}
+
 /// The names of the cookies a response sets, in order.
 fn cookie_names<B>(res: &actix_web::dev::ServiceResponse<B>) -> Vec<String> {
     res.response()
@@ -653,8 +667,7 @@ async fn sessions_are_found_only_for_the_request_being_served() {
         ),
     )
     .await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
-    assert_eq!(res.status(), StatusCode::OK);
+    let res = get_ok(&app, "/").await;
     assert_eq!(res.response().cookies().count(), 1, "the session was saved");
     drop(res);
     let req = kept.lock().unwrap().take().expect("the handler ran");
@@ -687,10 +700,8 @@ async fn a_handle_opens_sessions_from_a_spawned_task_before_the_response() {
         }),
     ))
     .await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let names = cookie_names(&res);
-    assert_eq!(names, ["spawned"]);
+    let res = get_ok(&app, "/").await;
+    assert_eq!(cookie_names(&res), ["spawned"]);
 }
 
 /// An earlier cookie value still opens to its own data after a request changed the session it
@@ -769,8 +780,7 @@ async fn a_refused_overwrite_keeps_the_earlier_value() {
         }),
     ))
     .await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
-    assert_eq!(res.status(), StatusCode::OK);
+    let res = get_ok(&app, "/").await;
     assert_eq!(res.response().cookies().count(), 1);
     let body: serde_json::Value = test::read_body_json(res).await;
     assert_eq!(body, json!(["small", 2, 2]));
@@ -807,10 +817,8 @@ async fn a_middleware_takes_the_sessions_in_its_call() {
             .route("/", web::get().to(|| async { HttpResponse::Ok().finish() })),
     )
     .await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let names = cookie_names(&res);
-    assert_eq!(names, ["seen"]);
+    let res = get_ok(&app, "/").await;
+    assert_eq!(cookie_names(&res), ["seen"]);
 }
 
 /// Requests served side by side on one thread, each waiting between its steps, see only their
