@@ -5,26 +5,12 @@ pub(crate) mod cached;
 mod cached_races;
 #[cfg(feature = "cookie")]
 mod cookie;
-#[cfg(feature = "cookie")]
-mod cookie_b64;
-#[cfg(feature = "cookie")]
-mod cookie_cache;
-#[cfg(feature = "cookie")]
-mod cookie_nonce;
-#[cfg(feature = "cookie")]
-mod cookie_payload;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
-#[cfg(feature = "postgres")]
-mod postgres_shared;
 #[cfg(feature = "redis")]
 mod redis;
-#[cfg(feature = "redis")]
-mod redis_pipe;
-#[cfg(feature = "redis")]
-mod redis_wire;
 mod server;
 
 pub use self::cached::{CachedStore, CachedStoreBuilder, LocalCache, SessionCache};

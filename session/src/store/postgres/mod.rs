@@ -9,7 +9,9 @@ use deadpool_postgres::Pool;
 use serde_json::{Map, Value};
 use tokio_postgres::{error::SqlState, types::Json, IsolationLevel};
 
-use super::postgres_shared::{SharedConnections, Single};
+mod shared;
+
+use self::shared::{SharedConnections, Single};
 use crate::{
     BuildError, ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };

@@ -1,5 +1,5 @@
 //! The Redis store: sessions as hashes, every write one Lua script, on pipelined connections of
-//! its own (`redis_pipe`); the `redis` crate only parses the URL.
+//! its own (`pipe`); the `redis` crate only parses the URL.
 
 use std::{
     cell::RefCell,
@@ -13,9 +13,12 @@ use std::{
 use ::redis::Client;
 use serde_json::{Map, Value};
 
-use super::{
-    redis_pipe::{Closer, Pipe},
-    redis_wire::{Command, Reply},
+mod pipe;
+mod wire;
+
+use self::{
+    pipe::{Closer, Pipe},
+    wire::{Command, Reply},
 };
 use crate::{
     store::cached::SessionCache, BuildError, ChangeSet, OwnedSession, Record, SessionStore,

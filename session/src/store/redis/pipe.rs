@@ -39,7 +39,7 @@ use tokio::{
 
 use bytes::BytesMut;
 
-use super::redis_wire::{frame, parse, parse_from, Command, Frame, ProtocolError, Reply};
+use super::wire::{frame, parse, parse_from, Command, Frame, ProtocolError, Reply};
 
 /// Room kept free in the read buffer before each read.
 const READ_BUFFER: usize = 16 * 1024;

@@ -1,6 +1,6 @@
 //! The PostgreSQL store's shared connections: its single-row statements sent over a few
 //! connections that every request shares, pipelined, instead of one pooled connection per
-//! operation (see [`PostgresStoreBuilder::shared_connections`](super::PostgresStoreBuilder::shared_connections)).
+//! operation (see [`PostgresStoreBuilder::shared_connections`](super::super::PostgresStoreBuilder::shared_connections)).
 //!
 //! A session's key always picks the same connection, so the statements of one session reach the
 //! server in the order they were issued and two requests of one visitor never wait for each

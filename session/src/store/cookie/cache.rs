@@ -25,7 +25,7 @@ use std::{
     sync::Arc,
 };
 
-use super::cookie::{CookieSecurity, Opened};
+use super::{CookieSecurity, Opened};
 
 /// What a cached value was opened under.
 #[derive(Clone, Copy)]

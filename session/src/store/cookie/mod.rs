@@ -17,11 +17,16 @@ use serde_json::{Map, Value};
 
 use crate::{
     key::KeyRing,
-    store::{
-        cookie_b64, cookie_cache, cookie_nonce::nonce_for, cookie_payload, DynStore, ErasedStore,
-    },
+    store::{DynStore, ErasedStore},
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
+
+mod b64;
+mod cache;
+mod nonce;
+mod payload;
+
+use self::nonce::nonce_for;
 
 /// The format version bound into every cookie; a cookie of another version does not open.
 const FORMAT: &[u8] = b"actix-typed-session cookie v1";
@@ -261,22 +266,22 @@ pub(crate) struct PayloadRef<'a> {
 }
 
 impl PayloadRef<'_> {
-    /// Appends the payload to `out` in the compact form [`cookie_payload`] describes: a tag byte,
+    /// Appends the payload to `out` in the compact form [`payload`] describes: a tag byte,
     /// the times as variable-length integers, the owner's bytes, then the session map as JSON.
     /// (Payloads used to be all JSON, `{"c":…,"e":…,"d":…}`; those still open.)
     pub(crate) fn write_to(&self, out: &mut impl std::io::Write) -> Result<(), serde_json::Error> {
-        let mut tag = cookie_payload::COMPACT;
+        let mut tag = payload::COMPACT;
         if self.v.is_some() {
-            tag |= cookie_payload::HAS_VALID_FROM;
+            tag |= payload::HAS_VALID_FROM;
         }
         if self.o.is_some() {
-            tag |= cookie_payload::HAS_OWNER;
+            tag |= payload::HAS_OWNER;
         }
         // Up to 1 + 4 × 10 bytes: the tag and the integers, written at once.
         let mut head = [0u8; 41];
         head[0] = tag;
         let mut len = 1;
-        let mut put = |n: u64| len += cookie_payload::put_varint(&mut head[len..], n);
+        let mut put = |n: u64| len += payload::put_varint(&mut head[len..], n);
         put(self.c);
         put(self.e);
         if let Some(v) = self.v {
@@ -323,7 +328,7 @@ impl std::io::Write for ByteCounter {
 /// Parses a decrypted payload in either form; one that parses is written again in the compact
 /// form, which must parse to the same fields (`Err` says which differ). For fuzzing.
 pub(crate) fn payload_round_trip(plaintext: &[u8]) -> Result<(), String> {
-    let Some(first) = cookie_payload::parse(plaintext) else {
+    let Some(first) = payload::parse(plaintext) else {
         return Ok(());
     };
     let mut written = Vec::new();
@@ -336,7 +341,7 @@ pub(crate) fn payload_round_trip(plaintext: &[u8]) -> Result<(), String> {
     }
     .write_to(&mut written)
     .map_err(|err| format!("a parsed payload did not write: {err}"))?;
-    match cookie_payload::parse(&written) {
+    match payload::parse(&written) {
         Some(second) if second == first => Ok(()),
         Some(second) => Err(format!("read back as {second:?}, not {first:?}")),
         None => Err(format!("its compact form does not parse: {written:?}")),
@@ -416,8 +421,8 @@ impl CookieStore {
     /// The exact length of the cookie value for a plaintext of `plain_len` bytes.
     pub(crate) fn encoded_len(&self, plain_len: usize) -> usize {
         match self.security {
-            CookieSecurity::Sealed => cookie_b64::encoded_len(NONCE_LEN + plain_len + TAG_LEN),
-            CookieSecurity::Signed => SIGNATURE_LEN + 1 + cookie_b64::encoded_len(plain_len),
+            CookieSecurity::Sealed => b64::encoded_len(NONCE_LEN + plain_len + TAG_LEN),
+            CookieSecurity::Signed => SIGNATURE_LEN + 1 + b64::encoded_len(plain_len),
         }
     }
 
@@ -487,13 +492,13 @@ impl CookieStore {
                 let mut plaintext = Vec::with_capacity(plain_len);
                 write(&mut plaintext)?;
                 // base64url(tag) "." base64url(plaintext), the tag over the encoded payload.
-                let payload_len = cookie_b64::encoded_len(plaintext.len());
+                let payload_len = b64::encoded_len(plaintext.len());
                 let mut value = vec![0u8; SIGNATURE_LEN + 1 + payload_len];
                 value[SIGNATURE_LEN] = b'.';
                 let (head, payload) = value.split_at_mut(SIGNATURE_LEN + 1);
-                cookie_b64::encode_into(&plaintext, payload);
+                b64::encode_into(&plaintext, payload);
                 let tag = sign(&key.signing, aad, payload);
-                cookie_b64::encode_into(tag.as_ref(), &mut head[..SIGNATURE_LEN]);
+                b64::encode_into(tag.as_ref(), &mut head[..SIGNATURE_LEN]);
                 Ok(SealedValue::Text(value))
             }
         }
@@ -516,7 +521,7 @@ impl CookieStore {
         aad: &Arc<[u8]>,
         value: &[u8],
     ) -> Result<Opened, Rejected> {
-        cookie_cache::open_cached(
+        cache::open_cached(
             self.opened_cache,
             self.cache_context(keys, aad),
             value,
@@ -535,7 +540,7 @@ impl CookieStore {
         data: &Rc<Map<String, Value>>,
     ) {
         // Exactly what opening the value would give; nothing where opening would fail.
-        cookie_cache::remember(
+        cache::remember(
             self.opened_cache,
             self.cache_context(keys, aad),
             value,
@@ -557,8 +562,8 @@ impl CookieStore {
         );
     }
 
-    fn cache_context<'a>(&self, keys: &KeyRing, aad: &'a Arc<[u8]>) -> cookie_cache::Context<'a> {
-        cookie_cache::Context {
+    fn cache_context<'a>(&self, keys: &KeyRing, aad: &'a Arc<[u8]>) -> cache::Context<'a> {
+        cache::Context {
             ring: keys.id(),
             security: self.security,
             aad,
@@ -628,7 +633,7 @@ impl CookieStore {
                 (&buf, index)
             }
         };
-        let payload = cookie_payload::parse(plaintext).ok_or(Rejected::BadPayload)?;
+        let payload = payload::parse(plaintext).ok_or(Rejected::BadPayload)?;
         let created_at = from_unix(payload.c).ok_or(Rejected::BadPayload)?;
         let valid_from = match payload.v {
             Some(ms) => UNIX_EPOCH
@@ -696,7 +701,7 @@ impl SealedValue {
     /// The length of the value in the cookie.
     pub(crate) fn encoded_len(&self) -> usize {
         match self {
-            Self::Binary(bytes) => cookie_b64::encoded_len(bytes.len()),
+            Self::Binary(bytes) => b64::encoded_len(bytes.len()),
             Self::Text(value) => value.len(),
         }
     }
@@ -706,8 +711,8 @@ impl SealedValue {
         match self {
             Self::Binary(bytes) => {
                 let start = out.len();
-                out.resize(start + cookie_b64::encoded_len(bytes.len()), 0);
-                cookie_b64::encode_into(bytes, &mut out[start..]);
+                out.resize(start + b64::encoded_len(bytes.len()), 0);
+                b64::encode_into(bytes, &mut out[start..]);
             }
             Self::Text(value) => out.extend_from_slice(value),
         }
@@ -829,7 +834,7 @@ mod tests {
                         assert_eq!(written.len(), payload.encoded_len().unwrap());
                         // Shorter than the JSON it replaces.
                         assert!(written.len() < serde_json::to_vec(&payload).unwrap().len());
-                        let read = cookie_payload::parse(&written).expect("reads back");
+                        let read = payload::parse(&written).expect("reads back");
                         assert_eq!(read.c, payload.c);
                         assert_eq!(read.e, payload.e);
                         assert_eq!(read.d, data);
