@@ -4,21 +4,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{
     cookie::SameSite,
-    http::header::{HeaderMap, HeaderValue, InvalidHeaderValue, COOKIE},
+    http::header::{HeaderValue, InvalidHeaderValue},
     web::Bytes,
 };
 
 use crate::config::{CookieLifetime, CookieSettings, Spec, COOKIE_LIMIT};
 
-/// Every value sent for the cookie called `name`, in header order.
+/// Every value sent for the cookie called `name`, in the order of the request's `Cookie`
+/// headers (`headers`).
 ///
 /// Names match exactly (cookie names are case-sensitive), so `Session=` is not `session=`.
 /// Pairs that are malformed (no `=`, a value that is not ASCII, as no session cookie is) are
 /// skipped without hiding their neighbours, and a `name=value` over 4096 bytes is ignored before
 /// any decoding.
-pub(crate) fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> CookieValues<'a> {
+pub(crate) fn cookie_values<'a>(headers: &'a [HeaderValue], name: &str) -> CookieValues<'a> {
     let mut found = CookieValues::default();
-    for header in headers.get_all(COOKIE) {
+    for header in headers {
         let mut rest = header.as_bytes();
         while !rest.is_empty() {
             let (pair, next) = match memchr::memchr(b';', rest) {
@@ -281,15 +282,14 @@ mod tests {
 
     use super::*;
 
-    fn headers(values: &[&[u8]]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for v in values {
-            map.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
-        }
-        map
+    fn headers(values: &[&[u8]]) -> Vec<HeaderValue> {
+        values
+            .iter()
+            .map(|v| HeaderValue::from_bytes(v).unwrap())
+            .collect()
     }
 
-    fn cookie_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    fn cookie_values<'a>(headers: &'a [HeaderValue], name: &str) -> Vec<&'a str> {
         super::cookie_values(headers, name)
             .iter()
             .map(|v| std::str::from_utf8(v).unwrap())

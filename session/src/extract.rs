@@ -109,7 +109,7 @@ impl Sessions {
                 // size twice over (rustc keeps a large callee future twice), putting the box
                 // above glibc's per-thread cache and into its slow path (measured: a 2,136-byte
                 // box, now ~300 + 928).
-                let session = Box::pin(load(&self.config, &self.req, spec)).await?;
+                let session = Box::pin(load(&self.config, &cookies(&self.req), spec)).await?;
                 Ok(self.register(name, session))
             }
         }
@@ -119,7 +119,7 @@ impl Sessions {
     /// (see [`load_now`]); otherwise hands back the spec to [`load`] it with.
     fn open_now(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
         match self.prepare(name, backend)? {
-            Prepared::Load(spec) => match load_now(&self.config, &self.req, &spec) {
+            Prepared::Load(spec) => match load_now(&self.config, &cookies(&self.req), &spec) {
                 Some(session) => Ok(Prepared::Open(self.register(name, session))),
                 None => Ok(Prepared::Load(spec)),
             },
@@ -190,9 +190,17 @@ impl FromRequest for Session {
             Ok(Prepared::Open(session)) => Either::Left(ready(Ok(session))),
             // One box, of the loading future's size (here it is not kept twice).
             Ok(Prepared::Load(spec)) => Either::Right(Box::pin(async move {
-                let session = load(&sessions.config, &sessions.req, spec).await?;
+                let session = load(&sessions.config, &cookies(&sessions.req), spec).await?;
                 Ok(sessions.register(&sessions.config.default_session, session))
             })),
         }
     }
+}
+
+/// The request's `Cookie` headers.
+fn cookies(req: &HttpRequest) -> smallvec::SmallVec<[actix_web::http::header::HeaderValue; 1]> {
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .cloned()
+        .collect()
 }

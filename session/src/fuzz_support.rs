@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header::{HeaderMap, HeaderValue, COOKIE};
+use actix_web::http::header::HeaderValue;
 use serde_json::{Map, Value};
 
 use crate::{
@@ -18,9 +18,7 @@ pub fn cookie_values(header: &[u8], name: &str) -> Vec<String> {
     let Ok(value) = HeaderValue::from_bytes(header) else {
         return Vec::new();
     };
-    let mut headers = HeaderMap::new();
-    headers.insert(COOKIE, value);
-    crate::cookie_header::cookie_values(&headers, name)
+    crate::cookie_header::cookie_values(&[value], name)
         .iter()
         .map(|v| String::from_utf8(v.to_vec()).expect("values found are ASCII"))
         .collect()

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::SystemTime};
 
-use actix_web::HttpRequest;
+use actix_web::http::header::HeaderValue;
 use serde_json::Map;
 
 use crate::{
@@ -20,12 +20,16 @@ const MAX_IDS_TRIED: usize = 3;
 
 /// Loads the session at once when that needs no I/O: a cookie session whose store checks no
 /// revocations. `None` when [`load`] has to run.
-pub(crate) fn load_now(config: &Config, req: &HttpRequest, spec: &Arc<Spec>) -> Option<Session> {
+pub(crate) fn load_now(
+    config: &Config,
+    cookies: &[HeaderValue],
+    spec: &Arc<Spec>,
+) -> Option<Session> {
     match &spec.backend.kind {
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(store) if !store.revocable() => {
             let now = config.clock.now();
-            let values = cookie_values(req.headers(), &spec.cookie_name);
+            let values = cookie_values(cookies, &spec.cookie_name);
             for value in values.iter() {
                 match store.open_cached(&config.keys, &spec.cookie_aad, value) {
                     // Straight into the session: a state is a few hundred bytes, and each move
@@ -41,7 +45,7 @@ pub(crate) fn load_now(config: &Config, req: &HttpRequest, spec: &Arc<Spec>) -> 
             Some(fresh(spec.clone(), !values.is_empty()))
         }
         _ => {
-            let _ = (config, req);
+            let _ = (config, cookies);
             None
         }
     }
@@ -49,11 +53,11 @@ pub(crate) fn load_now(config: &Config, req: &HttpRequest, spec: &Arc<Spec>) -> 
 
 pub(crate) async fn load(
     config: &Config,
-    req: &HttpRequest,
+    cookies: &[HeaderValue],
     spec: Arc<Spec>,
 ) -> Result<Session, SessionError> {
     let now = config.clock.now();
-    let values = cookie_values(req.headers(), &spec.cookie_name);
+    let values = cookie_values(cookies, &spec.cookie_name);
     let state = match &spec.backend.kind {
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(store) => {
