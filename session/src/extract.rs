@@ -1,42 +1,22 @@
-//! Opening sessions from handlers: the per-request registry and the extractors.
+//! Opening sessions from handlers, guards and middlewares: the extractors.
 
-use std::{cell::RefCell, rc::Rc, sync::Arc};
+use std::{
+    rc::Rc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
 
-use actix_web::{dev::Payload, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, guard::GuardContext, FromRequest, HttpMessage as _, HttpRequest};
 use futures_util::future::{ready, Either, LocalBoxFuture, Ready};
 
 use crate::{
-    config::{Config, Spec},
-    current,
+    config::Spec,
     load::{load, load_now},
+    request::Registry,
     Session, SessionError,
 };
-
-/// The sessions a request opened, in order.
-pub(crate) type Opened = smallvec::SmallVec<[Session; 2]>;
-
-/// The sessions one request has opened; the middleware saves them when the response goes out.
-///
-/// It lives in the request's [frame](crate::current), where the extractors find it.
-#[derive(Default)]
-pub(crate) struct Registry {
-    /// Inline for the usual one or two sessions.
-    opened: RefCell<Opened>,
-}
-
-impl Registry {
-    pub(crate) fn take_opened(&self) -> Opened {
-        std::mem::take(&mut *self.opened.borrow_mut())
-    }
-
-    fn find(&self, name: &str) -> Option<Session> {
-        self.opened
-            .borrow()
-            .iter()
-            .find(|s| s.name() == name)
-            .cloned()
-    }
-}
 
 /// All sessions of the current request, opened by name.
 ///
@@ -58,31 +38,99 @@ impl Registry {
 /// ```
 #[derive(Clone)]
 pub struct Sessions {
-    req: HttpRequest,
-    config: Arc<Config>,
+    /// The request's registry, never the request itself (see [`crate::request`]).
     registry: Rc<Registry>,
 }
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let opened = self.registry.opened.borrow().len();
+        let opened = self.registry.opened_count();
         f.debug_struct("Sessions").field("opened", &opened).finish()
     }
 }
 
 impl Sessions {
-    /// The request's session handle registry, or an error naming the missing middleware.
+    /// The sessions of the request `req`, or an error naming the missing middleware.
     ///
-    /// Call it while the request is being served (in a handler, an extractor or a middleware
-    /// inside the [`SessionMiddleware`](crate::SessionMiddleware)); the returned handle can then
-    /// be kept and used for the rest of the request.
+    /// Works anywhere the request can be seen once a [`SessionMiddleware`](crate::SessionMiddleware)
+    /// was called for it: in a handler or extractor, in a middleware inside the session
+    /// middleware (`ServiceRequest::request`), and in one outside it after the inner services
+    /// answered (`ServiceResponse::request`). The handle holds no `HttpRequest` and may be kept
+    /// for the rest of the request, also across `next.call(req)` or in a spawned task. Sessions
+    /// are saved when the session middleware's inner services answer: what is opened or changed
+    /// after that is not saved.
+    ///
+    /// ```
+    /// use actix_web::{body::MessageBody, dev::{ServiceRequest, ServiceResponse}, middleware::Next};
+    /// use actix_typed_session::Sessions;
+    ///
+    /// // A middleware inside the session middleware: reads the session after the handler ran.
+    /// async fn log_user(
+    ///     req: ServiceRequest,
+    ///     next: Next<impl MessageBody>,
+    /// ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    ///     let sessions = Sessions::from_request_parts(req.request())?;
+    ///     let res = next.call(req).await?;
+    ///     let user: Option<String> = sessions.open_default().await?.get("user")?;
+    ///     tracing::info!(?user, status = %res.status(), "served");
+    ///     Ok(res)
+    /// }
+    /// ```
     pub fn from_request_parts(req: &HttpRequest) -> Result<Self, SessionError> {
-        let (config, registry) = current::registry(req).ok_or(SessionError::MissingMiddleware)?;
-        Ok(Self {
-            req: req.clone(),
-            config,
-            registry,
-        })
+        let registry = Registry::find(&req.extensions(), req.headers());
+        Self::from_registry(registry)
+    }
+
+    /// The sessions of the request a route guard is asked about, or an error naming the
+    /// missing middleware. Guards cannot wait: open sessions with [`Sessions::open_now`].
+    ///
+    /// ```
+    /// use actix_web::{guard::{self, GuardContext}, web, App, HttpResponse};
+    /// use actix_typed_session::Sessions;
+    ///
+    /// /// Passes requests whose (cookie-backed) default session has a user.
+    /// fn logged_in(ctx: &GuardContext<'_>) -> bool {
+    ///     let Ok(sessions) = Sessions::from_guard(ctx) else { return false };
+    ///     let Ok(Some(session)) = sessions.open_now("session") else { return false };
+    ///     session.contains_key("user")
+    /// }
+    ///
+    /// let app = App::new().route(
+    ///     "/account",
+    ///     web::get().guard(guard::fn_guard(logged_in)).to(HttpResponse::Ok),
+    /// );
+    /// # let _ = app;
+    /// ```
+    pub fn from_guard(ctx: &GuardContext<'_>) -> Result<Self, SessionError> {
+        let registry = Registry::find(&ctx.req_data(), ctx.head().headers());
+        Self::from_registry(registry)
+    }
+
+    fn from_registry(registry: Option<Rc<Registry>>) -> Result<Self, SessionError> {
+        match registry {
+            Some(registry) => Ok(Self { registry }),
+            None => {
+                // A configuration mistake the client only sees as an opaque 500: say it once in
+                // the logs.
+                static LOGGED: AtomicBool = AtomicBool::new(false);
+                if !LOGGED.swap(true, Ordering::Relaxed) {
+                    tracing::error!("{}", SessionError::MissingMiddleware);
+                }
+                Err(SessionError::MissingMiddleware)
+            }
+        }
+    }
+
+    /// Opens the session `name` without waiting: `Some` when the request already opened it or
+    /// its backend needs no I/O to load it (the cookie backend, unless it checks revocations),
+    /// `None` when it has to be loaded from a store (call [`open`](Self::open) from async code,
+    /// or open it in a middleware before routing). For guards and other synchronous code; the
+    /// session is the one the handler gets.
+    pub fn open_now(&self, name: &str) -> Result<Option<Session>, SessionError> {
+        match self.open_or_prepare(name, None)? {
+            Prepared::Open(session) => Ok(Some(session)),
+            Prepared::Load(_) => Ok(None),
+        }
     }
 
     /// Opens the session `name` on its registered backend, or on the default backend.
@@ -98,31 +146,35 @@ impl Sessions {
     /// Opens the middleware's default session (see
     /// [`default_session`](crate::SessionMiddlewareBuilder::default_session)).
     pub async fn open_default(&self) -> Result<Session, SessionError> {
-        self.open_inner(&self.config.default_session, None).await
+        self.open_inner(&self.registry.config.default_session, None)
+            .await
     }
 
     async fn open_inner(&self, name: &str, backend: Option<&str>) -> Result<Session, SessionError> {
-        match self.open_now(name, backend)? {
+        match self.open_or_prepare(name, backend)? {
             Prepared::Open(session) => Ok(session),
             Prepared::Load(spec) => {
                 // Boxed on its own: awaited in place, the loading future would take this one's
                 // size twice over (rustc keeps a large callee future twice), putting the box
                 // above glibc's per-thread cache and into its slow path (measured: a 2,136-byte
                 // box, now ~300 + 928).
-                let session = Box::pin(load(&self.config, &cookies(&self.req), spec)).await?;
-                Ok(self.register(name, session))
+                let registry = &self.registry;
+                let session = Box::pin(load(&registry.config, registry.cookies(), spec)).await?;
+                Ok(registry.register(session))
             }
         }
     }
 
     /// Opens `name` at once when the request already opened it or loading it needs no I/O
     /// (see [`load_now`]); otherwise hands back the spec to [`load`] it with.
-    fn open_now(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
+    fn open_or_prepare(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
         match self.prepare(name, backend)? {
-            Prepared::Load(spec) => match load_now(&self.config, &cookies(&self.req), &spec) {
-                Some(session) => Ok(Prepared::Open(self.register(name, session))),
-                None => Ok(Prepared::Load(spec)),
-            },
+            Prepared::Load(spec) => {
+                match load_now(&self.registry.config, self.registry.cookies(), &spec) {
+                    Some(session) => Ok(Prepared::Open(self.registry.register(session))),
+                    None => Ok(Prepared::Load(spec)),
+                }
+            }
             open => Ok(open),
         }
     }
@@ -130,8 +182,8 @@ impl Sessions {
     /// What opening `name` takes: the session itself when the request already opened it, or
     /// the spec to load it with.
     fn prepare(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
-        let spec = self.config.resolve(name, backend)?;
-        match self.registry.find(name) {
+        let spec = self.registry.config.resolve(name, backend)?;
+        match self.registry.get(name) {
             Some(open) if open.spec().backend_name != spec.backend_name => {
                 Err(SessionError::BackendMismatch {
                     session: name.to_owned(),
@@ -143,20 +195,9 @@ impl Sessions {
             None => Ok(Prepared::Load(spec)),
         }
     }
-
-    /// Registers a session just loaded, so that the middleware saves it.
-    fn register(&self, name: &str, session: Session) -> Session {
-        // Two extractors of one handler may have loaded the same session side by side: the
-        // first one registered wins, so both handles share one state.
-        if let Some(open) = self.registry.find(name) {
-            return open;
-        }
-        self.registry.opened.borrow_mut().push(session.clone());
-        session
-    }
 }
 
-/// See [`Sessions::open_now`] and [`Sessions::prepare`].
+/// See [`Sessions::open_or_prepare`] and [`Sessions::prepare`].
 enum Prepared {
     Open(Session),
     Load(Arc<Spec>),
@@ -185,22 +226,16 @@ impl FromRequest for Session {
             Ok(sessions) => sessions,
             Err(err) => return Either::Left(ready(Err(err))),
         };
-        match sessions.open_now(&sessions.config.default_session, None) {
+        let default = &sessions.registry.config.default_session;
+        match sessions.open_or_prepare(default, None) {
             Err(err) => Either::Left(ready(Err(err))),
             Ok(Prepared::Open(session)) => Either::Left(ready(Ok(session))),
             // One box, of the loading future's size (here it is not kept twice).
             Ok(Prepared::Load(spec)) => Either::Right(Box::pin(async move {
-                let session = load(&sessions.config, &cookies(&sessions.req), spec).await?;
-                Ok(sessions.register(&sessions.config.default_session, session))
+                let registry = &sessions.registry;
+                let session = load(&registry.config, registry.cookies(), spec).await?;
+                Ok(registry.register(session))
             })),
         }
     }
-}
-
-/// The request's `Cookie` headers.
-fn cookies(req: &HttpRequest) -> smallvec::SmallVec<[actix_web::http::header::HeaderValue; 1]> {
-    req.headers()
-        .get_all(actix_web::http::header::COOKIE)
-        .cloned()
-        .collect()
 }

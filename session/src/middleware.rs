@@ -3,6 +3,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    rc::Rc,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -12,13 +13,13 @@ use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header::{HeaderValue, SET_COOKIE},
-    HttpResponse,
+    HttpMessage as _, HttpResponse,
 };
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 
 use crate::{
     config::{Config, SessionMiddlewareBuilder},
-    current::{self, Frame},
+    request::Registry,
     save::{save, save_cookie_session},
     Key,
 };
@@ -33,12 +34,13 @@ use crate::{
 /// opened session is written back if (and only if) it changed, or its idle deadline is due for a
 /// refresh.
 ///
-/// Extractors find the middleware while it calls and polls the services inside it: a middleware
-/// between it and the handler that runs the rest of the request as a task of its own (with
-/// `actix_web::rt::spawn`) leaves the handler's extractors without one
-/// ([`SessionError::MissingMiddleware`](crate::SessionError::MissingMiddleware)). A
-/// [`Sessions`](crate::Sessions) handle taken while the request is served keeps working
-/// anywhere until the response goes out.
+/// The request carries its sessions (in its extensions), so they can be reached wherever the
+/// request can: extractors, route guards ([`Sessions::from_guard`](crate::Sessions::from_guard)),
+/// middlewares inside this one (also one that runs the rest of the request on a task of its own)
+/// and, after the inner services answered, middlewares outside it. A
+/// [`Sessions`](crate::Sessions) or [`Session`](crate::Session) handle holds no `HttpRequest` and
+/// may be kept across `next.call(req)`. Sessions are saved when the inner services answer: what
+/// is opened or changed after that is not saved.
 ///
 /// If the response is a server error (5xx) or the handler returned an `Err`, nothing is saved:
 /// the request's session changes are dropped along with its other work. If a store fails while
@@ -171,8 +173,10 @@ pin_project_lite::pin_project! {
     pub struct SessionFuture<F> {
         #[pin]
         inner: F,
-        // The request's frame, current while `inner` is polled (see `current`).
-        frame: Option<Frame>,
+        // This request's sessions; also in the request's extensions (see `request`).
+        registry: Option<Rc<Registry>>,
+        // An outer session middleware's registry, back in the extensions once `inner` answered.
+        outer: Option<Rc<Registry>>,
         saving: Option<LocalBoxFuture<'static, Saved>>,
     }
 }
@@ -197,11 +201,11 @@ where
         if let Some(saving) = this.saving {
             return saving.as_mut().poll(cx);
         }
-        let answered = {
-            let _entered = current::enter(this.frame);
-            std::task::ready!(this.inner.poll(cx))
-        };
-        match after(answered, this.frame.take()) {
+        let answered = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(res), Some(outer)) = (&answered, this.outer.take()) {
+            res.request().extensions_mut().insert(outer);
+        }
+        match after(answered, this.registry.take()) {
             After::Done(saved) => Poll::Ready(saved),
             After::Save(mut saving) => {
                 let polled = saving.as_mut().poll(cx);
@@ -226,16 +230,12 @@ where
     actix_service::forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        // Current while the inner services are called too: a middleware inside this one may
-        // open a session before it returns its future.
-        let mut frame = Some(Frame::new(req.head(), self.config.clone()));
-        let inner = {
-            let _entered = current::enter(&mut frame);
-            self.service.call(req)
-        };
+        let registry = Rc::new(Registry::new(self.config.clone()));
+        let outer = req.extensions_mut().insert(registry.clone());
         SessionFuture {
-            inner,
-            frame,
+            inner: self.service.call(req),
+            registry: Some(registry),
+            outer,
             saving: None,
         }
     }
@@ -244,21 +244,17 @@ where
 /// Saves the sessions the request opened, once the inner service has answered.
 fn after<B: MessageBody + 'static>(
     res: Result<ServiceResponse<B>, actix_web::Error>,
-    frame: Option<Frame>,
+    registry: Option<Rc<Registry>>,
 ) -> After {
     let mut res = match res {
         Ok(res) => res.map_into_boxed_body(),
         Err(err) => return After::Done(Err(err)),
     };
-    let Some(Frame {
-        config,
-        registry: Some(registry),
-        ..
-    }) = frame
-    else {
+    let Some(registry) = registry else {
         return After::Done(Ok(res));
     };
-    let mut opened = registry.take_opened();
+    let mut opened = registry.opened();
+    let config = registry.config.clone();
     if opened.is_empty() {
         return After::Done(Ok(res));
     }

@@ -377,6 +377,32 @@ where
     }
 }
 
+/// Sends `GET uri` to `app` and checks that it succeeded.
+pub async fn get_ok<S, B>(app: &S, uri: &str) -> actix_web::dev::ServiceResponse<B>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let res = actix_web::test::call_service(
+        app,
+        actix_web::test::TestRequest::get().uri(uri).to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), actix_web::http::StatusCode::OK, "GET {uri}");
+    res
+}
+
+/// The names of the cookies a response sets, in order.
+pub fn cookie_names<B>(res: &actix_web::dev::ServiceResponse<B>) -> Vec<String> {
+    res.response()
+        .cookies()
+        .map(|c| c.name().to_owned())
+        .collect()
+}
+
 /// Checks that a session error renders as an opaque response.
 pub fn assert_opaque(err: &SessionError) {
     use actix_web::ResponseError;

@@ -10,34 +10,12 @@ use actix_typed_session::{
     CookieSecurity, CookieStore, Key, MemoryStore, Session, SessionConfig, SessionError,
     SessionMiddleware, Sessions, StatusCode,
 };
-use actix_typed_session_tests::{client, CountingStore, FailingStore, SECRET_DETAIL};
+use actix_typed_session_tests::{client, get_ok, CountingStore, FailingStore, SECRET_DETAIL};
 use actix_web::{test, web, App, HttpResponse};
 use serde_json::json;
 
 fn key(n: u8) -> Key {
     Key::from(&[n; 64][..])
-}
-
-/// Sends `GET uri` to `app` and checks that it succeeded.
-async fn get_ok<S, B>(app: &S, uri: &str) -> actix_web::dev::ServiceResponse<B>
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-{
-    let res = test::call_service(app, test::TestRequest::get().uri(uri).to_request()).await;
-    assert_eq!(res.status(), StatusCode::OK, "GET {uri}");
-    res
-}
-
-/// The names of the cookies a response sets, in order.
-fn cookie_names<B>(res: &actix_web::dev::ServiceResponse<B>) -> Vec<String> {
-    res.response()
-        .cookies()
-        .map(|c| c.name().to_owned())
-        .collect()
 }
 
 #[actix_web::test]
@@ -585,125 +563,6 @@ async fn purge_leaves_no_record_behind() {
     assert_eq!(memory.len(), 0);
 }
 
-/// Opens the outer middleware's session from a middleware between the two session middlewares.
-async fn open_outer(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    {
-        let sessions = Sessions::from_request_parts(req.request())?;
-        sessions.open("outer").await?.insert("seen", true)?;
-    }
-    next.call(req).await
-}
-
-/// Nested middlewares: a session opened between the outer and the inner middleware (by another
-/// middleware) belongs to the outer one and is saved by it; the handler's session is saved by
-/// the inner one.
-#[actix_web::test]
-async fn nested_middlewares_each_save_their_own_sessions() {
-    let outer = SessionMiddleware::builder(key(1))
-        .backend("cookie", CookieStore::default())
-        .session("outer", SessionConfig::new())
-        .build()
-        .unwrap();
-    let inner = SessionMiddleware::builder(key(2))
-        .backend("memory", MemoryStore::default())
-        .session("inner", SessionConfig::new())
-        .build()
-        .unwrap();
-    let app = test::init_service(
-        App::new().wrap(outer).service(
-            web::scope("/s")
-                .wrap(inner)
-                .wrap(actix_web::middleware::from_fn(open_outer))
-                .route(
-                    "/",
-                    web::get().to(|sessions: Sessions| async move {
-                        sessions.open("inner").await?.insert("n", 1)?;
-                        Ok::<_, actix_web::Error>(HttpResponse::Ok().finish())
-                    }),
-                ),
-        ),
-    )
-    .await;
-    let res = test::call_service(&app, test::TestRequest::get().uri("/s/").to_request()).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let names = cookie_names(&res);
-    assert!(names.contains(&"outer".to_owned()), "{names:?}");
-    assert!(names.contains(&"inner".to_owned()), "{names:?}");
-}
-
-/// A handle to the request's sessions is found only while that request is being served, and
-/// only for it: not from another request's `HttpRequest`, not after the response went out.
-#[actix_web::test]
-async fn sessions_are_found_only_for_the_request_being_served() {
-    let kept: Arc<Mutex<Option<actix_web::HttpRequest>>> = Arc::default();
-    let mw = SessionMiddleware::builder(key(1))
-        .backend("memory", MemoryStore::default())
-        .build()
-        .unwrap();
-    let app = test::init_service(
-        App::new()
-            .wrap(mw)
-            .app_data(web::Data::new(kept.clone()))
-            .route(
-            "/",
-            web::get().to(
-                |req: actix_web::HttpRequest,
-                 kept: web::Data<Arc<Mutex<Option<actix_web::HttpRequest>>>>| async move {
-                    let other = test::TestRequest::default().to_http_request();
-                    let foreign = Sessions::from_request_parts(&other).map(|_| ());
-                    assert!(
-                        matches!(foreign, Err(SessionError::MissingMiddleware)),
-                        "{foreign:?}"
-                    );
-                    let sessions = Sessions::from_request_parts(&req)?;
-                    sessions.open_default().await?.insert("n", 1)?;
-                    *kept.lock().unwrap() = Some(req);
-                    Ok::<_, actix_web::Error>(HttpResponse::Ok().finish())
-                },
-            ),
-        ),
-    )
-    .await;
-    let res = get_ok(&app, "/").await;
-    assert_eq!(res.response().cookies().count(), 1, "the session was saved");
-    drop(res);
-    let req = kept.lock().unwrap().take().expect("the handler ran");
-    let late = Sessions::from_request_parts(&req).map(|_| ());
-    assert!(
-        matches!(late, Err(SessionError::MissingMiddleware)),
-        "{late:?}"
-    );
-}
-
-/// A handle taken in the handler keeps working where the middleware's frame is not current (a
-/// task spawned on the worker), and what it opens there before the response is saved.
-#[actix_web::test]
-async fn a_handle_opens_sessions_from_a_spawned_task_before_the_response() {
-    let mw = SessionMiddleware::builder(key(1))
-        .backend("cookie", CookieStore::default())
-        .session("spawned", SessionConfig::new())
-        .build()
-        .unwrap();
-    let app = test::init_service(App::new().wrap(mw).route(
-        "/",
-        web::get().to(|sessions: Sessions| async move {
-            actix_web::rt::spawn(async move {
-                sessions.open("spawned").await?.insert("from", "task")?;
-                Ok::<_, SessionError>(())
-            })
-            .await
-            .expect("the task ran")?;
-            Ok::<_, actix_web::Error>(HttpResponse::Ok().finish())
-        }),
-    ))
-    .await;
-    let res = get_ok(&app, "/").await;
-    assert_eq!(cookie_names(&res), ["spawned"]);
-}
-
 /// An earlier cookie value still opens to its own data after a request changed the session it
 /// was read into: a handler's change copies the data it shares with the thread's cache of opened
 /// values, which never hands out changed data for the value it was opened from.
@@ -784,81 +643,4 @@ async fn a_refused_overwrite_keeps_the_earlier_value() {
     assert_eq!(res.response().cookies().count(), 1);
     let body: serde_json::Value = test::read_body_json(res).await;
     assert_eq!(body, json!(["small", 2, 2]));
-}
-
-/// A middleware inside the session middleware may open the request's sessions in its `call`,
-/// before any future of the request is polled.
-#[actix_web::test]
-async fn a_middleware_takes_the_sessions_in_its_call() {
-    use actix_web::dev::Service as _;
-    let mw = SessionMiddleware::builder(key(1))
-        .backend("cookie", CookieStore::default())
-        .session("seen", SessionConfig::new())
-        .build()
-        .unwrap();
-    let app = test::init_service(
-        App::new()
-            .wrap_fn(|req, srv| {
-                // Runs in the session middleware's call of this service. A cookie session opens
-                // without waiting; the handle (a clone of the request) is gone before routing,
-                // which needs the request to itself.
-                let opened = Sessions::from_request_parts(req.request()).and_then(|sessions| {
-                    futures_util::FutureExt::now_or_never(sessions.open("seen"))
-                        .expect("a cookie session opens at once")?
-                        .insert("by", "middleware")
-                });
-                let answer = srv.call(req);
-                async move {
-                    opened?;
-                    answer.await
-                }
-            })
-            .wrap(mw)
-            .route("/", web::get().to(|| async { HttpResponse::Ok().finish() })),
-    )
-    .await;
-    let res = get_ok(&app, "/").await;
-    assert_eq!(cookie_names(&res), ["seen"]);
-}
-
-/// Requests served side by side on one thread, each waiting between its steps, see only their
-/// own sessions.
-#[actix_web::test]
-async fn interleaved_requests_see_only_their_own_sessions() {
-    let mw = SessionMiddleware::builder(key(1))
-        .backend("memory", MemoryStore::default())
-        .build()
-        .unwrap();
-    let app = test::init_service(App::new().wrap(mw).route(
-        "/{who}",
-        web::get().to(
-            |req: actix_web::HttpRequest, who: web::Path<String>| async move {
-                let first = Sessions::from_request_parts(&req)?.open_default().await?;
-                first.insert("who", who.as_str())?;
-                for _ in 0..3 {
-                    actix_web::rt::task::yield_now().await;
-                    // Opened again through a new handle: the same session, this request's.
-                    let again = Sessions::from_request_parts(&req)?.open_default().await?;
-                    let seen: Option<String> = again.get("who")?;
-                    assert_eq!(seen.as_deref(), Some(who.as_str()));
-                }
-                Ok::<_, actix_web::Error>(HttpResponse::Ok().body(who.into_inner()))
-            },
-        ),
-    ))
-    .await;
-    let call = |who: &str| {
-        test::call_service(
-            &app,
-            test::TestRequest::get()
-                .uri(&format!("/{who}"))
-                .to_request(),
-        )
-    };
-    let (a, b) = futures_util::future::join(call("alice"), call("bob")).await;
-    for (res, who) in [(a, "alice"), (b, "bob")] {
-        assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(res.response().cookies().count(), 1);
-        assert_eq!(test::read_body(res).await, who.as_bytes());
-    }
 }
