@@ -1,11 +1,9 @@
 //! Opening sessions from handlers, guards and middlewares: the extractors.
 
 use std::{
+    collections::HashSet,
     rc::Rc,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{Arc, Mutex},
 };
 
 use actix_web::{dev::Payload, guard::GuardContext, FromRequest, HttpMessage as _, HttpRequest};
@@ -109,15 +107,7 @@ impl Sessions {
     fn from_registry(registry: Option<Rc<Registry>>) -> Result<Self, SessionError> {
         match registry {
             Some(registry) => Ok(Self { registry }),
-            None => {
-                // A configuration mistake the client only sees as an opaque 500: say it once in
-                // the logs.
-                static LOGGED: AtomicBool = AtomicBool::new(false);
-                if !LOGGED.swap(true, Ordering::Relaxed) {
-                    tracing::error!("{}", SessionError::MissingMiddleware);
-                }
-                Err(SessionError::MissingMiddleware)
-            }
+            None => Err(configuration_mistake(SessionError::MissingMiddleware)),
         }
     }
 
@@ -182,19 +172,41 @@ impl Sessions {
     /// What opening `name` takes: the session itself when the request already opened it, or
     /// the spec to load it with.
     fn prepare(&self, name: &str, backend: Option<&str>) -> Result<Prepared, SessionError> {
-        let spec = self.registry.config.resolve(name, backend)?;
+        let spec = self
+            .registry
+            .config
+            .resolve(name, backend)
+            .map_err(configuration_mistake)?;
         match self.registry.get(name) {
             Some(open) if open.spec().backend_name != spec.backend_name => {
-                Err(SessionError::BackendMismatch {
+                Err(configuration_mistake(SessionError::BackendMismatch {
                     session: name.to_owned(),
                     configured: open.spec().backend_name.clone(),
                     requested: spec.backend_name.clone(),
-                })
+                }))
             }
             Some(open) => Ok(Prepared::Open(open)),
             None => Ok(Prepared::Load(spec)),
         }
     }
+}
+
+/// Logs `err`, a configuration mistake the client only sees as an opaque 500 (no middleware, an
+/// unknown backend, a session asked for on two backends), at error level once per message, and
+/// returns it.
+fn configuration_mistake(err: SessionError) -> SessionError {
+    /// Messages logged so far; bounded, as session names may come from code paths without end.
+    static LOGGED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    const MAX_LOGGED: usize = 64;
+    let message = err.to_string();
+    let mut logged = LOGGED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let logged = logged.get_or_insert_with(HashSet::new);
+    if logged.len() < MAX_LOGGED && logged.insert(message.clone()) {
+        tracing::error!("session configuration: {message}");
+    }
+    err
 }
 
 /// See [`Sessions::open_or_prepare`] and [`Sessions::prepare`].

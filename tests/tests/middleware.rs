@@ -465,16 +465,48 @@ async fn needs_session(session: Session) -> HttpResponse {
     HttpResponse::Ok().body(session.name().to_owned())
 }
 
+/// A missing middleware is an opaque 500 to the client, and the message that names the fix is
+/// logged at error level (once: it is the same mistake on every request).
 #[actix_web::test]
-async fn a_missing_middleware_is_an_opaque_error_that_names_the_fix() {
+async fn a_missing_middleware_is_an_opaque_error_logged_with_the_fix() {
+    let logs = Capture::default();
+    let _guard = logs.install();
     let app = test::init_service(App::new().route("/", web::get().to(needs_session))).await;
-    let res = test::call_service(&app, test::TestRequest::get().to_request()).await;
-    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body = test::read_body(res).await;
-    assert!(body.is_empty());
+    for _ in 0..2 {
+        let res = test::call_service(&app, test::TestRequest::get().to_request()).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = test::read_body(res).await;
+        assert!(body.is_empty());
+    }
     let message = SessionError::MissingMiddleware.to_string();
     assert!(message.contains("SessionMiddleware"), "{message}");
     actix_typed_session_tests::assert_opaque(&SessionError::MissingMiddleware);
+    let text = logs.text();
+    assert_eq!(text.matches(&message).count(), 1, "{text}");
+    assert!(text.contains("ERROR"), "{text}");
+}
+
+/// A session asked for on a backend that was never registered is logged at error level too.
+#[actix_web::test]
+async fn an_unregistered_backend_is_logged() {
+    let logs = Capture::default();
+    let _guard = logs.install();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("cookie", CookieStore::default())
+        .build()
+        .unwrap();
+    let app = test::init_service(App::new().wrap(mw).route(
+        "/",
+        web::get().to(|sessions: Sessions| async move {
+            sessions.open_on("cart", "datastore").await?;
+            Ok::<_, actix_web::Error>(HttpResponse::Ok().finish())
+        }),
+    ))
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().to_request()).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let text = logs.text();
+    assert!(text.contains("ERROR") && text.contains("datastore"), "{text}");
 }
 
 async fn two_sessions(sessions: Sessions) -> actix_web::Result<HttpResponse> {
