@@ -12,7 +12,7 @@ use futures_util::future::{ready, Either, LocalBoxFuture, Ready};
 use crate::{
     config::Spec,
     load::{load, load_now},
-    request::Registry,
+    request::{Marker, Registry},
     Session, SessionError,
 };
 
@@ -75,7 +75,12 @@ impl Sessions {
     /// }
     /// ```
     pub fn from_request_parts(req: &HttpRequest) -> Result<Self, SessionError> {
-        let registry = Registry::find(&req.extensions(), req.headers());
+        let registry = Registry::find(
+            req.app_data::<Marker>(),
+            || req.extensions(),
+            || req.extensions_mut(),
+            req.headers(),
+        );
         Self::from_registry(registry)
     }
 
@@ -100,7 +105,12 @@ impl Sessions {
     /// # let _ = app;
     /// ```
     pub fn from_guard(ctx: &GuardContext<'_>) -> Result<Self, SessionError> {
-        let registry = Registry::find(&ctx.req_data(), ctx.head().headers());
+        let registry = Registry::find(
+            ctx.app_data::<Marker>(),
+            || ctx.req_data(),
+            || ctx.req_data_mut(),
+            ctx.head().headers(),
+        );
         Self::from_registry(registry)
     }
 

@@ -11,7 +11,7 @@ use std::{
 use actix_service::{Service, Transform};
 use actix_web::{
     body::{BoxBody, MessageBody},
-    dev::{ServiceRequest, ServiceResponse},
+    dev::{Extensions, ServiceRequest, ServiceResponse},
     http::header::{HeaderValue, SET_COOKIE},
     HttpMessage as _, HttpResponse,
 };
@@ -19,7 +19,7 @@ use futures_util::future::{ready, LocalBoxFuture, Ready};
 
 use crate::{
     config::{Config, SessionMiddlewareBuilder},
-    request::Registry,
+    request::{Marker, Registry},
     save::{save, save_cookie_session},
     Key,
 };
@@ -137,9 +137,12 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
+        let mut marker = Extensions::new();
+        marker.insert(Marker(self.config.clone()));
         ready(Ok(SessionService {
             service,
             config: self.config.clone(),
+            marker: Rc::new(marker),
         }))
     }
 }
@@ -149,6 +152,8 @@ where
 pub struct SessionService<S> {
     service: S,
     config: Arc<Config>,
+    /// Added to each request's app data (see `request`).
+    marker: Rc<Extensions>,
 }
 
 impl<S> std::fmt::Debug for SessionService<S> {
@@ -173,10 +178,8 @@ pin_project_lite::pin_project! {
     pub struct SessionFuture<F> {
         #[pin]
         inner: F,
-        // This request's sessions; also in the request's extensions (see `request`).
-        registry: Option<Rc<Registry>>,
-        // An outer session middleware's registry, back in the extensions once `inner` answered.
-        outer: Option<Rc<Registry>>,
+        // The middleware's configuration, by address: finds its registry (see `request`).
+        config: *const Config,
         saving: Option<LocalBoxFuture<'static, Saved>>,
     }
 }
@@ -202,10 +205,11 @@ where
             return saving.as_mut().poll(cx);
         }
         let answered = std::task::ready!(this.inner.poll(cx));
-        if let (Ok(res), Some(outer)) = (&answered, this.outer.take()) {
-            res.request().extensions_mut().insert(outer);
-        }
-        match after(answered, this.registry.take()) {
+        let registry = match &answered {
+            Ok(res) => Registry::made(&res.request().extensions(), *this.config),
+            Err(_) => None,
+        };
+        match after(answered, registry) {
             After::Done(saved) => Poll::Ready(saved),
             After::Save(mut saving) => {
                 let polled = saving.as_mut().poll(cx);
@@ -229,13 +233,11 @@ where
 
     actix_service::forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let registry = Rc::new(Registry::new(self.config.clone()));
-        let outer = req.extensions_mut().insert(registry.clone());
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        req.add_data_container(self.marker.clone());
         SessionFuture {
             inner: self.service.call(req),
-            registry: Some(registry),
-            outer,
+            config: Arc::as_ptr(&self.config),
             saving: None,
         }
     }

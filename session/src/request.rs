@@ -1,22 +1,23 @@
 //! A request's sessions, kept in the request itself.
 //!
-//! When a [`SessionMiddleware`](crate::SessionMiddleware) is called it puts a [`Registry`] into
-//! the request's extensions. Everything that can see the request finds it there: extractors,
-//! guards (`GuardContext::req_data`), middlewares inside the session middleware (also one that
-//! runs the rest of the request on a task of its own) and, once the inner services answered,
-//! middlewares outside it (through `ServiceResponse::request`).
+//! When a [`SessionMiddleware`](crate::SessionMiddleware) is called it adds its [`Marker`] to the
+//! request's app data (one container per worker, pushed onto the request: no allocation). When
+//! a session is first asked for, a [`Registry`] for that middleware goes into the request's
+//! extensions. Everything that can see the request finds both: extractors, guards, middlewares
+//! inside the session middleware (also one that runs the rest of the request on a task of its
+//! own) and, once the inner services answered, middlewares outside it.
 //!
 //! Invariants:
 //! - Handles ([`Sessions`](crate::Sessions), [`Session`](crate::Session)) hold the registry,
 //!   never an `HttpRequest`: actix-web needs its request unshared while it routes and panics
 //!   otherwise.
-//! - The middleware saves the sessions registered when the inner services answered; a session
+//! - The middleware saves what its registry holds when the inner services answer; a session
 //!   opened or changed after that is not saved.
-//! - Nested session middlewares: the inner one's registry stands in for the outer one's until the
-//!   inner one answered, then the outer one's is back.
+//! - Nested session middlewares: the innermost one's marker is found first, so extractors use
+//!   its configuration; each middleware saves only its own registry.
 
 use std::{
-    cell::{OnceCell, RefCell},
+    cell::{Ref, RefCell, RefMut},
     rc::Rc,
     sync::Arc,
 };
@@ -31,39 +32,76 @@ use crate::{config::Config, Session};
 /// The sessions a request opened, in order: inline for the usual one or two.
 pub(crate) type Opened = smallvec::SmallVec<[Session; 2]>;
 
+/// What a session middleware adds to each request's app data: its configuration.
+pub(crate) struct Marker(pub(crate) Arc<Config>);
+
+/// The registries of the session middlewares a request passed through that were asked for
+/// sessions (one, unless session middlewares are nested).
+#[derive(Default)]
+struct Registries(smallvec::SmallVec<[Rc<Registry>; 1]>);
+
+impl Registries {
+    /// The registry of the middleware whose configuration is at `config`: compared by address
+    /// only (a registry keeps its configuration alive, so an equal address is the same one).
+    fn of(&self, config: *const Config) -> Option<&Rc<Registry>> {
+        self.0
+            .iter()
+            .find(|r| std::ptr::eq(Arc::as_ptr(&r.config), config))
+    }
+}
+
 /// One request's share of a session middleware: its configuration, the request's `Cookie`
 /// headers and the sessions the request opened.
 pub(crate) struct Registry {
     pub(crate) config: Arc<Config>,
-    /// Copied from the request when a session is first asked for (a route that never asks
-    /// pays nothing); `HeaderValue`s share their bytes with the request.
-    cookies: OnceCell<smallvec::SmallVec<[HeaderValue; 1]>>,
+    /// The request's `Cookie` headers, taken when the registry is made; `HeaderValue`s share
+    /// their bytes with the request.
+    cookies: smallvec::SmallVec<[HeaderValue; 1]>,
     opened: RefCell<Opened>,
 }
 
 impl Registry {
-    pub(crate) fn new(config: Arc<Config>) -> Self {
-        Self {
-            config,
-            cookies: OnceCell::new(),
-            opened: RefCell::default(),
+    /// The registry of the innermost session middleware serving a request, made the first time
+    /// it is asked for: `marker` from the request's app data, `extensions` and `headers` the
+    /// request's.
+    pub(crate) fn find<'a>(
+        marker: Option<&Marker>,
+        extensions: impl FnOnce() -> Ref<'a, Extensions>,
+        extensions_mut: impl FnOnce() -> RefMut<'a, Extensions>,
+        headers: &HeaderMap,
+    ) -> Option<Rc<Self>> {
+        let config = &marker?.0;
+        // Read first: a caller may hold the extensions borrowed (a guard reading them, say).
+        let found = extensions()
+            .get::<Registries>()
+            .and_then(|r| r.of(Arc::as_ptr(config)))
+            .cloned();
+        if found.is_some() {
+            return found;
         }
+        let registry = Rc::new(Self {
+            config: config.clone(),
+            cookies: headers.get_all(COOKIE).cloned().collect(),
+            opened: RefCell::default(),
+        });
+        let mut extensions = extensions_mut();
+        if extensions.get::<Registries>().is_none() {
+            extensions.insert(Registries::default());
+        }
+        let registries = extensions.get_mut::<Registries>().expect("inserted above");
+        registries.0.push(registry.clone());
+        Some(registry)
     }
 
-    /// The registry of the innermost session middleware serving the request whose extensions
-    /// these are, with the request's `Cookie` headers captured from `headers` if they were not
-    /// yet.
-    pub(crate) fn find(extensions: &Extensions, headers: &HeaderMap) -> Option<Rc<Self>> {
-        let registry = extensions.get::<Rc<Self>>()?;
-        registry
-            .cookies
-            .get_or_init(|| headers.get_all(COOKIE).cloned().collect());
-        Some(registry.clone())
+    /// The registry made for the request whose extensions these are by the middleware whose
+    /// configuration is at `config`, if a session was asked for.
+    pub(crate) fn made(extensions: &Extensions, config: *const Config) -> Option<Rc<Self>> {
+        extensions.get::<Registries>()?.of(config).cloned()
     }
 
     /// The request's `Cookie` header values, in order.
     pub(crate) fn cookies(&self) -> &[HeaderValue] {
-        self.cookies.get().map_or(&[], |cookies| cookies.as_slice())
+        &self.cookies
     }
 
     /// The sessions to save: all opened so far. They stay registered, so that a middleware
@@ -98,7 +136,7 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use actix_web::{test::TestRequest, HttpMessage as _};
+    use actix_web::{test::TestRequest, HttpMessage as _, HttpRequest};
 
     use super::*;
     use crate::{Key, MemoryStore, SessionMiddleware};
@@ -112,19 +150,33 @@ mod tests {
             .clone()
     }
 
+    fn find(marker: Option<&Marker>, req: &HttpRequest) -> Option<Rc<Registry>> {
+        Registry::find(
+            marker,
+            || req.extensions(),
+            || req.extensions_mut(),
+            req.headers(),
+        )
+    }
+
     #[test]
-    fn a_registry_is_found_through_the_request_and_captures_its_cookies_once() {
+    fn a_registry_is_made_once_per_middleware_and_request_with_its_cookies() {
         let req = TestRequest::default()
             .insert_header((COOKIE, "a=1"))
             .to_http_request();
-        assert!(Registry::find(&req.extensions(), req.headers()).is_none());
-        let registry = Rc::new(Registry::new(config()));
-        req.extensions_mut().insert(registry.clone());
-        let found = Registry::find(&req.extensions(), req.headers()).expect("inserted");
-        assert!(Rc::ptr_eq(&registry, &found));
-        assert_eq!(found.cookies(), [HeaderValue::from_static("a=1")]);
-        let other = HeaderMap::new();
-        let again = Registry::find(&req.extensions(), &other).expect("still there");
-        assert_eq!(again.cookies().len(), 1, "captured at the first find only");
+        assert!(find(None, &req).is_none(), "no middleware, no registry");
+        let (outer, inner) = (Marker(config()), Marker(config()));
+        assert!(Registry::made(&req.extensions(), Arc::as_ptr(&outer.0)).is_none());
+        let first = find(Some(&outer), &req).expect("made");
+        assert_eq!(first.cookies(), [HeaderValue::from_static("a=1")]);
+        let again = find(Some(&outer), &req).expect("found");
+        assert!(Rc::ptr_eq(&first, &again));
+        let other = find(Some(&inner), &req).expect("made");
+        assert!(!Rc::ptr_eq(&first, &other), "one registry per middleware");
+        let made = Registry::made(&req.extensions(), Arc::as_ptr(&outer.0)).expect("made");
+        assert!(Rc::ptr_eq(&first, &made));
+        // Found while the caller holds the extensions borrowed.
+        let _held = req.extensions();
+        assert!(find(Some(&outer), &req).is_some());
     }
 }

@@ -506,7 +506,10 @@ async fn an_unregistered_backend_is_logged() {
     let res = test::call_service(&app, test::TestRequest::get().to_request()).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let text = logs.text();
-    assert!(text.contains("ERROR") && text.contains("datastore"), "{text}");
+    assert!(
+        text.contains("ERROR") && text.contains("datastore"),
+        "{text}"
+    );
 }
 
 async fn two_sessions(sessions: Sessions) -> actix_web::Result<HttpResponse> {
