@@ -1,5 +1,6 @@
-//! Behaviours found unguarded by a review with mutation testing: each test here failed under a
-//! deliberate bug that the rest of the suite let through.
+//! Edges of expiry and of cookie handling that the conformance suite does not reach: removal
+//! cookies that match the session cookie, expired records that stay expired, a slow request
+//! that cannot resurrect a session, `Debug` without values, a bad same-name cookie.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,7 +16,7 @@ use actix_typed_session_tests::{
 use actix_web::{http::StatusCode, web, App, HttpResponse};
 use serde_json::json;
 
-/// Survivor M14: the removal cookie must carry the same Domain (and Path) as the session cookie,
+/// The removal cookie must carry the same Domain (and Path) as the session cookie,
 /// or the browser keeps the original.
 #[actix_web::test]
 async fn purge_removal_cookie_repeats_path_and_domain() {
@@ -54,7 +55,7 @@ fn now_or_never<F: std::future::Future>(f: F) -> F::Output {
     futures_util::FutureExt::now_or_never(f).expect("memory store futures never wait")
 }
 
-/// Survivor M19 (store level): update, touch and renew of an expired record are `Missing` and do
+/// Store level: update, touch and renew of an expired record are `Missing` and do
 /// not bring it back.
 #[::core::prelude::v1::test]
 fn memory_store_never_updates_touches_or_renews_an_expired_session() {
@@ -93,7 +94,7 @@ fn memory_store_never_updates_touches_or_renews_an_expired_session() {
     assert!(now_or_never(store.load(&other, later)).unwrap().is_none());
 }
 
-/// Survivor M19 (HTTP level): a session that expires while a slow request runs is not brought
+/// HTTP level: a session that expires while a slow request runs is not brought
 /// back by that request's save.
 #[actix_web::test]
 async fn slow_request_does_not_resurrect_a_session_that_expired_meanwhile() {
@@ -126,7 +127,7 @@ async fn show(session: Session) -> actix_web::Result<HttpResponse> {
     Ok(HttpResponse::Ok().body(format!("{session:?}")))
 }
 
-/// Survivor M21: `Debug` of a session shows neither values nor the id.
+/// `Debug` of a session shows neither values nor the id.
 #[actix_web::test]
 async fn session_debug_shows_no_values() {
     let mw = SessionMiddleware::builder(Key::from(&[6u8; 64][..]))
@@ -154,7 +155,7 @@ async fn session_debug_shows_no_values() {
     assert!(!second.body.contains(&id), "the id leaked: {}", second.body);
 }
 
-/// Survivor M29: a bad cookie of the same name sent before the valid one (a stale cookie from
+/// A bad cookie of the same name sent before the valid one (a stale cookie from
 /// another Path, or one tossed in by a sibling subdomain) must not hide the session.
 #[actix_web::test]
 async fn a_bad_same_name_cookie_before_the_valid_one_does_not_hide_the_session() {
