@@ -153,7 +153,7 @@ pub enum BuildError {
         second_type: &'static str,
     },
     /// The TLS settings of a Redis store cannot be used: the URL is not `rediss://`, or the
-    /// root certificates are not PEM certificates.
+    /// root certificates cannot be read as PEM certificates.
     #[cfg(feature = "redis")]
     #[error("invalid Redis TLS settings")]
     RedisTls(#[source] ::redis::RedisError),

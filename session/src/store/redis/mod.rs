@@ -201,7 +201,7 @@ impl RedisStoreBuilder {
     /// Trusts the CA certificates in `pem` (PEM text, one or more certificates) for a `rediss://`
     /// server, in place of the system's root certificates: for a Redis whose certificate is
     /// signed by a private CA. [`build`](Self::build) fails when the URL is not `rediss://` or
-    /// `pem` holds no certificate.
+    /// `pem` cannot be read as PEM certificates.
     ///
     /// ```no_run
     /// use actix_typed_session::{redis, RedisStore};
