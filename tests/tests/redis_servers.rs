@@ -154,3 +154,25 @@ async fn an_acl_user_with_a_password_and_a_database_number_come_from_the_url() {
         WriteResult::Done
     );
 }
+
+#[actix_web::test]
+async fn scripts_flushed_by_redis_are_loaded_again() {
+    let server = TempRedis::start();
+    let (store, _prefix) = redis::store_on(&server.url());
+    let c = client(middleware(store)).await;
+    c.set("session", "n", json!(1)).await;
+    let _: () = server.command(&cmd("SCRIPT").arg("FLUSH"));
+    let loaded = || -> i64 {
+        server
+            .command::<String>(&cmd("INFO").arg("memory"))
+            .lines()
+            .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("number_of_cached_scripts in INFO")
+    };
+    assert_eq!(loaded(), 0);
+    // EVALSHA answers NOSCRIPT: the store loads the script and runs it.
+    c.set("session", "n", json!(2)).await;
+    assert_eq!(c.read("session", "n").await, Some(json!(2)));
+    assert_eq!(loaded(), 1);
+}
