@@ -161,10 +161,10 @@ async fn scripts_flushed_by_redis_are_loaded_again() {
     let (store, _prefix) = redis::store_on(&server.url());
     let c = client(middleware(store)).await;
     c.set("session", "n", json!(1)).await;
-    let _: () = server.command(&cmd("SCRIPT").arg("FLUSH"));
+    let _: () = server.command(cmd("SCRIPT").arg("FLUSH"));
     let loaded = || -> i64 {
         server
-            .command::<String>(&cmd("INFO").arg("memory"))
+            .command::<String>(cmd("INFO").arg("memory"))
             .lines()
             .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
             .and_then(|n| n.trim().parse().ok())
