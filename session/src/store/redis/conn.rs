@@ -55,6 +55,9 @@ const NONE: u64 = u64::MAX;
 pub(super) struct Connections {
     client: Client,
     timeout: Duration,
+    /// One per runtime that used the store (a handful: the workers). A runtime that ended
+    /// leaves its slot (its connection's driver task ended with it) until the store is dropped,
+    /// which closes every connection.
     slots: Mutex<Slots>,
 }
 
