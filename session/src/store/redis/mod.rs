@@ -100,7 +100,9 @@ const OWNER_SET: &str = "owner:";
 /// (`redis://host:port/`), TLS (`rediss://`, checked against the system's root certificates or
 /// [`RedisStoreBuilder::tls_root_certificates`]) or a Unix socket (`redis+unix:///path`), the
 /// ACL user and password (`redis://user:password@host/`) and the database (`redis://host/2`
-/// selects database 2), all sent before anything else on a new connection.
+/// selects database 2): `AUTH` and `SELECT` are answered before anything else is sent on a new
+/// connection. Scripts are sent by their SHA-1 (`EVALSHA`, as [`redis::Script`](::redis::Script)
+/// names them) and loaded again when Redis has forgotten them (a restart, `SCRIPT FLUSH`).
 ///
 /// ```no_run
 /// use actix_typed_session::{redis, Key, RedisStore, SessionMiddleware};
