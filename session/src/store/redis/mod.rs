@@ -103,6 +103,8 @@ const OWNER_SET: &str = "owner:";
 /// selects database 2): `AUTH` and `SELECT` are answered before anything else is sent on a new
 /// connection. Scripts are sent by their SHA-1 (`EVALSHA`, as [`redis::Script`](::redis::Script)
 /// names them) and loaded again when Redis has forgotten them (a restart, `SCRIPT FLUSH`).
+/// TLS runs on rustls with its `ring` crypto provider: building a store for a `rediss://` URL
+/// makes `ring` rustls's process-wide default, unless the application installed one before.
 ///
 /// ```no_run
 /// use actix_typed_session::{redis, Key, RedisStore, SessionMiddleware};
@@ -239,6 +241,12 @@ impl RedisStoreBuilder {
             )
             .map_err(BuildError::RedisTls)?,
         };
+        if matches!(
+            client.get_connection_info().addr,
+            ::redis::ConnectionAddr::TcpTls { .. }
+        ) {
+            install_crypto_provider();
+        }
         // Each script is hashed once here; its `EVALSHA` names it by that hash.
         let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
         let writer = |body: &str| Script::new(&format!("{PRELUDE}{WRITE}{body}"));
@@ -259,6 +267,20 @@ impl RedisStoreBuilder {
                 delete_all_owned: script(DELETE_ALL_OWNED),
             }),
         })
+    }
+}
+
+/// Makes `ring` rustls's process-wide crypto provider unless the application installed one.
+/// rustls picks it from its crate features by itself only when exactly one provider is enabled:
+/// another crate of the application enabling `aws-lc-rs` as well would make every TLS connect
+/// panic.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // rustls deprecates `ring` (no post-quantum key exchange) in favour of `aws-lc-rs`, which
+        // needs a C build of its own; `ring` is already a dependency of this crate. Another
+        // thread may have installed a provider meanwhile: theirs stays.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 
