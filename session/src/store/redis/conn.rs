@@ -248,15 +248,25 @@ async fn send(
     cmd: &Cmd,
     script: Option<&Script>,
 ) -> RedisResult<Value> {
-    match cmd.query_async(conn).await {
+    match request(conn, cmd).await {
         Err(err) if err.kind() == ErrorKind::NoScriptError => match script {
             Some(script) => {
                 script.load_async(conn).await?;
-                cmd.query_async(conn).await
+                request(conn, cmd).await
             }
             None => Err(err),
         },
         result => result,
+    }
+}
+
+/// Sends `cmd`; an error reply is an `Err`. Only the reply itself is checked, not the items of
+/// an array (`query_async` would rebuild every array to look into it): none of the store's
+/// commands answers with nested errors, and the reply readers take one for an unexpected reply.
+async fn request(conn: &mut MultiplexedConnection, cmd: &Cmd) -> RedisResult<Value> {
+    match conn.send_packed_command(cmd).await? {
+        Value::ServerError(err) => Err(err.into()),
+        value => Ok(value),
     }
 }
 
