@@ -280,3 +280,41 @@ fn needs_new_connection(err: &RedisError) -> bool {
             Some("READONLY" | "MASTERDOWN" | "NOAUTH" | "WRONGPASS")
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error of an error reply, as Redis writes it.
+    fn reply(line: &str) -> RedisError {
+        ::redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+            .and_then(Value::extract_error)
+            .expect_err("an error reply")
+    }
+
+    #[test]
+    fn only_errors_a_new_connection_may_not_meet_replace_it() {
+        let io = |kind| RedisError::from(std::io::Error::from(kind));
+        assert!(needs_new_connection(&io(
+            std::io::ErrorKind::ConnectionReset
+        )));
+        assert!(needs_new_connection(&io(std::io::ErrorKind::BrokenPipe)));
+        // A primary turned replica (failover behind one address), or one that lost its own.
+        for line in [
+            "READONLY You can't write against a read only replica.",
+            "MASTERDOWN Link with MASTER is down",
+            "NOAUTH Authentication required.",
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ] {
+            assert!(needs_new_connection(&reply(line)), "{line}");
+        }
+        // Refusals of one command: the connection is fine.
+        for line in [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "ERR wrong number of arguments",
+            "NOSCRIPT No matching script.",
+        ] {
+            assert!(!needs_new_connection(&reply(line)), "{line}");
+        }
+    }
+}
