@@ -152,6 +152,11 @@ pub enum BuildError {
         /// What it stores under the key.
         second_type: &'static str,
     },
+    /// The TLS settings of a Redis store cannot be used: the URL is not `rediss://`, or the
+    /// root certificates cannot be read as PEM certificates.
+    #[cfg(feature = "redis")]
+    #[error("invalid Redis TLS settings")]
+    RedisTls(#[source] ::redis::RedisError),
 }
 
 /// An error from a session operation inside a handler.

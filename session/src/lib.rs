@@ -146,7 +146,7 @@
 //!
 //! **[`RedisStore`]** (feature `redis`) keeps each session in a Redis hash with a TTL, on the
 //! re-exported [`redis`] crate: shared by every instance, expiry handled by Redis, as durable as
-//! your Redis configuration. It reconnects by itself.
+//! your Redis configuration. It reconnects by itself, and speaks TLS (`rediss://`).
 //! ```sh
 //! cargo add actix-typed-session --features redis
 //! ```

@@ -3,7 +3,7 @@
 
 use std::{
     net::TcpListener,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -119,12 +119,7 @@ pub fn redis_server() -> PathBuf {
     if let Ok(path) = std::env::var("REDIS_SERVER") {
         return path.into();
     }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("redis-server"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
+    on_path("redis-server").unwrap_or_else(|| {
         panic!(
             "redis-server not found: install Debian's `redis-server` package or set \
              REDIS_SERVER to its path"
@@ -140,16 +135,124 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Where `openssl` is (the TLS tests make their certificates with it).
+pub fn openssl() -> PathBuf {
+    on_path("openssl")
+        .unwrap_or_else(|| panic!("openssl not found: install Debian's `openssl` package"))
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Runs `openssl` with `args` in `dir`, and panics with its output if it fails.
+fn run_openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new(openssl())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes a throw-away CA (`ca.crt`) and a server certificate signed by it (`server.crt`,
+/// `server.key`) for `127.0.0.1` and `localhost`, in `dir`.
+fn make_certificates(dir: &Path) {
+    run_openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=ats-test-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    run_openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run_openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
 /// A throw-away `redis-server` on a free loopback port, without persistence; killed on drop.
 pub struct TempRedis {
     port: u16,
     dir: PathBuf,
+    /// Only TLS connections (with the certificates in `dir`), on `port`.
+    tls: bool,
     child: Mutex<Option<Child>>,
 }
 
 impl TempRedis {
     /// Starts a server and waits until it answers.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that takes only TLS connections, with a certificate for `127.0.0.1`
+    /// signed by a throw-away CA ([`ca_pem`](Self::ca_pem)), and waits until it answers.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "ats-redis-{}-{}",
             std::process::id(),
@@ -159,25 +262,62 @@ impl TempRedis {
         let redis = Self {
             port: free_port(),
             dir,
+            tls,
             child: Mutex::new(None),
         };
+        if tls {
+            make_certificates(&redis.dir);
+        }
         redis.resume();
         redis
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// The PEM of the CA that signed a TLS server's certificate.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("a TLS server's CA certificate")
+    }
+
+    /// A client for this server (trusting its CA, for a TLS server).
+    pub fn client(&self) -> redis::Client {
+        if !self.tls {
+            return client(&self.url());
+        }
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(self.ca_pem()),
+        };
+        redis::Client::build_with_tls(self.url(), certificates).expect("a TLS client")
     }
 
     /// Starts the stopped server again on the same port (empty: nothing is persisted).
     pub fn resume(&self) {
-        let child = Command::new(redis_server())
-            .args(["--port", &self.port.to_string()])
+        let port = self.port.to_string();
+        let mut command = Command::new(redis_server());
+        if self.tls {
+            command
+                .args(["--port", "0", "--tls-port", &port])
+                .args([
+                    "--tls-cert-file",
+                    "server.crt",
+                    "--tls-key-file",
+                    "server.key",
+                ])
+                .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"]);
+        } else {
+            command.args(["--port", &port]);
+        }
+        let child = command
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .current_dir(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -185,12 +325,19 @@ impl TempRedis {
         *self.child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if command::<String>(&self.url(), &redis::cmd("PING")).is_ok() {
+            if self.try_command::<String>(&redis::cmd("PING")).is_ok() {
                 return;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn try_command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let mut conn = self
+            .client()
+            .get_connection_with_timeout(Duration::from_secs(5))?;
+        cmd.query(&mut conn)
     }
 
     /// Kills the server at once (connections are cut, data is lost).
@@ -203,7 +350,8 @@ impl TempRedis {
 
     /// Runs one command on this server.
     pub fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
-        command(&self.url(), cmd).unwrap_or_else(|e| panic!("command on the test Redis: {e}"))
+        self.try_command(cmd)
+            .unwrap_or_else(|e| panic!("command on the test Redis: {e}"))
     }
 
     /// Makes the server refuse every write that needs memory (`OOM command not allowed`).

@@ -1,24 +1,24 @@
-//! The Redis store: sessions as hashes, every write one Lua script, on pipelined connections of
-//! its own (`pipe`); the `redis` crate only parses the URL.
+//! The Redis store: sessions as hashes, every write one Lua script (`EVALSHA`), on the `redis`
+//! crate's multiplexed connections (one per runtime, replaced after a failure: `conn`), over TCP,
+//! TLS (`rediss://`) or a Unix socket, with the URL's ACL user, password and database.
 
 use std::{
-    cell::RefCell,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::Arc,
+    time::{Duration, SystemTime},
 };
 
-use ::redis::Client;
-use serde_json::{Map, Value};
+use ::redis::{Client, Cmd, Script, TlsCertificates, Value};
 
-mod pipe;
-mod wire;
+mod args;
+mod conn;
+mod reply;
+mod scripts;
 
 use self::{
-    pipe::{Closer, Pipe},
-    wire::{Command, Reply},
+    args::*,
+    conn::Connections,
+    reply::{decode, integer, member_key, parse_millis, strings, unexpected},
+    scripts::*,
 };
 use crate::{
     store::cached::SessionCache, BuildError, ChangeSet, OwnedSession, Record, SessionStore,
@@ -47,283 +47,6 @@ const DATA: &str = "d:";
 /// What follows the prefix in the key of an owner's index set. It starts with a letter that is
 /// not a hex digit, so it can never collide with a session key (`{prefix}{64 hex digits}`).
 const OWNER_SET: &str = "owner:";
-
-/// Shared by every script: bounded `unpack` (Lua's stack is limited), the session key's hex
-/// (the member of its owner's set), and the TTL of an owner's set, which only ever grows.
-///
-/// The remaining helpers serve the update-style scripts (update, refresh, renew), which take
-/// `ARGV = [owner_set_prefix, now_ms, expires_ms, ttl_ms, cleared, owner_change, owner,
-/// owner_digest, retire_until_ms, n_removed, removed fields..., field, value, ...]`, where
-/// `owner_change` is `''` (unchanged), `'-'` (no owner any more) or `'+'` (now `owner`, whose
-/// set is `owner_set_prefix .. owner_digest`), and `retire_until_ms` is `''` but in a renew
-/// that keeps the old key for a grace window.
-const PRELUDE: &str = r#"
-local function each(cmd, key, list, first, last)
-  local i = first
-  while i <= last do
-    local j = math.min(i + 511, last)
-    redis.call(cmd, key, unpack(list, i, j))
-    i = j + 1
-  end
-end
-local function member(key)
-  return string.sub(key, -64)
-end
-local function extend(set, ttl)
-  if redis.call('PTTL', set) < tonumber(ttl) then
-    redis.call('PEXPIRE', set, ttl)
-  end
-end
--- Whether the session can be written (there, not expired, not retired), and the digest of its
--- owner (false when it has none), in one read.
-local function writable(key)
-  local f = redis.call('HMGET', key, '@e', '@r', '@i')
-  return f[1] and tonumber(f[1]) > tonumber(ARGV[2]) and not f[2], f[3]
-end
-local function apply(key)
-  local n = tonumber(ARGV[10])
-  local first = 11 + n
-  -- The first write grows the hash: when Redis is out of memory it refuses the whole script
-  -- here, before anything was changed.
-  if ARGV[5] ~= '1' and #ARGV - first < 128 then
-    -- A small change set: the times and the entries in one HSET.
-    redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, first, #ARGV))
-  else
-    redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2])
-    if ARGV[5] == '1' then
-      -- Clearing drops the entries, not the creation time or the owner.
-      local kept = redis.call('HMGET', key, '@c', '@o', '@i')
-      redis.call('DEL', key)
-      redis.call('HSET', key, '@c', kept[1] or ARGV[2], '@e', ARGV[3], '@s', ARGV[2])
-      if kept[2] and kept[3] then
-        redis.call('HSET', key, '@o', kept[2], '@i', kept[3])
-      end
-    end
-    each('HSET', key, ARGV, first, #ARGV)
-  end
-  -- Removed entries and set entries never share a field.
-  each('HDEL', key, ARGV, 11, 10 + n)
-  if ARGV[6] == '-' then
-    redis.call('HDEL', key, '@o', '@i')
-  elseif ARGV[6] == '+' then
-    redis.call('HSET', key, '@o', ARGV[7], '@i', ARGV[8])
-  end
-  redis.call('PEXPIRE', key, ARGV[4])
-end
--- Moves the session's index entry: it was `from`, owned by the digest `old` (or false), and is
--- now `to`. `given` is the new owner's set when this change names the owner (declared in KEYS);
--- an unchanged owner's set is derived from the digest kept in the hash.
-local function reindex(from, old, to, given)
-  local new = old
-  if ARGV[6] == '+' then
-    new = ARGV[8]
-  elseif ARGV[6] == '-' then
-    new = false
-  end
-  if old and (old ~= new or from ~= to) then
-    redis.call('SREM', ARGV[1] .. old, member(from))
-  end
-  if new then
-    local set = given or (ARGV[1] .. new)
-    redis.call('SADD', set, member(to))
-    extend(set, ARGV[4])
-  end
-end
-"#;
-
-/// Writes a whole record into an empty key: `ARGV = [owner_set_prefix, created_ms, expires_ms,
-/// ttl_ms, last_seen_ms, retired, has_owner, owner, owner_digest, field, value, ...]`
-/// (`owner_digest` is `''` when the record is not indexed).
-const WRITE: &str = r#"
-local function write(key)
-  -- A retired copy keeps its deadline in `@r` instead of `@e` (see `RETIRED`).
-  local deadline = '@e'
-  if ARGV[6] == '1' then deadline = '@r' end
-  redis.call('HSET', key, '@c', ARGV[2], deadline, ARGV[3], '@s', ARGV[5])
-  if ARGV[7] == '1' then
-    redis.call('HSET', key, '@o', ARGV[8])
-  end
-  if ARGV[9] ~= '' then
-    redis.call('HSET', key, '@i', ARGV[9])
-  end
-  each('HSET', key, ARGV, 10, #ARGV)
-  redis.call('PEXPIRE', key, ARGV[4])
-end
-"#;
-
-/// `KEYS = [key, owner's set (only for an owned record)]`, write arguments.
-/// Returns 1 when created, 2 when the key was taken.
-const CREATE: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
-write(KEYS[1])
-if KEYS[2] then
-  redis.call('SADD', KEYS[2], member(KEYS[1]))
-  extend(KEYS[2], ARGV[4])
-end
-return 1
-"#;
-
-/// `KEYS = [key, new owner's set (only when the change names an owner)]`, update arguments.
-/// Returns 1 when applied, 0 when the session is gone, expired or retired.
-const UPDATE: &str = r#"
-local ok, old = writable(KEYS[1])
-if not ok then return 0 end
-apply(KEYS[1])
-reindex(KEYS[1], old, KEYS[1], KEYS[2])
-return 1
-"#;
-
-/// [`UPDATE`] for the common case, which every request that changes a few entries (or only
-/// refreshes the expiry) is: no owner change, not cleared, fewer than [`SMALL_ARGS`] arguments
-/// of entries. The same checks and effects in two to eight calls: one `HGET` of `@e` tells a
-/// writable session (a retired copy has none, see [`RETIRED`]; an `HMGET` of three fields costs
-/// Redis ~0.4 µs more, a seventh of the call); the expiry, the TTL and the owner's set are
-/// written only when the expiry moves (at most once per refresh interval). Without the shared
-/// helpers (defining them is a tenth of a script call's cost in Redis), and with only the
-/// arguments it reads (each one is a Lua string to make: the five unused ones of [`UPDATE`]'s
-/// list cost a tenth of the call).
-///
-/// `KEYS = [key]`, `ARGV = [owner-set prefix, now ms, expires_at ms, TTL ms, n, n removed
-/// fields, then field–value pairs]`.
-const UPDATE_SMALL: &str = r#"
-local e = redis.call('HGET', KEYS[1], '@e')
-if not e or tonumber(e) <= tonumber(ARGV[2]) then return 0 end
-local n = tonumber(ARGV[5])
-if e == ARGV[3] then
-  -- The expiry stays (it moves at most once per refresh interval), and so do the TTL and the
-  -- owner's set, whose TTL already covers it.
-  redis.call('HSET', KEYS[1], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
-else
-  -- A retired copy in the layout of earlier builds (`@e` and `@r` = 1) never gets a longer life.
-  local f = redis.call('HMGET', KEYS[1], '@r', '@i')
-  if f[1] then return 0 end
-  redis.call('HSET', KEYS[1], '@e', ARGV[3], '@s', ARGV[2], unpack(ARGV, 6 + n, #ARGV))
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  local owner = f[2]
-  if owner then
-    local set = ARGV[1] .. owner
-    redis.call('SADD', set, string.sub(KEYS[1], -64))
-    if redis.call('PTTL', set) < tonumber(ARGV[4]) then
-      redis.call('PEXPIRE', set, ARGV[4])
-    end
-  end
-end
-if n > 0 then
-  redis.call('HDEL', KEYS[1], unpack(ARGV, 6, 5 + n))
-end
-return 1
-"#;
-
-/// How many arguments of entries (removed fields, then field–value pairs) [`UPDATE_SMALL`]
-/// takes: few enough to `unpack` at once.
-const SMALL_ARGS: usize = 128;
-
-/// `KEYS = [old, new, new owner's set (only when the change names an owner)]`, update
-/// arguments. Returns 1 when moved, 0 when `old` is gone, expired or retired, 2 when `new` is
-/// taken.
-///
-/// Without a grace window the hash is `RENAME`d. With one, it is copied to `new`, and `old`
-/// stays as it was but retired: its deadline, the grace deadline or its own, whichever comes
-/// first, moves from `@e` to `@r` (see [`RETIRED`]), and it expires then. The retired copy stays in its owner's set (never listed, but ending all of the
-/// owner's sessions deletes it too).
-const RENEW: &str = r#"
-if not writable(KEYS[1]) then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
-local old = redis.call('HGET', KEYS[1], '@i')
-if ARGV[9] == '' then
-  redis.call('HSET', KEYS[1], '@e', ARGV[3])
-  redis.call('RENAME', KEYS[1], KEYS[2])
-else
-  local fields = redis.call('HGETALL', KEYS[1])
-  each('HSET', KEYS[2], fields, 1, #fields)
-  local until_ms = redis.call('HGET', KEYS[1], '@e')
-  if tonumber(ARGV[9]) < tonumber(until_ms) then until_ms = ARGV[9] end
-  local left = tonumber(until_ms) - tonumber(ARGV[2])
-  if left > 0 then
-    redis.call('HSET', KEYS[1], '@r', until_ms)
-    redis.call('HDEL', KEYS[1], '@e')
-    redis.call('PEXPIRE', KEYS[1], left)
-  else
-    redis.call('DEL', KEYS[1])
-  end
-end
-apply(KEYS[2])
-reindex(KEYS[1], old, KEYS[2], KEYS[3])
-if old and ARGV[9] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
-  -- The retired copy stays in its owner's set. `reindex` may have emptied (and so deleted)
-  -- that set when the owner changed: give it back a TTL that covers the copy.
-  redis.call('SADD', ARGV[1] .. old, member(KEYS[1]))
-  extend(ARGV[1] .. old, redis.call('PTTL', KEYS[1]))
-end
-return 1
-"#;
-
-/// `KEYS = [key]`, `ARGV = [owner_set_prefix]`: deletes the hash and its index entry.
-const DELETE: &str = r#"
-local digest = redis.call('HGET', KEYS[1], '@i')
-redis.call('DEL', KEYS[1])
-if digest then
-  redis.call('SREM', ARGV[1] .. digest, member(KEYS[1]))
-end
-return 1
-"#;
-
-/// `KEYS = [key]`, write arguments: overwrites (used when the store is a cache in front of
-/// another store; a copy is never indexed).
-const PUT: &str = r#"
-redis.call('HSET', KEYS[1], '@e', ARGV[3])
-redis.call('DEL', KEYS[1])
-write(KEYS[1])
-return 1
-"#;
-
-/// `KEYS = [owner's set]`, `ARGV = [session_prefix, now_ms, owner]`: `[hex, created_ms,
-/// last_seen_ms, expires_ms]` of each live, writable session of the owner. Members whose hash is
-/// gone (expired in Redis) or no longer belongs to the owner are dropped from the set; retired
-/// copies stay in it but are not listed.
-const LIST_OWNED: &str = r#"
-local listed = {}
-for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local f = redis.call('HMGET', ARGV[1] .. m, '@c', '@s', '@e', '@o', '@r')
-  if not (f[3] or f[5]) or f[4] ~= ARGV[3] then
-    redis.call('SREM', KEYS[1], m)
-  elseif not f[5] and tonumber(f[3]) > tonumber(ARGV[2]) then
-    listed[#listed + 1] = {m, f[1] or '0', f[2] or f[1] or '0', f[3]}
-  end
-end
-return listed
-"#;
-
-/// `KEYS = [key, owner's set]`, `ARGV = [owner]`. Returns 1 when the session was the owner's
-/// (and is now deleted), 0 otherwise.
-const DELETE_OWNED: &str = r#"
-local f = redis.call('HMGET', KEYS[1], '@o', '@r')
-if f[1] ~= ARGV[1] or f[2] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], member(KEYS[1]))
-return 1
-"#;
-
-/// `KEYS = [owner's set]`, `ARGV = [session_prefix, owner, keep_hex or '']`: deletes every
-/// session of the owner but `keep` (retired copies included), empties the set but for `keep`,
-/// and returns the hex of the deleted live sessions.
-const DELETE_ALL_OWNED: &str = r#"
-local deleted = {}
-for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if m ~= ARGV[3] then
-    local key = ARGV[1] .. m
-    local f = redis.call('HMGET', key, '@o', '@r')
-    if f[1] == ARGV[2] then
-      redis.call('DEL', key)
-      if not f[2] then
-        deleted[#deleted + 1] = m
-      end
-    end
-    redis.call('SREM', KEYS[1], m)
-  end
-end
-return deleted
-"#;
 
 /// Sessions in Redis, shared by every instance of the application.
 ///
@@ -366,18 +89,22 @@ return deleted
 /// has expired. Every key always carries a Redis TTL (`PEXPIRE` to the session's deadline), so
 /// Redis reclaims expired sessions by itself: no clean-up task is needed.
 ///
-/// Each worker thread keeps one pipelined connection of the store's own, opened on first use
-/// and reopened after a failure, so the store can be built before Redis is reachable and
-/// recovers by itself after a restart. The requests of all the thread's sessions share it: what
-/// they send while the connection is busy goes out together in one write, and their replies
-/// come back in one read. Every operation is bounded by a timeout (2 seconds by default): a dead
-/// Redis fails the request instead of hanging it, and closes the connection, failing the
-/// requests waiting on it at once.
+/// It runs on the [`redis`](::redis) crate. Each tokio runtime that uses the store (each
+/// actix-web worker) gets one multiplexed connection, opened on first use and shared by the
+/// requests of all of its sessions (pipelined); after a failure the next operation opens a new
+/// one, so the store can be built before Redis is reachable and recovers by itself after a
+/// restart. Every operation, connecting included, is bounded by a timeout (2 seconds by
+/// default): a dead Redis fails the request instead of hanging it.
 ///
-/// The [`redis::Client`](::redis::Client) given to the builder only carries the URL: a TCP host
-/// and port or a Unix socket (`redis+unix://`), the database and the credentials (`AUTH` and
-/// `SELECT` are sent and answered before anything else on a new connection). TLS (`rediss://`)
-/// is not supported; operations on such a store fail with an error that says so.
+/// The [`redis::Client`](::redis::Client) given to the builder names the server: TCP
+/// (`redis://host:port/`), TLS (`rediss://`, checked against the system's root certificates or
+/// [`RedisStoreBuilder::tls_root_certificates`]) or a Unix socket (`redis+unix:///path`), the
+/// ACL user and password (`redis://user:password@host/`) and the database (`redis://host/2`
+/// selects database 2): `AUTH` and `SELECT` are answered before anything else is sent on a new
+/// connection. Scripts are sent by their SHA-1 (`EVALSHA`, as [`redis::Script`](::redis::Script)
+/// names them) and loaded again when Redis has forgotten them (a restart, `SCRIPT FLUSH`).
+/// TLS runs on rustls with its `ring` crypto provider: building a store for a `rediss://` URL
+/// makes `ring` rustls's process-wide default, unless the application installed one before.
 ///
 /// ```no_run
 /// use actix_typed_session::{redis, Key, RedisStore, SessionMiddleware};
@@ -417,86 +144,20 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    client: Client,
+    conns: Connections,
     prefix: String,
     timeout: Duration,
     /// `{prefix}owner:`, the start of every owner set's key.
     owner_prefix: String,
-    /// Tells this store's connections from other stores' in a thread's list (see [`PIPES`]).
-    id: u64,
-    /// The connections this store opened, on any thread: closed when the store goes.
-    opened: Mutex<Vec<Closer>>,
-    create: LuaScript,
-    update: LuaScript,
-    update_small: LuaScript,
-    renew: LuaScript,
-    delete: LuaScript,
-    put: LuaScript,
-    list_owned: LuaScript,
-    delete_owned: LuaScript,
-    delete_all_owned: LuaScript,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for closer in self
-            .opened
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            closer.close("its store was dropped");
-        }
-    }
-}
-
-static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// This thread's connection of each Redis store used on it, by store id and runtime.
-    static PIPES: RefCell<Vec<(u64, tokio::runtime::Id, Pipe)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A script and its SHA-1, under which Redis caches it: sent as `EVALSHA`, and as `EVAL` when
-/// Redis does not know it (after a restart or `SCRIPT FLUSH`).
-struct LuaScript {
-    code: String,
-    sha1: String,
-}
-
-impl LuaScript {
-    fn new(code: String) -> Self {
-        let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, code.as_bytes());
-        let sha1 = digest.as_ref().iter().fold(String::new(), |mut hex, b| {
-            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-            hex
-        });
-        Self { code, sha1 }
-    }
-
-    /// A call of this script on `keys`, to which the caller adds the arguments.
-    fn call<K: AsRef<[u8]>>(&self, keys: &[K]) -> ScriptCall<'_> {
-        let mut args = Command::with_capacity(512);
-        args.int(keys.len() as u64);
-        for key in keys {
-            args.arg(key);
-        }
-        ScriptCall { script: self, args }
-    }
-
-    /// [`call`](Self::call) on the one session key `{prefix}{hex of key}`.
-    fn call_on(&self, prefix: &str, key: &StorageKey) -> ScriptCall<'_> {
-        let mut args = Command::with_capacity(512);
-        args.int(1).arg_pair(prefix, key.hex());
-        ScriptCall { script: self, args }
-    }
-}
-
-/// The number of keys, the keys and the arguments of a script call.
-struct ScriptCall<'a> {
-    script: &'a LuaScript,
-    args: Command,
+    create: Script,
+    update: Script,
+    update_small: Script,
+    renew: Script,
+    delete: Script,
+    put: Script,
+    list_owned: Script,
+    delete_owned: Script,
+    delete_all_owned: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -523,6 +184,7 @@ pub struct RedisStoreBuilder {
     client: Client,
     prefix: String,
     timeout: Duration,
+    root_certificates: Option<Vec<u8>>,
 }
 
 impl RedisStoreBuilder {
@@ -540,6 +202,26 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Trusts the CA certificates in `pem` (PEM text, one or more certificates) for a `rediss://`
+    /// server, in place of the system's root certificates: for a Redis whose certificate is
+    /// signed by a private CA. [`build`](Self::build) fails when the URL is not `rediss://` or
+    /// `pem` cannot be read as PEM certificates.
+    ///
+    /// ```no_run
+    /// use actix_typed_session::{redis, RedisStore};
+    ///
+    /// # fn setup() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/redis/tls/ca.crt")?;
+    /// let store = RedisStore::builder(redis::Client::open("rediss://redis.internal:6380/")?)
+    ///     .tls_root_certificates(ca)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
     /// Validates the settings and builds the store. No connection is opened yet.
     pub fn build(self) -> Result<RedisStore, BuildError> {
         validate_prefix(&self.prefix)?;
@@ -548,19 +230,35 @@ impl RedisStoreBuilder {
                 "the Redis timeout must be longer than zero",
             ));
         }
-        let script = |body: &str| LuaScript::new(format!("{PRELUDE}{body}"));
-        let writer = |body: &str| LuaScript::new(format!("{PRELUDE}{WRITE}{body}"));
+        let client = match self.root_certificates {
+            None => self.client,
+            Some(pem) => Client::build_with_tls(
+                self.client.get_connection_info().clone(),
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+            .map_err(BuildError::RedisTls)?,
+        };
+        if matches!(
+            client.get_connection_info().addr,
+            ::redis::ConnectionAddr::TcpTls { .. }
+        ) {
+            install_crypto_provider();
+        }
+        // Each script is hashed once here; its `EVALSHA` names it by that hash.
+        let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        let writer = |body: &str| Script::new(&format!("{PRELUDE}{WRITE}{body}"));
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                client: self.client,
+                conns: Connections::new(client, self.timeout),
                 owner_prefix: format!("{}{OWNER_SET}", self.prefix),
                 prefix: self.prefix,
                 timeout: self.timeout,
-                id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
-                opened: Mutex::new(Vec::new()),
                 create: writer(CREATE),
                 update: script(UPDATE),
-                update_small: LuaScript::new(UPDATE_SMALL.to_owned()),
+                update_small: Script::new(UPDATE_SMALL),
                 renew: script(RENEW),
                 delete: script(DELETE),
                 put: writer(PUT),
@@ -569,6 +267,20 @@ impl RedisStoreBuilder {
                 delete_all_owned: script(DELETE_ALL_OWNED),
             }),
         })
+    }
+}
+
+/// Makes `ring` rustls's process-wide crypto provider unless the application installed one.
+/// rustls picks it from its crate features by itself only when exactly one provider is enabled:
+/// another crate of the application enabling `aws-lc-rs` as well would make every TLS connect
+/// panic.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // rustls deprecates `ring` (no post-quantum key exchange) in favour of `aws-lc-rs`, which
+        // needs a C build of its own; `ring` is already a dependency of this crate. Another
+        // thread may have installed a provider meanwhile: theirs stays.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 
@@ -589,121 +301,6 @@ fn validate_prefix(prefix: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch (0 before it).
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn from_millis(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-/// The Redis TTL for a deadline, as a duration from `now` (at least 1 ms: Redis deletes a key
-/// whose TTL is zero or negative).
-fn ttl_millis(expires_at: SystemTime, now: SystemTime) -> u64 {
-    let left = expires_at.duration_since(now).unwrap_or_default();
-    u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-/// The hex SHA-256 of an owner: names its index set.
-fn owner_digest(owner: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, owner.as_bytes());
-    let mut bytes = [0; 32];
-    bytes.copy_from_slice(digest.as_ref());
-    StorageKey::from_bytes(bytes).to_hex()
-}
-
-/// A storage key back from the 64 hex digits of a set member.
-fn key_from_hex(hex: &str) -> Option<StorageKey> {
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut bytes = [0; 32];
-    for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(StorageKey::from_bytes(bytes))
-}
-
-fn member_key(op: &'static str, hex: &str) -> Result<StorageKey, StoreError> {
-    key_from_hex(hex).ok_or_else(|| StoreError::new(op, "owner set with a malformed member"))
-}
-
-fn parse_millis(op: &'static str, value: &str) -> Result<SystemTime, StoreError> {
-    value
-        .parse::<u64>()
-        .map(from_millis)
-        .map_err(|_| StoreError::new(op, "owner set listing with a malformed time"))
-}
-
-/// Appends `d:{key}, json` pairs for `data` to a command.
-fn push_pairs(args: &mut Command, data: &Map<String, Value>) -> Result<(), serde_json::Error> {
-    // On the stack unless a value's JSON is long.
-    let mut json = smallvec::SmallVec::<[u8; 128]>::new();
-    for (key, value) in data {
-        args.arg_pair(DATA, key);
-        json.clear();
-        serde_json::to_writer(&mut json, value)?;
-        args.arg(&json);
-    }
-    Ok(())
-}
-
-/// Appends a change set's entries as the update scripts take them: the number of removed
-/// fields, the removed `d:{key}` fields, then the `d:{key}, json` pairs it sets.
-fn push_change(args: &mut Command, changes: &ChangeSet) -> Result<(), serde_json::Error> {
-    args.int(changes.removed().len() as u64);
-    for removed in changes.removed() {
-        args.arg_pair(DATA, removed);
-    }
-    push_pairs(args, changes.patch())
-}
-
-/// An error reply from Redis (the command failed; the connection is fine).
-#[derive(Debug, thiserror::Error)]
-#[error("Redis answered with an error: {0}")]
-struct ErrorReply(String);
-
-/// Error replies after which the connection is closed, so that the next operation reconnects
-/// (and, behind a failover address, reaches the new primary).
-fn reconnect_after(message: &str) -> bool {
-    ["READONLY", "MASTERDOWN", "NOAUTH", "WRONGPASS"]
-        .iter()
-        .any(|code| message.starts_with(code))
-}
-
-fn unexpected(op: &'static str, what: &'static str) -> StoreError {
-    StoreError::new(op, format!("unexpected reply from Redis: {what}"))
-}
-
-/// The integer a script returned.
-fn integer(op: &'static str, reply: Reply) -> Result<i64, StoreError> {
-    match reply {
-        Reply::Int(n) => Ok(n),
-        _ => Err(unexpected(op, "not an integer")),
-    }
-}
-
-/// The strings of an array reply.
-fn strings(op: &'static str, reply: Reply) -> Result<Vec<String>, StoreError> {
-    let Reply::Array(items) = reply else {
-        return Err(unexpected(op, "not an array"));
-    };
-    items.into_iter().map(|item| string(op, item)).collect()
-}
-
-fn string(op: &'static str, reply: Reply) -> Result<String, StoreError> {
-    match reply {
-        Reply::Bulk(bytes) => std::str::from_utf8(&bytes)
-            .map(str::to_owned)
-            .map_err(|_| unexpected(op, "a string that is not UTF-8")),
-        Reply::Int(n) => Ok(n.to_string()),
-        Reply::Status(text) => Ok(text),
-        _ => Err(unexpected(op, "not a string")),
-    }
-}
-
 impl RedisStore {
     /// Starts building a store on `client` (only a parsed URL; nothing is connected yet).
     pub fn builder(client: Client) -> RedisStoreBuilder {
@@ -711,6 +308,7 @@ impl RedisStore {
             client,
             prefix: DEFAULT_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
+            root_certificates: None,
         }
     }
 
@@ -731,6 +329,18 @@ impl RedisStore {
     /// The prefix of every key this store writes.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix
+    }
+
+    /// The client the store connects with (with the builder's TLS root certificates, if any).
+    ///
+    /// ```
+    /// use actix_typed_session::{redis, RedisStore};
+    ///
+    /// let store = RedisStore::new(redis::Client::open("redis://127.0.0.1:6380/2").unwrap());
+    /// assert_eq!(store.client().get_connection_info().redis.db, 2);
+    /// ```
+    pub fn client(&self) -> &Client {
+        self.inner.conns.client()
     }
 
     /// The Redis key of a session: the prefix, then the hash of its id in hex.
@@ -768,72 +378,9 @@ impl RedisStore {
         format!("{}{digest}", self.inner.owner_prefix)
     }
 
-    /// This thread's connection, opened if there is none yet (or the last one was closed).
-    fn pipe(&self, op: &'static str) -> Result<Pipe, StoreError> {
-        // A connection belongs to the runtime that drives it: a thread that runs another runtime
-        // (one after the other, or nested) gets a connection of that runtime.
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| StoreError::new(op, "the Redis store runs only inside a tokio runtime"))?
-            .id();
-        let id = self.inner.id;
-        Ok(PIPES.with(|pipes| {
-            let mut pipes = pipes.borrow_mut();
-            if let Some((.., pipe)) = pipes.iter().find(|(of, on, _)| *of == id && *on == runtime) {
-                if !pipe.is_closed() {
-                    return pipe.clone();
-                }
-            }
-            // Closed connections (this store's, and those of dropped stores) leave the list.
-            pipes.retain(|(of, on, pipe)| (*of != id || *on != runtime) && !pipe.is_closed());
-            let pipe = Pipe::open(self.inner.client.get_connection_info(), self.inner.timeout);
-            pipes.push((id, runtime, pipe.clone()));
-            let mut opened = self
-                .inner
-                .opened
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            opened.retain(|closer| !closer.is_done());
-            opened.push(pipe.closer());
-            pipe
-        }))
-    }
-
-    /// Sends `leading` arguments then `args` on `pipe` and waits for the reply, within the
-    /// store's timeout. An error reply is returned as such (see [`Self::checked`]).
-    async fn exchange(
-        &self,
-        op: &'static str,
-        pipe: &Pipe,
-        leading: &[&[u8]],
-        args: &Command,
-    ) -> Result<Reply, StoreError> {
-        // The connection bounds the wait: when a request waits longer than the timeout, it
-        // closes and fails every request on it (they would wait as long), and the next
-        // operation opens a new one.
-        pipe.send_with(leading, args)
-            .await
-            .map_err(|err| StoreError::new(op, err))
-    }
-
-    /// An error reply turned into an error; one that calls for a reconnect closes `pipe`, the
-    /// connection it came on (not a newer one another request opened meanwhile).
-    fn checked(op: &'static str, pipe: &Pipe, reply: Reply) -> Result<Reply, StoreError> {
-        match reply {
-            Reply::Error(message) => {
-                if reconnect_after(&message) {
-                    pipe.close("Redis refused a command in a way that calls for a reconnect");
-                }
-                Err(StoreError::new(op, ErrorReply(message)))
-            }
-            reply => Ok(reply),
-        }
-    }
-
-    /// Sends one command and returns its reply.
-    async fn request(&self, op: &'static str, cmd: &Command) -> Result<Reply, StoreError> {
-        let pipe = self.pipe(op)?;
-        let reply = self.exchange(op, &pipe, &[], cmd).await?;
-        Self::checked(op, &pipe, reply)
+    /// Appends the session key `{prefix}{hex of key}` as one argument.
+    fn arg_key(&self, cmd: &mut Cmd, key: &StorageKey) {
+        arg_pair(cmd, self.inner.prefix.as_bytes(), &key.hex());
     }
 
     async fn hgetall(
@@ -842,28 +389,23 @@ impl RedisStore {
         key: &StorageKey,
         now: SystemTime,
     ) -> Result<Option<Record>, StoreError> {
-        let mut cmd = Command::new("HGETALL");
-        // The key straight into the command, without a `String` of its own.
-        cmd.arg_pair(&self.inner.prefix, key.hex());
-        let reply = self.request(op, &cmd).await?;
+        let mut cmd = Cmd::with_capacity(2, 16 + self.inner.prefix.len() + 64);
+        cmd.arg("HGETALL");
+        self.arg_key(&mut cmd, key);
+        let reply = self.inner.conns.query(op, &cmd, None, true).await?;
         decode(op, reply, now)
     }
 
-    /// Runs a script call: `EVALSHA`, then `EVAL` if Redis does not have the script cached.
-    async fn invoke(&self, op: &'static str, call: &ScriptCall<'_>) -> Result<Reply, StoreError> {
-        let script = call.script;
-        let pipe = self.pipe(op)?;
-        let reply = self
-            .exchange(op, &pipe, &[b"EVALSHA", script.sha1.as_bytes()], &call.args)
-            .await?;
-        let reply = match reply {
-            Reply::Error(message) if message.starts_with("NOSCRIPT") => {
-                self.exchange(op, &pipe, &[b"EVAL", script.code.as_bytes()], &call.args)
-                    .await?
-            }
-            reply => reply,
-        };
-        Self::checked(op, &pipe, reply)
+    /// Runs a script's `EVALSHA` (loading the script if Redis does not have it). `retry`: a
+    /// second run changes nothing more than the first (see [`Connections::query`]).
+    async fn invoke(
+        &self,
+        op: &'static str,
+        script: &Script,
+        cmd: &Cmd,
+        retry: bool,
+    ) -> Result<Value, StoreError> {
+        self.inner.conns.query(op, cmd, Some(script), retry).await
     }
 
     /// Runs an update-style script (see [`PRELUDE`] for its arguments); `keys` are the session
@@ -872,8 +414,8 @@ impl RedisStore {
     async fn change(
         &self,
         op: &'static str,
-        script: &LuaScript,
-        keys: &[String],
+        script: &Script,
+        keys: &[&str],
         changes: &ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
@@ -884,29 +426,29 @@ impl RedisStore {
             Some(None) => ("-", "", String::new()),
             Some(Some(owner)) => ("+", owner, owner_digest(owner)),
         };
-        let mut call = if digest.is_empty() {
-            script.call(keys)
-        } else {
-            let mut all: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let set = self.owner_set(&digest);
+        let set;
+        let mut all = keys.to_vec();
+        if !digest.is_empty() {
+            set = self.owner_set(&digest);
             all.push(&set);
-            script.call(&all)
-        };
-        let args = &mut call.args;
-        args.arg(&self.inner.owner_prefix)
-            .int(millis(now))
-            .int(millis(expires_at))
-            .int(ttl_millis(expires_at, now))
+        }
+        let mut cmd = evalsha(script, &all);
+        cmd.arg(&self.inner.owner_prefix)
+            .arg(millis(now))
+            .arg(millis(expires_at))
+            .arg(ttl_millis(expires_at, now))
             .arg(if changes.is_cleared() { "1" } else { "0" })
             .arg(owner_change)
             .arg(owner)
             .arg(&digest);
         match retire_until {
-            Some(t) => args.int(millis(t)),
-            None => args.arg(""),
+            Some(t) => cmd.arg(millis(t)),
+            None => cmd.arg(""),
         };
-        push_change(args, changes).map_err(|e| StoreError::new(op, e))?;
-        integer(op, self.invoke(op, &call).await?)
+        push_change(&mut cmd, changes).map_err(|e| StoreError::new(op, e))?;
+        // A renew moves the key: run again, it would find the old one gone.
+        let retry = retire_until.is_none() && keys.len() == 1;
+        integer(op, self.invoke(op, script, &cmd, retry).await?)
     }
 
     /// Runs [`UPDATE_SMALL`] (see there for its arguments).
@@ -918,14 +460,16 @@ impl RedisStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<i64, StoreError> {
-        let mut call = self.inner.update_small.call_on(&self.inner.prefix, key);
-        let args = &mut call.args;
-        args.arg(&self.inner.owner_prefix)
-            .int(millis(now))
-            .int(millis(expires_at))
-            .int(ttl_millis(expires_at, now));
-        push_change(args, changes).map_err(|e| StoreError::new(op, e))?;
-        integer(op, self.invoke(op, &call).await?)
+        let script = &self.inner.update_small;
+        let mut cmd = evalsha_head(script, 1);
+        self.arg_key(&mut cmd, key);
+        cmd.arg(&self.inner.owner_prefix)
+            .arg(millis(now))
+            .arg(millis(expires_at))
+            .arg(ttl_millis(expires_at, now));
+        push_change(&mut cmd, changes).map_err(|e| StoreError::new(op, e))?;
+        // Applying the same change twice leaves the session as applying it once.
+        integer(op, self.invoke(op, script, &cmd, true).await?)
     }
 
     /// Runs a script that writes a whole record (see [`WRITE`] for its arguments); with `index`,
@@ -933,110 +477,35 @@ impl RedisStore {
     async fn write_record(
         &self,
         op: &'static str,
-        script: &LuaScript,
+        script: &Script,
         key: &StorageKey,
         record: &Record,
         ttl: u64,
         index: bool,
     ) -> Result<i64, StoreError> {
         let redis_key = self.redis_key(key);
-        let (mut call, digest) = match &record.owner {
+        let (mut cmd, digest) = match &record.owner {
             Some(owner) if index && !record.retired => {
                 let digest = owner_digest(owner);
                 let set = self.owner_set(&digest);
-                (script.call(&[redis_key.as_str(), &set]), digest)
+                (evalsha(script, &[&redis_key, &set]), digest)
             }
-            _ => (script.call(&[redis_key.as_str()]), String::new()),
+            _ => (evalsha(script, &[&redis_key]), String::new()),
         };
-        let args = &mut call.args;
-        args.arg(&self.inner.owner_prefix)
-            .int(millis(record.created_at))
-            .int(millis(record.expires_at))
-            .int(ttl)
-            .int(millis(record.last_seen))
+        cmd.arg(&self.inner.owner_prefix)
+            .arg(millis(record.created_at))
+            .arg(millis(record.expires_at))
+            .arg(ttl)
+            .arg(millis(record.last_seen))
             .arg(if record.retired { "1" } else { "0" })
             .arg(if record.owner.is_some() { "1" } else { "0" })
             .arg(record.owner.as_deref().unwrap_or(""))
             .arg(&digest);
-        push_pairs(args, &record.data).map_err(|e| StoreError::new(op, e))?;
-        integer(op, self.invoke(op, &call).await?)
+        push_pairs(&mut cmd, &record.data).map_err(|e| StoreError::new(op, e))?;
+        // A create run twice would find its own key taken; a cache `put` overwrites.
+        let retry = !index;
+        integer(op, self.invoke(op, script, &cmd, retry).await?)
     }
-}
-
-/// Turns the `HGETALL` reply of a session hash into a record; `None` when absent or expired.
-fn decode(op: &'static str, reply: Reply, now: SystemTime) -> Result<Option<Record>, StoreError> {
-    let Reply::Array(items) = reply else {
-        return Err(unexpected(op, "a hash that is not an array"));
-    };
-    if items.is_empty() {
-        return Ok(None);
-    }
-    if items.len() % 2 != 0 {
-        return Err(unexpected(op, "a hash with an odd number of items"));
-    }
-    let time = |value: &[u8]| {
-        std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(from_millis)
-    };
-    let (mut created_at, mut expires_at, mut last_seen) = (None, None, None);
-    let mut owner = None;
-    let mut retired = false;
-    let mut retired_until = None;
-    let mut data = Map::new();
-    let mut items = items.into_iter();
-    while let (Some(name), Some(value)) = (items.next(), items.next()) {
-        let (Reply::Bulk(name), Reply::Bulk(value)) = (name, value) else {
-            return Err(unexpected(op, "a hash field that is not a string"));
-        };
-        match name.as_ref() {
-            n if n == CREATED.as_bytes() => created_at = Some(time(&value)),
-            n if n == EXPIRES.as_bytes() => expires_at = Some(time(&value)),
-            n if n == LAST_SEEN.as_bytes() => last_seen = Some(time(&value)),
-            n if n == OWNER.as_bytes() => owner = Some(string(op, Reply::Bulk(value))?),
-            n if n == RETIRED.as_bytes() => {
-                retired = true;
-                retired_until = Some(time(&value));
-            }
-            // The owner's digest only names its index set; it is not part of the record.
-            n if n == OWNER_INDEX.as_bytes() => {}
-            _ => {
-                let Some(key) = name.strip_prefix(DATA.as_bytes()) else {
-                    continue;
-                };
-                let key = std::str::from_utf8(key)
-                    .map_err(|_| unexpected(op, "a field name that is not UTF-8"))?;
-                let value = serde_json::from_slice(&value).map_err(|e| StoreError::new(op, e))?;
-                data.insert(key.to_owned(), value);
-            }
-        }
-    }
-    let invalid = |name: &str| {
-        StoreError::new(
-            op,
-            format!("session hash without a valid `{name}` (or, retired, `{RETIRED}`)"),
-        )
-    };
-    // A retired copy's deadline is in `@r` (in earlier builds: in `@e`, with `@r` = 1).
-    let expires_at = expires_at
-        .or(retired_until)
-        .flatten()
-        .ok_or_else(|| invalid(EXPIRES))?;
-    if expires_at <= now {
-        return Ok(None);
-    }
-    let created_at = created_at.flatten().ok_or_else(|| invalid(CREATED))?;
-    // Hashes written before the last write was recorded count it as their creation.
-    let last_seen = match last_seen {
-        Some(t) => t.ok_or_else(|| invalid(LAST_SEEN))?,
-        None => created_at,
-    };
-    Ok(Some(
-        Record::new(data, created_at, expires_at)
-            .with_owner(owner)
-            .with_activity(last_seen, retired),
-    ))
 }
 
 fn result(code: i64, otherwise: WriteResult) -> WriteResult {
@@ -1086,7 +555,7 @@ impl SessionStore for RedisStore {
             self.change(
                 "updating a session",
                 &self.inner.update,
-                &[self.redis_key(key)],
+                &[&self.redis_key(key)],
                 changes,
                 expires_at,
                 now,
@@ -1123,7 +592,7 @@ impl SessionStore for RedisStore {
             .change(
                 "renewing a session",
                 &self.inner.renew,
-                &[self.redis_key(old), self.redis_key(new)],
+                &[&self.redis_key(old), &self.redis_key(new)],
                 changes,
                 expires_at,
                 now,
@@ -1134,9 +603,14 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        let mut call = self.inner.delete.call(&[self.redis_key(key)]);
-        call.args.arg(&self.inner.owner_prefix);
-        self.invoke("deleting a session", &call).await.map(drop)
+        let script = &self.inner.delete;
+        let mut cmd = evalsha_head(script, 1);
+        self.arg_key(&mut cmd, key);
+        cmd.arg(&self.inner.owner_prefix);
+        // Deleting twice deletes once.
+        self.invoke("deleting a session", script, &cmd, true)
+            .await
+            .map(drop)
     }
 
     fn indexes_owners(&self) -> bool {
@@ -1149,12 +623,11 @@ impl SessionStore for RedisStore {
         now: SystemTime,
     ) -> Result<Vec<OwnedSession>, StoreError> {
         const OP: &str = "listing an owner's sessions";
-        let mut call = self.inner.list_owned.call(&[self.owner_key(owner)]);
-        call.args
-            .arg(&self.inner.prefix)
-            .int(millis(now))
-            .arg(owner);
-        let Reply::Array(rows) = self.invoke(OP, &call).await? else {
+        let script = &self.inner.list_owned;
+        let mut cmd = evalsha(script, &[&self.owner_key(owner)]);
+        cmd.arg(&self.inner.prefix).arg(millis(now)).arg(owner);
+        // A listing only drops members whose session is gone: running it twice is harmless.
+        let Value::Array(rows) = self.invoke(OP, script, &cmd, true).await? else {
             return Err(unexpected(OP, "a listing that is not an array"));
         };
         rows.into_iter()
@@ -1176,12 +649,11 @@ impl SessionStore for RedisStore {
 
     async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {
         const OP: &str = "ending one of an owner's sessions";
-        let mut call = self
-            .inner
-            .delete_owned
-            .call(&[self.redis_key(key), self.owner_key(owner)]);
-        call.args.arg(owner);
-        Ok(integer(OP, self.invoke(OP, &call).await?)? == 1)
+        let script = &self.inner.delete_owned;
+        let mut cmd = evalsha(script, &[&self.redis_key(key), &self.owner_key(owner)]);
+        cmd.arg(owner);
+        // Not run twice: the second run would answer that the session was not the owner's.
+        Ok(integer(OP, self.invoke(OP, script, &cmd, false).await?)? == 1)
     }
 
     async fn delete_all_owned(
@@ -1190,12 +662,13 @@ impl SessionStore for RedisStore {
         keep: Option<&StorageKey>,
     ) -> Result<Vec<StorageKey>, StoreError> {
         const OP: &str = "ending an owner's sessions";
-        let mut call = self.inner.delete_all_owned.call(&[self.owner_key(owner)]);
-        call.args
-            .arg(&self.inner.prefix)
+        let script = &self.inner.delete_all_owned;
+        let mut cmd = evalsha(script, &[&self.owner_key(owner)]);
+        cmd.arg(&self.inner.prefix)
             .arg(owner)
             .arg(keep.map_or_else(String::new, StorageKey::to_hex));
-        let deleted = strings(OP, self.invoke(OP, &call).await?)?;
+        // Not run twice: the second run would not list what the first deleted.
+        let deleted = strings(OP, self.invoke(OP, script, &cmd, false).await?)?;
         deleted.iter().map(|hex| member_key(OP, hex)).collect()
     }
 }
@@ -1236,9 +709,12 @@ impl SessionCache for RedisStore {
     }
 
     async fn invalidate(&self, key: &StorageKey) -> Result<(), StoreError> {
-        let mut cmd = Command::new("DEL");
-        cmd.arg(self.redis_key(key));
-        self.request("invalidating a cached session", &cmd)
+        let mut cmd = Cmd::with_capacity(2, 16 + self.inner.prefix.len() + 64);
+        cmd.arg("DEL");
+        self.arg_key(&mut cmd, key);
+        self.inner
+            .conns
+            .query("invalidating a cached session", &cmd, None, true)
             .await
             .map(drop)
     }
@@ -1246,7 +722,7 @@ impl SessionCache for RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{reply::key_from_hex, *};
 
     #[test]
     fn prefixes_are_validated_before_any_key_is_built() {
@@ -1309,102 +785,5 @@ mod tests {
         assert_eq!(ttl_millis(now + Duration::from_secs(3), now), 3000);
         assert_eq!(ttl_millis(now - Duration::from_secs(3), now), 1);
         assert_eq!(ttl_millis(now, now), 1);
-    }
-
-    #[test]
-    fn decoding_skips_expired_and_foreign_fields() {
-        fn hash(fields: &[(&str, String)]) -> Reply {
-            Reply::Array(
-                fields
-                    .iter()
-                    .flat_map(|(name, value)| {
-                        [
-                            Reply::Bulk(name.as_bytes().to_vec().into()),
-                            Reply::Bulk(value.as_bytes().to_vec().into()),
-                        ]
-                    })
-                    .collect(),
-            )
-        }
-        let now = SystemTime::now();
-        let fields = vec![
-            (CREATED, millis(now).to_string()),
-            (EXPIRES, millis(now + Duration::from_secs(60)).to_string()),
-            ("d:a", "[1,2]".to_owned()),
-            ("stray", "x".to_owned()),
-        ];
-        let record = decode("test", hash(&fields), now).unwrap().unwrap();
-        // A hash without a last write (written by an older version) was last seen at creation.
-        assert_eq!(record.last_seen, record.created_at);
-        assert_eq!((record.owner, record.retired), (None, false));
-        assert_eq!(Value::Object(record.data), serde_json::json!({"a": [1, 2]}));
-        let mut owned = fields.clone();
-        let seen = millis(now + Duration::from_secs(5));
-        owned.push((LAST_SEEN, seen.to_string()));
-        owned.push((OWNER, "ann".to_owned()));
-        owned.push((OWNER_INDEX, owner_digest("ann")));
-        owned.push((RETIRED, "1".to_owned()));
-        let record = decode("test", hash(&owned), now).unwrap().unwrap();
-        assert_eq!(record.last_seen, from_millis(seen));
-        assert_eq!(record.owner.as_deref(), Some("ann"));
-        assert!(record.retired);
-        assert_eq!(record.data.len(), 1);
-        // A retired copy keeps its deadline in `@r`, in place of `@e`.
-        let deadline = millis(now + Duration::from_secs(30));
-        let mut retired: Vec<_> = fields
-            .iter()
-            .filter(|(n, _)| *n != EXPIRES)
-            .cloned()
-            .collect();
-        retired.push((RETIRED, deadline.to_string()));
-        let record = decode("test", hash(&retired), now).unwrap().unwrap();
-        assert!(record.retired);
-        assert_eq!(record.expires_at, from_millis(deadline));
-        assert!(
-            decode("test", hash(&retired), now + Duration::from_secs(30))
-                .unwrap()
-                .is_none()
-        );
-        assert!(decode("test", hash(&fields), now + Duration::from_secs(61))
-            .unwrap()
-            .is_none());
-        assert!(decode("test", Reply::Array(Vec::new()), now)
-            .unwrap()
-            .is_none());
-    }
-
-    #[test]
-    fn malformed_hashes_are_errors() {
-        let now = SystemTime::now();
-        let later = millis(now + Duration::from_secs(60)).to_string();
-        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec().into());
-        let bad = [
-            Reply::Int(1),
-            Reply::Array(vec![bulk(EXPIRES)]),
-            Reply::Array(vec![bulk(EXPIRES), Reply::Int(5)]),
-            // No creation time.
-            Reply::Array(vec![bulk(EXPIRES), bulk(&later)]),
-            Reply::Array(vec![bulk(EXPIRES), bulk("soon"), bulk(CREATED), bulk("0")]),
-            Reply::Array(vec![
-                bulk(EXPIRES),
-                bulk(&later),
-                bulk(CREATED),
-                bulk("0"),
-                bulk("d:k"),
-                bulk("{not json"),
-            ]),
-        ];
-        for reply in bad {
-            assert!(decode("test", reply.clone(), now).is_err(), "{reply:?}");
-        }
-    }
-
-    #[test]
-    fn scripts_are_named_by_the_sha1_redis_gives_them() {
-        // `redis-cli SCRIPT LOAD "return 1"` prints this digest.
-        assert_eq!(
-            LuaScript::new("return 1".into()).sha1,
-            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
-        );
     }
 }

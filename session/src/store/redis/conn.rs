@@ -1,0 +1,320 @@
+//! The store's connections: one multiplexed `redis` connection per tokio runtime that uses the
+//! store, opened on first use and replaced after a failure.
+//!
+//! A multiplexed connection spawns its driver task on the runtime that opened it, and answers
+//! only while that runtime runs: so each runtime (an actix-web worker, a test's runtime) gets its
+//! own, and the requests of all of its sessions share it (pipelined by the `redis` crate).
+//!
+//! The `redis` crate's `ConnectionManager` is not used: it keeps a failed reconnect until a
+//! request trips over it (so the first request after Redis is back would fail) and retries
+//! with a backoff that can outlast the store's timeout. Here a failed connect is forgotten at
+//! once, and the next operation connects again.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
+    time::Duration,
+};
+
+use ::redis::{
+    aio::MultiplexedConnection, AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisError,
+    RedisResult, Script, Value,
+};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use tokio::runtime::Id;
+
+use crate::StoreError;
+
+/// A connection being opened; every operation of the runtime waits on the same one.
+type Connecting = Shared<BoxFuture<'static, Result<MultiplexedConnection, Arc<RedisError>>>>;
+
+enum State {
+    Connecting(Connecting),
+    Ready(MultiplexedConnection),
+}
+
+struct Slot {
+    runtime: Id,
+    /// Tells this connection from a later one of the same runtime: only the connection that
+    /// failed is forgotten, never one another operation opened meanwhile.
+    generation: u64,
+    state: State,
+}
+
+#[derive(Default)]
+struct Slots {
+    list: Vec<Slot>,
+    next_generation: u64,
+}
+
+/// No connection lent yet (see [`Connections::query`]).
+const NONE: u64 = u64::MAX;
+
+pub(super) struct Connections {
+    client: Client,
+    timeout: Duration,
+    /// One per runtime that used the store (a handful: the workers). A runtime that ended
+    /// leaves its slot (its connection's driver task ended with it) until the store is dropped,
+    /// which closes every connection.
+    slots: Mutex<Slots>,
+}
+
+/// A connection lent to one operation.
+struct Lent {
+    conn: MultiplexedConnection,
+    generation: u64,
+    /// Opened for this operation (not one that may have died unnoticed since its last use).
+    fresh: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to Redis")]
+struct ConnectError(#[source] Arc<RedisError>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("Redis did not answer within {0:?}")]
+struct TimedOut(Duration);
+
+impl Connections {
+    pub(super) fn new(client: Client, timeout: Duration) -> Self {
+        Self {
+            client,
+            timeout,
+            slots: Mutex::default(),
+        }
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `cmd` and returns the reply; an error reply is an `Err`. With `script`, `cmd` is its
+    /// `EVALSHA`, and a `NOSCRIPT` reply (Redis restarted or flushed its scripts) loads the script
+    /// and sends `cmd` again. With `retry`, an operation that found its connection dropped is
+    /// sent once more on a new one: only for commands whose second run changes nothing more than
+    /// the first (a dropped connection does not tell whether the first ran).
+    ///
+    /// The whole operation, connecting included, is bounded by the store's timeout. A timeout, or
+    /// an error after which the connection cannot be trusted, makes the next operation connect
+    /// again.
+    pub(super) async fn query(
+        &self,
+        op: &'static str,
+        cmd: &Cmd,
+        script: Option<&Script>,
+        retry: bool,
+    ) -> Result<Value, StoreError> {
+        // The runtime decides which connection; outside of one, nothing can be awaited.
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| StoreError::new(op, "the Redis store runs only inside a tokio runtime"))?
+            .id();
+        let used = AtomicU64::new(NONE);
+        let attempt = self.attempt(op, runtime, cmd, script, retry, &used);
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection may be stuck (a Redis that stopped answering): the next
+                // operation gets a new one.
+                self.forget(runtime, used.load(Ordering::Relaxed));
+                Err(StoreError::new(op, TimedOut(self.timeout)))
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        op: &'static str,
+        runtime: Id,
+        cmd: &Cmd,
+        script: Option<&Script>,
+        retry: bool,
+        used: &AtomicU64,
+    ) -> Result<Value, StoreError> {
+        let mut lent = self.lend(op, runtime, used).await?;
+        let mut result = send(&mut lent.conn, cmd, script).await;
+        if let Err(err) = &result {
+            if retry && !lent.fresh && err.is_connection_dropped() {
+                // An idle connection that died unnoticed (Redis restarted, say).
+                self.forget(runtime, lent.generation);
+                lent = self.lend(op, runtime, used).await?;
+                result = send(&mut lent.conn, cmd, script).await;
+            }
+        }
+        result.map_err(|err| {
+            if needs_new_connection(&err) {
+                self.forget(runtime, lent.generation);
+            }
+            StoreError::new(op, err)
+        })
+    }
+
+    /// This runtime's connection, opened if there is none.
+    async fn lend(
+        &self,
+        op: &'static str,
+        runtime: Id,
+        used: &AtomicU64,
+    ) -> Result<Lent, StoreError> {
+        let (generation, connecting) = {
+            let mut slots = self.lock();
+            match slots.list.iter().find(|slot| slot.runtime == runtime) {
+                Some(Slot {
+                    state: State::Ready(conn),
+                    generation,
+                    ..
+                }) => {
+                    used.store(*generation, Ordering::Relaxed);
+                    return Ok(Lent {
+                        conn: conn.clone(),
+                        generation: *generation,
+                        fresh: false,
+                    });
+                }
+                Some(Slot {
+                    state: State::Connecting(connecting),
+                    generation,
+                    ..
+                }) => (*generation, connecting.clone()),
+                None => {
+                    let generation = slots.next_generation;
+                    slots.next_generation += 1;
+                    let connecting = self.connect();
+                    slots.list.push(Slot {
+                        runtime,
+                        generation,
+                        state: State::Connecting(connecting.clone()),
+                    });
+                    (generation, connecting)
+                }
+            }
+        };
+        used.store(generation, Ordering::Relaxed);
+        match connecting.await {
+            Ok(conn) => {
+                let mut slots = self.lock();
+                if let Some(slot) = slots
+                    .list
+                    .iter_mut()
+                    .find(|slot| slot.runtime == runtime && slot.generation == generation)
+                {
+                    slot.state = State::Ready(conn.clone());
+                }
+                Ok(Lent {
+                    conn,
+                    generation,
+                    fresh: true,
+                })
+            }
+            Err(err) => {
+                self.forget(runtime, generation);
+                Err(StoreError::new(op, ConnectError(err)))
+            }
+        }
+    }
+
+    /// Opens a connection: TCP, TLS or a Unix socket, then `AUTH` and `SELECT` as the URL says
+    /// (the `redis` crate does all of it). Bounded by the timeout of the operations waiting on it.
+    fn connect(&self) -> Connecting {
+        let client = self.client.clone();
+        async move {
+            client
+                .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
+                .await
+                .map_err(Arc::new)
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Drops the runtime's connection if it is still the given one.
+    fn forget(&self, runtime: Id, generation: u64) {
+        if generation != NONE {
+            self.lock()
+                .list
+                .retain(|slot| slot.runtime != runtime || slot.generation != generation);
+        }
+    }
+}
+
+/// Sends `cmd`, loading `script` once if Redis does not have it (`EVALSHA`'s `NOSCRIPT`).
+async fn send(
+    conn: &mut MultiplexedConnection,
+    cmd: &Cmd,
+    script: Option<&Script>,
+) -> RedisResult<Value> {
+    match request(conn, cmd).await {
+        Err(err) if err.kind() == ErrorKind::NoScriptError => match script {
+            Some(script) => {
+                script.load_async(conn).await?;
+                request(conn, cmd).await
+            }
+            None => Err(err),
+        },
+        result => result,
+    }
+}
+
+/// Sends `cmd`; an error reply is an `Err`. Only the reply itself is checked, not the items of
+/// an array (`query_async` would rebuild every array to look into it): none of the store's
+/// commands answers with nested errors, and the reply readers take one for an unexpected reply.
+async fn request(conn: &mut MultiplexedConnection, cmd: &Cmd) -> RedisResult<Value> {
+    match conn.send_packed_command(cmd).await? {
+        Value::ServerError(err) => Err(err.into()),
+        value => Ok(value),
+    }
+}
+
+/// Errors after which the connection is replaced: it broke, or Redis refuses it in a way a
+/// new connection may not be refused (behind a failover address, it reaches the new primary).
+fn needs_new_connection(err: &RedisError) -> bool {
+    err.is_unrecoverable_error()
+        || err.is_io_error()
+        || matches!(
+            err.code(),
+            Some("READONLY" | "MASTERDOWN" | "NOAUTH" | "WRONGPASS")
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error of an error reply, as Redis writes it.
+    fn reply(line: &str) -> RedisError {
+        ::redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+            .and_then(Value::extract_error)
+            .expect_err("an error reply")
+    }
+
+    #[test]
+    fn only_errors_a_new_connection_may_not_meet_replace_it() {
+        let io = |kind| RedisError::from(std::io::Error::from(kind));
+        assert!(needs_new_connection(&io(
+            std::io::ErrorKind::ConnectionReset
+        )));
+        assert!(needs_new_connection(&io(std::io::ErrorKind::BrokenPipe)));
+        // A primary turned replica (failover behind one address), or one that lost its own.
+        for line in [
+            "READONLY You can't write against a read only replica.",
+            "MASTERDOWN Link with MASTER is down",
+            "NOAUTH Authentication required.",
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ] {
+            assert!(needs_new_connection(&reply(line)), "{line}");
+        }
+        // Refusals of one command: the connection is fine.
+        for line in [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "ERR wrong number of arguments",
+            "NOSCRIPT No matching script.",
+        ] {
+            assert!(!needs_new_connection(&reply(line)), "{line}");
+        }
+    }
+}
