@@ -257,7 +257,7 @@ impl SessionMiddlewareBuilder {
     /// gets the type's backend. Registering a type twice is harmless.
     ///
     /// Types that are not registered work too, but their mistakes show up at their first
-    /// request (as a [`SessionError`]) or not at all.
+    /// request (as a [`SessionError`](crate::SessionError)) or not at all.
     ///
     /// ```
     /// use actix_typed_session::{BuildError, CookieStore, Key, SessionData, SessionMiddleware};

@@ -9,12 +9,16 @@ use deadpool_postgres::Pool;
 use serde_json::{Map, Value};
 use tokio_postgres::{error::SqlState, types::Json, IsolationLevel};
 
+mod builder;
+mod queries;
 mod shared;
 
-use self::shared::{SharedConnections, Single};
-use crate::{
-    BuildError, ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult,
+pub use self::builder::PostgresStoreBuilder;
+use self::{
+    queries::{Queries, ADDED_COLUMNS, MISSING_COLUMNS},
+    shared::{SharedConnections, Single},
 };
+use crate::{ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_BATCH: i64 = 1_000;
@@ -103,295 +107,6 @@ impl std::fmt::Debug for PostgresStore {
                 &self.shared.as_ref().map_or(0, |s| s.len()),
             )
             .finish_non_exhaustive()
-    }
-}
-
-/// Builds a [`PostgresStore`]; start with [`PostgresStore::builder`].
-#[derive(Debug)]
-#[must_use]
-pub struct PostgresStoreBuilder {
-    pool: Pool,
-    schema: String,
-    table: String,
-    timeout: Duration,
-    batch: i64,
-    shared: usize,
-}
-
-impl PostgresStoreBuilder {
-    /// The schema holding the table (default `public`).
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
-
-    /// The table's name (default `sessions`).
-    pub fn table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
-
-    /// The most time one operation may take, waiting for a pooled connection included
-    /// (default 5 seconds).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How many expired rows one cleanup statement deletes at most (default 1,000).
-    pub fn cleanup_batch(mut self, rows: u32) -> Self {
-        self.batch = i64::from(rows.max(1));
-        self
-    }
-
-    /// Sends the single-row statements (load, create, update, idle refresh, delete) over
-    /// `connections` connections that all requests share, pipelined, instead of checking a
-    /// pooled connection out for each (default 0: off). The connections are taken from the
-    /// pool for good: the pool must hold more than `connections` ([`build`](Self::build) fails
-    /// otherwise) for the other operations (renew, ending an owner's sessions, listing, the
-    /// expiry clean-up, `migrate`), and whatever else of the application uses the same pool has
-    /// that many fewer. Off by default for that reason: size the pool for it.
-    ///
-    /// At 32 requests in flight against one PostgreSQL server, read+write requests per second
-    /// grew by 60–70 % with 4 shared connections out of a pool of 8 and by 30–40 % with 4 out of
-    /// 32, against the same pool used one operation at a time; 2 shared connections out of a
-    /// pool of 4 gave 5–45 %; with a pool of 32, 2 and 16 did worse than 4 (BENCHMARKS.md,
-    /// "PostgreSQL: shared connections").
-    ///
-    /// Every session's key always uses the same connection, so one session's statements reach
-    /// the server in order and two requests of one visitor never wait for each other's row lock.
-    /// The cost: a statement that waits for a lock held elsewhere (another instance's renew, say)
-    /// holds up the statements queued behind it on its connection; each shared connection sets
-    /// PostgreSQL's `lock_timeout` to 90 % of the store's timeout, so such a statement fails at
-    /// the server, a definite error (it never lands), before its request would give up, and the
-    /// statements behind it go on. When a statement times out all the same, its connection
-    /// leaves service and is drained: the server is asked to cancel what it runs until a marker
-    /// statement queued behind everything answers, and that connection's keys wait for the
-    /// drain before a new connection serves them. So a timed-out write either is
-    /// cancelled or lands before any later statement of this instance on its session;
-    /// statements of other requests running on that connection meanwhile may be cancelled too.
-    /// If the cancel requests cannot reach the server (a proxy, or a server that requires TLS
-    /// for them) and the statement does not end within 10 seconds, the drain gives up and lets
-    /// the connection go (it closes once what is still queued on it ends), and a statement still
-    /// queued at the server may run later, as with a pooled connection whose cancel fails.
-    ///
-    /// ```no_run
-    /// # use actix_typed_session::{deadpool_postgres::Pool, PostgresStore};
-    /// # fn store(pool: Pool) -> PostgresStore {
-    /// // The pool must hold more than 4 connections.
-    /// PostgresStore::builder(pool).shared_connections(4).build().unwrap()
-    /// # }
-    /// ```
-    pub fn shared_connections(mut self, connections: usize) -> Self {
-        self.shared = connections;
-        self
-    }
-
-    /// Validates the names and builds the store. Names must be lowercase SQL identifiers
-    /// (`[a-z_][a-z0-9_]*`); they are quoted, never interpolated unchecked.
-    pub fn build(self) -> Result<PostgresStore, BuildError> {
-        identifier("schema", &self.schema, 63)?;
-        // Leaves room for the index name derived from it.
-        identifier("table", &self.table, 48)?;
-        if self.timeout.is_zero() {
-            return Err(BuildError::Timeouts(
-                "the PostgreSQL timeout must be longer than zero",
-            ));
-        }
-        let queries = Queries::new(&self.schema, &self.table);
-        let pool = self.pool.status().max_size;
-        let connections = self.shared;
-        if connections > 0 && connections >= pool {
-            return Err(BuildError::PoolTooSmall {
-                shared: connections,
-                pool,
-            });
-        }
-        let shared = (connections > 0).then(|| {
-            let sql = Single::ALL.map(|which| queries.single(which).to_owned());
-            // A statement waiting for a row lock fails at the server before the client gives
-            // up on it: a definite error instead of a timeout, and no drain.
-            let lock_timeout = Some(self.timeout / 10 * 9)
-                .filter(|wait| (1..=i32::MAX as u128).contains(&wait.as_millis()));
-            std::sync::Arc::new(SharedConnections::new(
-                self.pool.clone(),
-                sql,
-                connections,
-                lock_timeout,
-            ))
-        });
-        Ok(PostgresStore {
-            pool: self.pool,
-            queries: std::sync::Arc::new(queries),
-            shared,
-            timeout: self.timeout,
-            batch: self.batch,
-        })
-    }
-}
-
-fn identifier(what: &'static str, name: &str, max: usize) -> Result<(), BuildError> {
-    let invalid = |reason| BuildError::InvalidIdentifier {
-        what,
-        name: name.to_owned(),
-        reason,
-    };
-    let mut bytes = name.bytes();
-    match bytes.next() {
-        None => return Err(invalid("it is empty")),
-        Some(b) if !(b.is_ascii_lowercase() || b == b'_') => {
-            return Err(invalid("it must start with a lowercase letter or `_`"))
-        }
-        _ => {}
-    }
-    if !bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        return Err(invalid(
-            "only lowercase letters, digits and `_` are allowed",
-        ));
-    }
-    if name.len() > max {
-        return Err(invalid("it is too long"));
-    }
-    Ok(())
-}
-
-/// SQL text, built once from validated names.
-struct Queries {
-    table: String,
-    create_table: String,
-    add_columns: String,
-    create_indexes: String,
-    load: String,
-    create: String,
-    update: String,
-    update_returning: String,
-    touch: String,
-    take: String,
-    retire: String,
-    put: String,
-    delete: String,
-    delete_expired: String,
-    list_owned: String,
-    delete_owned: String,
-    delete_all_owned: String,
-}
-
-/// The columns added after the first release of the table, with their definitions. Rows written
-/// before the upgrade (or by an instance still running the previous version during a rolling
-/// deploy) get `NULL` / `false`: `last_seen` is read as `created_at` until the row is written.
-const ADDED_COLUMNS: [(&str, &str); 3] = [
-    ("last_seen", "timestamptz NULL"),
-    ("owner", "text NULL"),
-    ("retired", "boolean NOT NULL DEFAULT false"),
-];
-
-/// How many of the columns `$2` the table `$1` lacks. `migrate` alters the table only then: an
-/// `ALTER TABLE` waits for an exclusive lock, and every load would queue behind it.
-const MISSING_COLUMNS: &str = "SELECT count(*) FROM unnest($2::text[]) AS wanted(name)
-     WHERE NOT EXISTS (
-         SELECT 1 FROM pg_attribute
-         WHERE attrelid = to_regclass($1) AND attname = wanted.name
-           AND attnum > 0 AND NOT attisdropped)";
-
-impl Queries {
-    fn single(&self, which: Single) -> &str {
-        match which {
-            Single::Load => &self.load,
-            Single::Create => &self.create,
-            Single::Update => &self.update,
-            Single::UpdateReturning => &self.update_returning,
-            Single::Touch => &self.touch,
-            Single::Delete => &self.delete,
-        }
-    }
-
-    fn new(schema: &str, table: &str) -> Self {
-        let t = format!("\"{schema}\".\"{table}\"");
-        let columns: Vec<String> = ADDED_COLUMNS
-            .iter()
-            .map(|(name, definition)| format!("{name} {definition}"))
-            .collect();
-        let update = format!(
-            "UPDATE {t} SET
-                 data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
-                 owner = CASE WHEN $7 THEN $8::text ELSE owner END,
-                 expires_at = $5,
-                 last_seen = $6
-             WHERE id_hash = $1 AND expires_at > $6 AND NOT retired"
-        );
-        Self {
-            create_table: format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-                 CREATE TABLE IF NOT EXISTS {t} (
-                     id_hash bytea PRIMARY KEY CHECK (octet_length(id_hash) = 32),
-                     data jsonb NOT NULL,
-                     created_at timestamptz NOT NULL,
-                     expires_at timestamptz NOT NULL,
-                     {}
-                 );",
-                columns.join(",\n                     ")
-            ),
-            add_columns: format!(
-                "ALTER TABLE {t} {}",
-                columns
-                    .iter()
-                    .map(|c| format!("ADD COLUMN IF NOT EXISTS {c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            create_indexes: format!(
-                "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at);
-                 CREATE INDEX IF NOT EXISTS \"{table}_owner_idx\" ON {t} (owner)
-                     WHERE owner IS NOT NULL;"
-            ),
-            load: format!(
-                "SELECT {RECORD_COLUMNS} FROM {t} WHERE id_hash = $1 AND expires_at > $2"
-            ),
-            create: format!(
-                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner, retired)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (id_hash) DO NOTHING"
-            ),
-            update_returning: format!("{update} RETURNING {RECORD_COLUMNS}"),
-            update,
-            touch: format!(
-                "UPDATE {t} SET expires_at = $2, last_seen = $3
-                 WHERE id_hash = $1 AND expires_at > $3 AND NOT retired"
-            ),
-            take: format!(
-                "DELETE FROM {t} WHERE id_hash = $1 AND expires_at > $2 AND NOT retired
-                 RETURNING data, created_at, owner"
-            ),
-            // Only `retired` and the expiry change: the copy keeps the data and owner it had.
-            retire: format!(
-                "UPDATE {t} SET retired = true, expires_at = LEAST(expires_at, $3)
-                 WHERE id_hash = $1 AND expires_at > $2 AND NOT retired
-                 RETURNING data, created_at, owner"
-            ),
-            put: format!(
-                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner)
-                 VALUES ($1, CASE WHEN $3 THEN $5::jsonb ELSE ($2::jsonb - $4::text[]) || $5::jsonb END,
-                         $6, $7, $8, $9)
-                 ON CONFLICT (id_hash) DO NOTHING"
-            ),
-            delete: format!("DELETE FROM {t} WHERE id_hash = $1"),
-            delete_expired: format!(
-                "DELETE FROM {t} WHERE id_hash = ANY(ARRAY(
-                     SELECT id_hash FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))"
-            ),
-            list_owned: format!(
-                "SELECT id_hash, created_at, COALESCE(last_seen, created_at), expires_at FROM {t}
-                 WHERE owner = $1 AND NOT retired AND expires_at > $2"
-            ),
-            delete_owned: format!(
-                "DELETE FROM {t} WHERE id_hash = $1 AND owner = $2 AND NOT retired"
-            ),
-            delete_all_owned: format!(
-                "DELETE FROM {t} WHERE owner = $1 AND id_hash IS DISTINCT FROM $2
-                 RETURNING id_hash, retired"
-            ),
-            table: t,
-        }
     }
 }
 
@@ -735,7 +450,7 @@ fn removed(changes: &ChangeSet) -> Vec<&str> {
 }
 
 /// The columns [`record`] reads, in its order.
-const RECORD_COLUMNS: &str =
+pub(super) const RECORD_COLUMNS: &str =
     "data, created_at, expires_at, COALESCE(last_seen, created_at), owner, retired";
 
 /// A record from a row of [`RECORD_COLUMNS`] (the `load` and `update_returning` queries).
@@ -1031,27 +746,5 @@ impl SessionStore for PostgresStore {
             result
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_are_validated_before_any_sql_is_built() {
-        assert!(identifier("table", "sessions", 48).is_ok());
-        assert!(identifier("table", "_s2", 48).is_ok());
-        for bad in [
-            "",
-            "Sessions",
-            "2sessions",
-            "sess-ions",
-            "s\"; DROP TABLE users; --",
-            "séance",
-            &"a".repeat(49),
-        ] {
-            assert!(identifier("table", bad, 48).is_err(), "{bad:?}");
-        }
     }
 }

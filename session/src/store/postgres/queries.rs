@@ -1,0 +1,143 @@
+//! The store's SQL, built once from validated schema and table names.
+
+use super::{shared::Single, RECORD_COLUMNS};
+
+/// SQL text, built once from validated names.
+pub(super) struct Queries {
+    pub(super) table: String,
+    pub(super) create_table: String,
+    pub(super) add_columns: String,
+    pub(super) create_indexes: String,
+    pub(super) load: String,
+    pub(super) create: String,
+    pub(super) update: String,
+    pub(super) update_returning: String,
+    pub(super) touch: String,
+    pub(super) take: String,
+    pub(super) retire: String,
+    pub(super) put: String,
+    pub(super) delete: String,
+    pub(super) delete_expired: String,
+    pub(super) list_owned: String,
+    pub(super) delete_owned: String,
+    pub(super) delete_all_owned: String,
+}
+
+/// The columns added after the first release of the table, with their definitions. Rows written
+/// before the upgrade (or by an instance still running the previous version during a rolling
+/// deploy) get `NULL` / `false`: `last_seen` is read as `created_at` until the row is written.
+pub(super) const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("last_seen", "timestamptz NULL"),
+    ("owner", "text NULL"),
+    ("retired", "boolean NOT NULL DEFAULT false"),
+];
+
+/// How many of the columns `$2` the table `$1` lacks. `migrate` alters the table only then: an
+/// `ALTER TABLE` waits for an exclusive lock, and every load would queue behind it.
+pub(super) const MISSING_COLUMNS: &str = "SELECT count(*) FROM unnest($2::text[]) AS wanted(name)
+     WHERE NOT EXISTS (
+         SELECT 1 FROM pg_attribute
+         WHERE attrelid = to_regclass($1) AND attname = wanted.name
+           AND attnum > 0 AND NOT attisdropped)";
+
+impl Queries {
+    pub(super) fn single(&self, which: Single) -> &str {
+        match which {
+            Single::Load => &self.load,
+            Single::Create => &self.create,
+            Single::Update => &self.update,
+            Single::UpdateReturning => &self.update_returning,
+            Single::Touch => &self.touch,
+            Single::Delete => &self.delete,
+        }
+    }
+
+    pub(super) fn new(schema: &str, table: &str) -> Self {
+        let t = format!("\"{schema}\".\"{table}\"");
+        let columns: Vec<String> = ADDED_COLUMNS
+            .iter()
+            .map(|(name, definition)| format!("{name} {definition}"))
+            .collect();
+        let update = format!(
+            "UPDATE {t} SET
+                 data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
+                 owner = CASE WHEN $7 THEN $8::text ELSE owner END,
+                 expires_at = $5,
+                 last_seen = $6
+             WHERE id_hash = $1 AND expires_at > $6 AND NOT retired"
+        );
+        Self {
+            create_table: format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+                 CREATE TABLE IF NOT EXISTS {t} (
+                     id_hash bytea PRIMARY KEY CHECK (octet_length(id_hash) = 32),
+                     data jsonb NOT NULL,
+                     created_at timestamptz NOT NULL,
+                     expires_at timestamptz NOT NULL,
+                     {}
+                 );",
+                columns.join(",\n                     ")
+            ),
+            add_columns: format!(
+                "ALTER TABLE {t} {}",
+                columns
+                    .iter()
+                    .map(|c| format!("ADD COLUMN IF NOT EXISTS {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            create_indexes: format!(
+                "CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON {t} (expires_at);
+                 CREATE INDEX IF NOT EXISTS \"{table}_owner_idx\" ON {t} (owner)
+                     WHERE owner IS NOT NULL;"
+            ),
+            load: format!(
+                "SELECT {RECORD_COLUMNS} FROM {t} WHERE id_hash = $1 AND expires_at > $2"
+            ),
+            create: format!(
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner, retired)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id_hash) DO NOTHING"
+            ),
+            update_returning: format!("{update} RETURNING {RECORD_COLUMNS}"),
+            update,
+            touch: format!(
+                "UPDATE {t} SET expires_at = $2, last_seen = $3
+                 WHERE id_hash = $1 AND expires_at > $3 AND NOT retired"
+            ),
+            take: format!(
+                "DELETE FROM {t} WHERE id_hash = $1 AND expires_at > $2 AND NOT retired
+                 RETURNING data, created_at, owner"
+            ),
+            // Only `retired` and the expiry change: the copy keeps the data and owner it had.
+            retire: format!(
+                "UPDATE {t} SET retired = true, expires_at = LEAST(expires_at, $3)
+                 WHERE id_hash = $1 AND expires_at > $2 AND NOT retired
+                 RETURNING data, created_at, owner"
+            ),
+            put: format!(
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner)
+                 VALUES ($1, CASE WHEN $3 THEN $5::jsonb ELSE ($2::jsonb - $4::text[]) || $5::jsonb END,
+                         $6, $7, $8, $9)
+                 ON CONFLICT (id_hash) DO NOTHING"
+            ),
+            delete: format!("DELETE FROM {t} WHERE id_hash = $1"),
+            delete_expired: format!(
+                "DELETE FROM {t} WHERE id_hash = ANY(ARRAY(
+                     SELECT id_hash FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))"
+            ),
+            list_owned: format!(
+                "SELECT id_hash, created_at, COALESCE(last_seen, created_at), expires_at FROM {t}
+                 WHERE owner = $1 AND NOT retired AND expires_at > $2"
+            ),
+            delete_owned: format!(
+                "DELETE FROM {t} WHERE id_hash = $1 AND owner = $2 AND NOT retired"
+            ),
+            delete_all_owned: format!(
+                "DELETE FROM {t} WHERE owner = $1 AND id_hash IS DISTINCT FROM $2
+                 RETURNING id_hash, retired"
+            ),
+            table: t,
+        }
+    }
+}
