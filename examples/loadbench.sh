@@ -189,13 +189,14 @@ run_browser() {
   SERVER_PID=
   if [ $rc -ne 0 ]; then echo "  $v: browserload failed ($rc)"; return; fi
   field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<" $line"; }
-  local rps p99 cpu ccpu errors io
+  local rps p99 cpu scpu ccpu errors io
   rps=$(field rps) p99=$(field p99_ms) cpu=$(field server_cpu_us_per_req)
-  ccpu=$(field client_cpu_pct) errors=$(field errors) io=$(field io_errors)
+  scpu=$(field server_cpu_pct) ccpu=$(field client_cpu_pct) errors=$(field errors) io=$(field io_errors)
   [ "$errors" = 0 ] && [ "$io" = 0 ] || echo "  $v: WARNING: $errors non-2xx, $io socket errors"
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$round" "$rps" "$p99" "${hwm:-0}" "$cpu" >>"$RESULTS"
-  printf '  %-16s %10.0f req/s  p99 %7.2f ms  peak RSS %6d KB  server %6.2f µs/req  client CPU %5.1f %%\n' \
-    "$v" "$rps" "$p99" "${hwm:-0}" "$cpu" "$ccpu"
+  # Busy shares of the two cores: a server under 100 % with an idle machine waits on something.
+  printf '  %-16s %10.0f req/s  p99 %7.2f ms  peak RSS %6d KB  server %6.2f µs/req  CPU server %5.1f %% client %5.1f %%\n' \
+    "$v" "$rps" "$p99" "${hwm:-0}" "$cpu" "$scpu" "$ccpu"
 }
 
 # Every other round runs the variants in reverse order (A B C, C B A, …): with an even number of
