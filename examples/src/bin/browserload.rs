@@ -431,3 +431,29 @@ fn main() {
         std::process::exit(1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Jar;
+
+    fn header(jar: &Jar) -> String {
+        let mut out = Vec::new();
+        jar.header(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn jar_follows_set_cookie() {
+        let mut jar = Jar::default();
+        assert!(jar.apply(b"session=a; Path=/; HttpOnly"));
+        assert!(jar.apply(b"other=x"));
+        assert_eq!(header(&jar), "session=a; other=x");
+        assert!(!jar.apply(b"session=a; Path=/"));
+        assert!(jar.apply(b"session=b; Max-Age=3600; Path=/"));
+        assert_eq!(header(&jar), "session=b; other=x");
+        assert!(jar.apply(b"session=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"));
+        assert_eq!(header(&jar), "other=x");
+        assert!(!jar.apply(b"gone=; max-age=0"));
+        assert!(!jar.apply(b"no pair here"));
+    }
+}
