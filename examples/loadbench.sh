@@ -14,6 +14,11 @@
 #                 order, with pg-loop and pg-loop-pair around ours-pg-rw)
 #   LB_OUT        where results, table and chart go (examples/loadbench)
 #   LB_SERVER_CPU / LB_CLIENT_CPU   the two cores (0 / 1)
+#   LB_CLIENT     wrk (default) or browser: examples/src/bin/browserload.rs instead of wrk, each
+#                 connection sending back the cookies it was last given (wrk replays the collected
+#                 ones); adds the server's CPU per request to the results (its own LB_OUT default:
+#                 examples/loadbench-browser)
+#   LB_MEMORY     0 skips the memory-store checks (on by default)
 #   DATABASE_URL  a PostgreSQL to use; otherwise a throw-away cluster (tests/services.sh)
 #   REDIS_URL     a Redis to use; otherwise a throw-away redis-server on a free port
 # Every load loop is bounded: wrk by -d, the pg loops by LB_SECONDS, each server by a `timeout`.
@@ -26,7 +31,12 @@ WARMUP=${LB_WARMUP:-1}
 ROUNDS=${LB_ROUNDS:-4}
 CONNS=${LB_CONNS:-32}
 SESSIONS=${LB_SESSIONS:-32}
-OUT=${LB_OUT:-$ROOT/examples/loadbench}
+CLIENT=${LB_CLIENT:-wrk}
+case "$CLIENT" in
+  wrk) OUT=${LB_OUT:-$ROOT/examples/loadbench} ;;
+  browser) OUT=${LB_OUT:-$ROOT/examples/loadbench-browser} ;;
+  *) echo "LB_CLIENT must be wrk or browser" >&2; exit 2 ;;
+esac
 SCPU=${LB_SERVER_CPU:-0}
 CCPU=${LB_CLIENT_CPU:-1}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -57,15 +67,19 @@ need taskset util-linux
 FEATURES=postgres
 # Our Redis store, once the examples package has a `redis` feature for it.
 grep -q '^redis = ' examples/Cargo.toml && FEATURES="$FEATURES,redis"
-cargo build --release -q -p examples --features "$FEATURES" --bin loadbench --bin loadbench_report
+cargo build --release -q -p examples --features "$FEATURES" --bin loadbench --bin loadbench_report \
+  --bin browserload
 BIN=$CARGO_TARGET_DIR/release/loadbench
 REPORT=$CARGO_TARGET_DIR/release/loadbench_report
+BROWSER=$CARGO_TARGET_DIR/release/browserload
 
 # --- the memory store, first: its two-thread check runs unpinned, and must not share the cores
 # with the benchmark's PostgreSQL (which keeps working, e.g. vacuuming, after the load runs).
-echo "memory store:"
-LB_SECONDS=$(( SECONDS_PER_RUN < 5 ? SECONDS_PER_RUN : 5 )) timeout 120 "$BIN" mem-scaling | tee "$OUT/memory.txt"
-timeout 300 "$BIN" mem-capacity | tee -a "$OUT/memory.txt"
+if [ "${LB_MEMORY:-1}" != 0 ]; then
+  echo "memory store:"
+  LB_SECONDS=$(( SECONDS_PER_RUN < 5 ? SECONDS_PER_RUN : 5 )) timeout 120 "$BIN" mem-scaling | tee "$OUT/memory.txt"
+  timeout 300 "$BIN" mem-capacity | tee -a "$OUT/memory.txt"
+fi
 
 # --- services ----------------------------------------------------------------------------------
 start_postgres
@@ -88,7 +102,14 @@ export LB_CONNS=$CONNS LB_ROWS=$SESSIONS
 cp "$ROOT/examples/rotate.lua" "$WORK/rotate.lua"
 
 RESULTS="$OUT/results.tsv"
-printf 'variant\tround\trps\tp99_ms\tpeak_rss_kb\n' >"$RESULTS"
+if [ "$CLIENT" = browser ]; then
+  # One more column: the server's CPU time per request (µs), from /proc around the window.
+  printf 'variant\tround\trps\tp99_ms\tpeak_rss_kb\tserver_us_per_req\n' >"$RESULTS"
+else
+  printf 'variant\tround\trps\tp99_ms\tpeak_rss_kb\n' >"$RESULTS"
+fi
+# The browser mode's extra column (empty where there is no server, the pg loops).
+extra() { [ "$CLIENT" = browser ] && printf '\t%s' "$1"; true; }
 
 to_ms() { # "1.23ms" / "456.00us" / "1.02s" -> milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
@@ -103,7 +124,7 @@ run_variant() { # variant round
     local rps p99
     rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")
     p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")
-    printf '%s\t%s\t%s\t%s\t%s\n' "$v" "$round" "$rps" "$p99" 0 >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s%s\n' "$v" "$round" "$rps" "$p99" 0 "$(extra '')" >>"$RESULTS"
     printf '  %-16s %10.0f req/s  p99 %7.2f ms\n' "$v" "$rps" "$p99"
     return
   fi
@@ -133,6 +154,10 @@ run_variant() { # variant round
     return
   fi
   collect_cookies "$PORT" "$SESSIONS" "$cookies"
+  if [ "$CLIENT" = browser ]; then
+    run_browser "$v" "$round" "$cookies"
+    return
+  fi
   taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/rotate.lua" \
     "http://127.0.0.1:$PORT/" -- "$cookies" >/dev/null
   taskset -c "$CCPU" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --latency -s "$WORK/rotate.lua" \
@@ -151,6 +176,29 @@ run_variant() { # variant round
   printf '  %-16s %10.0f req/s  p99 %7.2f ms  peak RSS %6d KB\n' "$v" "$rps" "$p99" "${hwm:-0}"
 }
 
+# run_browser variant round cookies: the browser-like client instead of wrk, on the running server.
+run_browser() {
+  local v=$1 round=$2 cookies=$3 server line hwm rc=0
+  server=$(pgrep -P "$SERVER_PID" | head -1) # $SERVER_PID is `timeout`; the server is its child.
+  line=$(timeout $((SECONDS_PER_RUN + WARMUP + 30)) taskset -c "$CCPU" "$BROWSER" --port "$PORT" \
+    --pid "$server" --conns "$CONNS" --warmup "$WARMUP" --seconds "$SECONDS_PER_RUN" \
+    --cookies "$cookies" | grep '^RESULT') || rc=$?
+  hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$server/status" 2>/dev/null || echo 0)
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+  if [ $rc -ne 0 ]; then echo "  $v: browserload failed ($rc)"; return; fi
+  field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<" $line"; }
+  local rps p99 cpu scpu ccpu errors io
+  rps=$(field rps) p99=$(field p99_ms) cpu=$(field server_cpu_us_per_req)
+  scpu=$(field server_cpu_pct) ccpu=$(field client_cpu_pct) errors=$(field errors) io=$(field io_errors)
+  [ "$errors" = 0 ] && [ "$io" = 0 ] || echo "  $v: WARNING: $errors non-2xx, $io socket errors"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$round" "$rps" "$p99" "${hwm:-0}" "$cpu" >>"$RESULTS"
+  # Busy shares of the two cores: a server under 100 % with an idle machine waits on something.
+  printf '  %-16s %10.0f req/s  p99 %7.2f ms  peak RSS %6d KB  server %6.2f µs/req  CPU server %5.1f %% client %5.1f %%\n' \
+    "$v" "$rps" "$p99" "${hwm:-0}" "$cpu" "$scpu" "$ccpu"
+}
+
 # Every other round runs the variants in reverse order (A B C, C B A, …): with an even number of
 # rounds, of each pair compared (next to each other in the list), each goes first as often as
 # the other, so a machine that speeds up or slows down over a round favours neither.
@@ -166,7 +214,7 @@ done
 # --- memory-store targets (not pinned: the two-thread case needs both cores) ------------------
 
 {
-  echo "command: LB_SECONDS=$SECONDS_PER_RUN LB_ROUNDS=$ROUNDS LB_CONNS=$CONNS LB_SESSIONS=$SESSIONS bash examples/loadbench.sh"
+  echo "command: $([ "$CLIENT" = browser ] && printf 'LB_CLIENT=browser ')LB_SECONDS=$SECONDS_PER_RUN LB_ROUNDS=$ROUNDS LB_CONNS=$CONNS LB_SESSIONS=$SESSIONS bash examples/loadbench.sh"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "cores: $(nproc); cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1); kernel: $(uname -r)"
   echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,6 +5,10 @@
 //!                          writes <dir>/table.md and <dir>/ratios.png
 //! ```
 //!
+//! With a sixth column in results.tsv (`LB_CLIENT=browser`: the server's CPU time per request),
+//! the table also compares the variants by it: actix-session's CPU per request ÷ ours is how many
+//! times cheaper ours is.
+//!
 //! Medians over the rounds; each ratio is between medians measured in the same run. Below the
 //! table, each target's ratio is also given round by round (the two variants of a pair ran
 //! seconds apart, so a host that changes speed between rounds moves both), as the median of those
@@ -128,6 +132,8 @@ const ORDER: &[&str] = &[
 
 struct Row {
     rps: f64,
+    /// The server's CPU time per request in µs; NaN when not measured.
+    server_us: f64,
     p99_ms: f64,
     peak_mb: f64,
     rounds: usize,
@@ -173,9 +179,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "examples/loadbench".into());
     let dir = Path::new(&dir);
     let raw = std::fs::read_to_string(dir.join("results.tsv"))?;
-    let mut samples: BTreeMap<String, Vec<[f64; 3]>> = BTreeMap::new();
-    // variant -> round -> req/s
+    let mut samples: BTreeMap<String, Vec<[f64; 4]>> = BTreeMap::new();
+    // variant -> round -> req/s, and server µs per request
     let mut by_round: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut cpu_by_round: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for line in raw.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() < 5 {
@@ -186,18 +193,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .entry(f[0].to_owned())
             .or_default()
             .insert(f[1].to_owned(), num(f[2]));
+        let cpu = f.get(5).map_or(f64::NAN, |s| num(s));
+        if cpu.is_finite() {
+            cpu_by_round
+                .entry(f[0].to_owned())
+                .or_default()
+                .insert(f[1].to_owned(), cpu);
+        }
         samples.entry(f[0].to_owned()).or_default().push([
             num(f[2]),
             num(f[3]),
             num(f[4]) / 1024.0,
+            cpu,
         ]);
     }
     let rows: BTreeMap<String, Row> = samples
         .into_iter()
         .map(|(variant, s)| {
-            let col = |i: usize| median(s.iter().map(|r| r[i]).collect());
+            let col = |i: usize| median(s.iter().map(|r| r[i]).filter(|x| !x.is_nan()).collect());
             let row = Row {
                 rps: col(0),
+                server_us: col(3),
                 p99_ms: col(1),
                 peak_mb: col(2),
                 rounds: s.len(),
@@ -206,6 +222,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let ratio = |a: &str, b: &str| Some(rows.get(a)?.rps / rows.get(b)?.rps);
+    // How many times less server CPU `a` takes per request than `b`.
+    let cheaper = |a: &str, b: &str| {
+        Some(rows.get(b)?.server_us / rows.get(a)?.server_us).filter(|r| r.is_finite())
+    };
+    let has_cpu = rows.values().any(|r| r.server_us.is_finite());
     let mut order: Vec<&str> = ORDER
         .iter()
         .copied()
@@ -218,11 +239,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let mut md = String::new();
+    let (cpu_head, cpu_rule) = if has_cpu {
+        (
+            " server CPU/req | CPU: × cheaper than actix-session |",
+            "---:|---:|",
+        )
+    } else {
+        ("", "")
+    };
     writeln!(
         md,
-        "| variant | req/s (median) | p99 latency | peak server RSS | × bare | × actix-session | target | met? |"
+        "| variant | req/s (median) | p99 latency | peak server RSS | × bare | × actix-session |{cpu_head} target | met? |"
     )?;
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---|---|")?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|{cpu_rule}---|---|")?;
     for v in &order {
         let row = &rows[*v];
         let vs_bare = ratio(v, "bare").map_or("–".into(), |r| format!("{r:.2}"));
@@ -263,6 +292,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let sep = if met.is_empty() { "" } else { "; " };
             write!(met, "{sep}{shown} ({})", reference.label)?;
         }
+        let cpu = if has_cpu {
+            let us = if row.server_us.is_finite() {
+                format!("{:.2} µs", row.server_us)
+            } else {
+                "–".into()
+            };
+            let vs = peer(v)
+                .and_then(|p| cheaper(v, &p))
+                .map_or("–".into(), |r| format!("{r:.2}"));
+            format!(" {us} | {vs} |")
+        } else {
+            String::new()
+        };
         let peak = if row.peak_mb > 0.0 {
             format!("{:.1} MB", row.peak_mb)
         } else {
@@ -270,7 +312,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         writeln!(
             md,
-            "| `{v}`{} | {:.0} | {:.2} ms | {peak} | {vs_bare} | {vs_peer} | {target} | {met} |",
+            "| `{v}`{} | {:.0} | {:.2} ms | {peak} | {vs_bare} | {vs_peer} |{cpu} {target} | {met} |",
             if row.rounds > 1 {
                 String::new()
             } else {
@@ -283,11 +325,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for missing in TARGETS.iter().filter(|t| !rows.contains_key(t.variant)) {
         writeln!(
             md,
-            "| `{}` | not run | | | | | ≥ {:.2} × {} | not measured |",
-            missing.variant, missing.at_least, missing.against
+            "| `{}` | not run | | | | |{} ≥ {:.2} × {} | not measured |",
+            missing.variant,
+            if has_cpu { " | |" } else { "" },
+            missing.at_least,
+            missing.against
         )?;
     }
     paired(&mut md, &by_round)?;
+    if has_cpu {
+        paired_cpu(&mut md, &cpu_by_round)?;
+    }
     if let Ok(memory) = std::fs::read_to_string(dir.join("memory.txt")) {
         writeln!(md)?;
         let field = |key: &str| {
@@ -379,6 +427,52 @@ fn paired(md: &mut String, by_round: &BTreeMap<String, BTreeMap<String, f64>>) -
         writeln!(
             md,
             "Per-round ratios (each pair measured seconds apart in the same round; median and \
+             range over the rounds):"
+        )?;
+        for line in lines {
+            writeln!(md, "- {line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Each target's server CPU per request round by round: the compared variant's ÷ this one's.
+fn paired_cpu(
+    md: &mut String,
+    by_round: &BTreeMap<String, BTreeMap<String, f64>>,
+) -> std::fmt::Result {
+    let pairs = TARGETS
+        .iter()
+        .map(|t| (t.variant, t.against))
+        .chain(REFERENCES.iter().map(|r| (r.variant, r.against)));
+    let mut lines = Vec::new();
+    for (variant, against) in pairs {
+        let (Some(a), Some(b)) = (by_round.get(variant), by_round.get(against)) else {
+            continue;
+        };
+        let ratios: Vec<f64> = a
+            .iter()
+            .filter_map(|(round, us)| Some(b.get(round)? / us))
+            .filter(|r| r.is_finite())
+            .collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(*r), h.max(*r)));
+        let rounds = ratios.len();
+        lines.push(format!(
+            "`{against}` ÷ `{variant}`: {:.2} ({low:.2}–{high:.2} over {rounds} rounds)",
+            median(ratios)
+        ));
+    }
+    if !lines.is_empty() {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "Server CPU per request, round by round (the compared variant's µs per request ÷ \
+             the second-named one's: above 1, that one is so many times cheaper; median and \
              range over the rounds):"
         )?;
         for line in lines {
