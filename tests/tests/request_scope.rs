@@ -126,6 +126,50 @@ async fn a_guard_is_told_when_a_session_needs_a_store_read() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// Opens the default session before routing, so that guards find it without waiting.
+async fn open_before_routing(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    Sessions::from_request_parts(req.request())?
+        .open_default()
+        .await?;
+    next.call(req).await
+}
+
+/// A server-side session opened by a middleware before routing is the one a guard finds at
+/// once.
+#[actix_web::test]
+async fn a_guard_finds_a_server_side_session_opened_before_routing() {
+    let app = test::init_service(
+        App::new()
+            .wrap(from_fn(open_before_routing))
+            .wrap(memory_mw())
+            .route("/login", web::post().to(login))
+            .route(
+                "/account",
+                web::get()
+                    .guard(guard::fn_guard(logged_in))
+                    .to(HttpResponse::Ok),
+            ),
+    )
+    .await;
+    let anonymous =
+        test::call_service(&app, test::TestRequest::get().uri("/account").to_request()).await;
+    assert_eq!(anonymous.status(), StatusCode::NOT_FOUND);
+    let res = test::call_service(&app, test::TestRequest::post().uri("/login").to_request()).await;
+    let cookie = cookies_of(&res);
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/account")
+            .insert_header(("cookie", cookie))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
 /// Reads the default session after the handler ran, through a handle taken before: the common
 /// "look at the session once the response is known" middleware.
 async fn report_user(
