@@ -144,10 +144,13 @@ pub fn browser_url(bound: SocketAddr) -> String {
     }
 }
 
-/// Logs to stderr: `RUST_LOG` if set, else `info` (and `debug` for the session library).
+/// Logs to stderr: `RUST_LOG` if set, else `info` (and `debug` for the session library). Colours
+/// only when stderr is a terminal, so that a log redirected to a file stays plain text.
 pub fn init_tracing() {
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,actix_typed_session=debug".into()),

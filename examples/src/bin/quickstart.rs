@@ -85,7 +85,10 @@ async fn notes(sessions: Sessions, q: web::Query<Notes>) -> actix_web::Result<Ht
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
+        // Colours only on a terminal: a log redirected to a file stays plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,actix_typed_session=debug".into()),
