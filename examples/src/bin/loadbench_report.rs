@@ -519,7 +519,8 @@ fn chart(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(150)
-        .build_cartesian_2d(0.0..1.1f64, (0..n).into_segmented())?;
+        // A segmented 0..n has a segment for n too: one less, or an empty tick tops the chart.
+        .build_cartesian_2d(0.0..1.1f64, (0..n - 1).into_segmented())?;
     chart
         .configure_mesh()
         .disable_y_mesh()
