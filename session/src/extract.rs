@@ -154,10 +154,8 @@ impl Sessions {
         match self.open_or_prepare(name, backend)? {
             Prepared::Open(session) => Ok(session),
             Prepared::Load(spec) => {
-                // Boxed on its own: awaited in place, the loading future would take this one's
-                // size twice over (rustc keeps a large callee future twice), putting the box
-                // above glibc's per-thread cache and into its slow path (measured: a 2,136-byte
-                // box, now ~300 + 928).
+                // Boxed on its own: awaited in place, rustc would keep the loading future twice
+                // in this one, and a box that large misses the allocator's per-thread cache.
                 let registry = &self.registry;
                 let session = Box::pin(load(&registry.config, registry.cookies(), spec)).await?;
                 Ok(registry.register(session))
