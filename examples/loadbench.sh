@@ -14,6 +14,8 @@
 #                 order, with pg-loop and pg-loop-pair around ours-pg-rw)
 #   LB_OUT        where results, table and chart go (examples/loadbench)
 #   LB_SERVER_CPU / LB_CLIENT_CPU   the two cores (0 / 1)
+#   LB_BIN        a loadbench server binary to measure instead of this tree's (e.g. an earlier
+#                 build, for a before/after table); the client and report are still built here
 #   LB_CLIENT     wrk (default) or browser: examples/src/bin/browserload.rs instead of wrk, each
 #                 connection sending back the cookies it was last given (wrk replays the collected
 #                 ones); adds the server's CPU per request to the results (its own LB_OUT default:
@@ -69,7 +71,7 @@ FEATURES=postgres
 grep -q '^redis = ' examples/Cargo.toml && FEATURES="$FEATURES,redis"
 cargo build --release -q -p examples --features "$FEATURES" --bin loadbench --bin loadbench_report \
   --bin browserload
-BIN=$CARGO_TARGET_DIR/release/loadbench
+BIN=${LB_BIN:-$CARGO_TARGET_DIR/release/loadbench}
 REPORT=$CARGO_TARGET_DIR/release/loadbench_report
 BROWSER=$CARGO_TARGET_DIR/release/browserload
 
