@@ -6,8 +6,6 @@
 
 use bytes::Bytes;
 
-use crate::decimal::decimal;
-
 /// How deeply arrays may nest in a reply before it counts as malformed (the store's scripts
 /// return at most two levels).
 const MAX_DEPTH: usize = 16;
@@ -85,10 +83,10 @@ impl Command {
         second: impl AsRef<[u8]>,
     ) -> &mut Self {
         let (first, second) = (first.as_ref(), second.as_ref());
-        let mut digits = [0u8; 20];
-        let len = (first.len() + second.len()) as u64;
+        let len = first.len() + second.len();
         self.body.push(b'$');
-        self.body.extend_from_slice(decimal(len, &mut digits));
+        self.body
+            .extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
         self.body.extend_from_slice(b"\r\n");
         self.body.extend_from_slice(first);
         self.body.extend_from_slice(second);
@@ -99,8 +97,7 @@ impl Command {
 
     /// Appends an integer argument, in decimal.
     pub(crate) fn int(&mut self, n: u64) -> &mut Self {
-        let mut digits = [0u8; 20];
-        self.arg(decimal(n, &mut digits))
+        self.arg(itoa::Buffer::new().format(n).as_bytes())
     }
 
     /// Appends the whole command to `out`.
@@ -110,10 +107,13 @@ impl Command {
 
     /// Appends the command to `out` with `leading` arguments before its own.
     pub(crate) fn write_with(&self, leading: &[&[u8]], out: &mut Vec<u8>) {
-        let mut digits = [0u8; 20];
         out.reserve(self.body.len() + 16 + leading.iter().map(|a| a.len() + 16).sum::<usize>());
         out.push(b'*');
-        out.extend_from_slice(decimal((self.args + leading.len()) as u64, &mut digits));
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(self.args + leading.len())
+                .as_bytes(),
+        );
         out.extend_from_slice(b"\r\n");
         for arg in leading {
             encode_bulk(out, arg);
@@ -123,9 +123,8 @@ impl Command {
 }
 
 fn encode_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut digits = [0u8; 20];
     out.push(b'$');
-    out.extend_from_slice(decimal(bytes.len() as u64, &mut digits));
+    out.extend_from_slice(itoa::Buffer::new().format(bytes.len()).as_bytes());
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(bytes);
     out.extend_from_slice(b"\r\n");
