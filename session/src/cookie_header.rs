@@ -31,12 +31,23 @@ pub(crate) type CookieValues<'a> = smallvec::SmallVec<[&'a [u8]; 1]>;
 pub(crate) fn cookie_values<'a>(headers: &'a [HeaderValue], name: &str) -> CookieValues<'a> {
     let mut found = CookieValues::new();
     for header in headers {
-        for pair in header.as_bytes().split(|&b| b == b';') {
+        let header = header.as_bytes();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b';', header).chain([header.len()]) {
+            let pair = &header[start..end];
+            start = end + 1;
             // Checked on the raw bytes: the crate also trims Unicode spaces off a value.
             if !pair.is_ascii() {
                 continue;
             }
-            let Ok(Ok(cookie)) = std::str::from_utf8(pair).map(Cookie::parse) else {
+            let Ok(pair) = std::str::from_utf8(pair) else {
+                continue;
+            };
+            // Only a pair that can be this cookie is parsed (the crate trims the name so).
+            if !pair.trim_start().starts_with(name) {
+                continue;
+            }
+            let Ok(cookie) = Cookie::parse(pair) else {
                 continue;
             };
             // The raw slices borrow the header, not the parsed cookie.
