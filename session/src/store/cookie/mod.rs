@@ -809,6 +809,35 @@ mod tests {
     }
 
     #[test]
+    fn values_in_the_v1_format_keep_opening() {
+        // `{"user":"ann"}` from 2,000,000,000 to 60 s later, for the key [7; 64] and the cookie
+        // `s`: sealed is base64url(nonce 1..=12 | AES-256-GCM ciphertext | tag), signed is
+        // base64url(HMAC-SHA256) "." base64url(payload), both unpadded.
+        const SEALED: &str =
+            "AQIDBAUGBwgJCgsMnwuauCj4o2QEp3siAfGJAr0pPTcWjtao65B58FuGVlSpD9-ZfJrBKYY";
+        const SIGNED: &str =
+            "GX_3_SXEtM2qMaxzqk8wxukYKZmgeKW8RQ1lTA6Zei4.gICo1rkHvKjWuQd7InVzZXIiOiJhbm4ifQ";
+        let keys = ring(&[&Key::from(&[7u8; 64][..])]);
+        for (security, value) in [
+            (CookieSecurity::Sealed, SEALED),
+            (CookieSecurity::Signed, SIGNED),
+        ] {
+            let opened = CookieStore::new(security).open(&keys, "s", value).unwrap();
+            assert_eq!(*opened.data, sample(), "{security:?}");
+            assert_eq!(unix(opened.created_at), 2_000_000_000);
+            assert_eq!(unix(opened.expires_at), 2_000_000_060);
+        }
+        // Signing is deterministic: today's writer gives the same value.
+        let t = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let mut plain = Vec::new();
+        CookieStore::payload(&sample(), t, t + Duration::from_secs(60), None, None)
+            .write_to(&mut plain)
+            .unwrap();
+        let signed = CookieStore::new(CookieSecurity::Signed).seal(&keys, "s", plain);
+        assert_eq!(signed, SIGNED);
+    }
+
+    #[test]
     fn payloads_serialized_in_place_open_and_have_the_predicted_length() {
         let key = Key::generate();
         let keys = ring(&[&key, &Key::generate()]);
