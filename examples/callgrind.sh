@@ -13,6 +13,9 @@
 #   CG_CONNS     wrk connections (8)                 CG_SESSIONS  sessions rotated over (32)
 #   CG_KEEP      a directory to keep the callgrind dumps in (for callgrind_annotate)
 #   CG_NO_BUILD  set to skip `cargo build`
+#   CG_DRIVER    `rotate` (default: every request sends one of the collected cookies in turn) or
+#                `browser` (browser.lua: one session per connection, each request sends back the
+#                cookie the last response set)
 # Every step is bounded: wrk by -d, each server by `timeout`, the start-up wait by a counter.
 set -euo pipefail
 
@@ -48,7 +51,13 @@ BIN=$CARGO_TARGET_DIR/release/loadbench
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The same driver as loadbench.sh: one request string per collected cookie, sent in turn.
-cp "$ROOT/examples/rotate.lua" "$WORK/rotate.lua"
+DRIVER=${CG_DRIVER:-rotate}
+case $DRIVER in
+  rotate) WRK_ARGS=(-t1 -c"$CONNS" -s "$WORK/driver.lua") ;;
+  browser) WRK_ARGS=(-t"$CONNS" -c"$CONNS" -s "$WORK/driver.lua") ;;
+  *) echo "CG_DRIVER is rotate or browser" >&2; exit 1 ;;
+esac
+cp "$ROOT/examples/$DRIVER.lua" "$WORK/driver.lua"
 
 printf '%-16s %14s %10s %12s\n' variant instructions requests 'Ir/request'
 for v in $VARIANTS; do
@@ -72,10 +81,10 @@ for v in $VARIANTS; do
   VG_PID=$(pgrep -P "$SERVER_PID" | head -1)
   cookies="$WORK/$v.cookies"
   collect_cookies "$PORT" "$SESSIONS" "$cookies"
-  wrk -t1 -c"$CONNS" -d"${WARMUP}s" -s "$WORK/rotate.lua" "http://127.0.0.1:$PORT/" -- "$cookies" >/dev/null
+  wrk "${WRK_ARGS[@]}" -d"${WARMUP}s" "http://127.0.0.1:$PORT/" -- "$cookies" >/dev/null
   callgrind_control -z "$VG_PID" >/dev/null 2>&1
-  wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" -s "$WORK/rotate.lua" \
-    "http://127.0.0.1:$PORT/" -- "$cookies" >"$WORK/$v.wrk"
+  wrk "${WRK_ARGS[@]}" -d"${SECONDS_PER_RUN}s" "http://127.0.0.1:$PORT/" -- "$cookies" \
+    >"$WORK/$v.wrk"
   callgrind_control -d "$VG_PID" >/dev/null 2>&1
   kill "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true

@@ -2,8 +2,8 @@
 //! encoding, id generation, the typed accessor round trip, and whole requests in process.
 //!
 //! ```sh
-//! cargo bench -p actix-typed-session --bench hot_paths            # everything
-//! cargo bench -p actix-typed-session --bench hot_paths -- cookie  # one group
+//! cargo bench -p actix-typed-session --features __bench --bench hot_paths            # everything
+//! cargo bench -p actix-typed-session --features __bench --bench hot_paths -- cookie  # one group
 //! ```
 
 use std::{cell::RefCell, hint::black_box};

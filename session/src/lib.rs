@@ -522,10 +522,10 @@ mod changes;
 mod clock;
 mod config;
 mod cookie_header;
-mod decimal;
 mod error;
 mod extract;
-#[cfg(feature = "cookie")]
+/// Entry points for `session/fuzz` only (feature `__fuzz`); not an API.
+#[cfg(all(feature = "cookie", any(test, feature = "__fuzz")))]
 #[doc(hidden)]
 pub mod fuzz_support;
 pub mod guide;
@@ -541,7 +541,9 @@ mod store;
 mod telemetry;
 mod typed;
 
-/// Crate-private hot paths for `session/benches/` and the load benchmark only; not an API.
+/// Crate-private hot paths for `session/benches/` and the load benchmark only (feature
+/// `__bench`); not an API.
+#[cfg(feature = "__bench")]
 #[doc(hidden)]
 #[path = "bench.rs"]
 pub mod __bench;

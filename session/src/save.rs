@@ -134,13 +134,13 @@ fn save_cookie(
         state.valid_from,
     );
     // Serialized straight into the buffer that is sealed in place.
-    let sealed = store
+    let value = store
         .seal_payload(&config.keys, &spec.cookie_aad, &payload)
         .map_err(|err| {
             tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
             SaveFailed
         })?;
-    let size = spec.cookie_name.len() + 1 + sealed.encoded_len();
+    let size = spec.cookie_name.len() + 1 + value.len();
     if size > crate::config::COOKIE_LIMIT {
         // Inserts check the size, so this needs a clock jump that lengthens the times; refuse
         // loudly.
@@ -152,18 +152,14 @@ fn save_cookie(
         );
         return Err(SaveFailed);
     }
-    let mut cookie = crate::cookie_header::SetCookie::start(spec, sealed.encoded_len());
-    let buf = cookie.value_buf();
-    let start = buf.len();
-    sealed.append_to(buf);
     store.remember_sealed(
         &config.keys,
         &spec.cookie_aad,
-        &buf[start..],
+        value.as_bytes(),
         &payload,
         &state.entries,
     );
-    encoded(spec, cookie.session(spec, now, expires_at)).map(Some)
+    encoded(spec, session_cookie(spec, &value, now, expires_at)).map(Some)
 }
 
 async fn save_server(

@@ -1,13 +1,13 @@
 //! The cookie backend: the whole session sealed (or signed) into its cookie.
 
 use std::{
-    cell::Cell,
     rc::Rc,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use rand::RngCore as _;
 use ring::{
     aead::{Aad, Nonce, NONCE_LEN},
     hmac,
@@ -21,12 +21,8 @@ use crate::{
     ChangeSet, Record, SessionStore, StorageKey, StoreError, WriteResult,
 };
 
-mod b64;
 mod cache;
-mod nonce;
 mod payload;
-
-use self::nonce::nonce_for;
 
 /// The format version bound into every cookie; a cookie of another version does not open.
 const FORMAT: &[u8] = b"actix-typed-session cookie v1";
@@ -327,6 +323,7 @@ impl std::io::Write for ByteCounter {
 
 /// Parses a decrypted payload in either form; one that parses is written again in the compact
 /// form, which must parse to the same fields (`Err` says which differ). For fuzzing.
+#[cfg(any(test, feature = "__fuzz"))]
 pub(crate) fn payload_round_trip(plaintext: &[u8]) -> Result<(), String> {
     let Some(first) = payload::parse(plaintext) else {
         return Ok(());
@@ -421,22 +418,21 @@ impl CookieStore {
     /// The exact length of the cookie value for a plaintext of `plain_len` bytes.
     pub(crate) fn encoded_len(&self, plain_len: usize) -> usize {
         match self.security {
-            CookieSecurity::Sealed => b64::encoded_len(NONCE_LEN + plain_len + TAG_LEN),
-            CookieSecurity::Signed => SIGNATURE_LEN + 1 + b64::encoded_len(plain_len),
+            CookieSecurity::Sealed => b64_len(NONCE_LEN + plain_len + TAG_LEN),
+            CookieSecurity::Signed => SIGNATURE_LEN + 1 + b64_len(plain_len),
         }
     }
 
     /// Seals `plaintext` for the cookie `cookie_name` (tests, benchmarks and fuzzing; the
     /// middleware writes the payload straight into the sealing buffer with
     /// [`seal_payload`](Self::seal_payload)).
+    #[cfg(any(test, feature = "__bench", feature = "__fuzz"))]
     pub(crate) fn seal(&self, keys: &KeyRing, cookie_name: &str, plaintext: Vec<u8>) -> String {
-        let sealed = self.seal_with(keys, &aad(cookie_name), plaintext.len(), |buf| {
+        self.try_seal_with(keys, &aad(cookie_name), plaintext.len(), |buf| {
             buf.extend_from_slice(&plaintext);
             Ok(())
-        });
-        let mut value = Vec::with_capacity(sealed.encoded_len());
-        sealed.append_to(&mut value);
-        String::from_utf8(value).expect("base64url is ASCII")
+        })
+        .expect("copying bytes does not fail")
     }
 
     /// Seals `payload`, written straight into the buffer that is encrypted in place.
@@ -445,37 +441,30 @@ impl CookieStore {
         keys: &KeyRing,
         aad: &[u8],
         payload: &PayloadRef<'_>,
-    ) -> Result<SealedValue, serde_json::Error> {
+    ) -> Result<String, serde_json::Error> {
         self.try_seal_with(keys, aad, PLAINTEXT_CAPACITY, |buf| payload.write_to(buf))
     }
 
-    fn seal_with(
-        &self,
-        keys: &KeyRing,
-        aad: &[u8],
-        plain_len: usize,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
-    ) -> SealedValue {
-        self.try_seal_with(keys, aad, plain_len, write)
-            .expect("copying bytes does not fail")
-    }
-
-    /// The sealed (or signed) value of the plaintext that `write` appends to a buffer.
+    /// The cookie value (base64url) that seals (or signs) the plaintext `write` appends to a
+    /// buffer.
     fn try_seal_with(
         &self,
         keys: &KeyRing,
         aad: &[u8],
         plain_len: usize,
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
-    ) -> Result<SealedValue, serde_json::Error> {
+    ) -> Result<String, serde_json::Error> {
         let key = keys.current();
         match self.security {
             CookieSecurity::Sealed => {
                 // nonce | plaintext, encrypted in place | tag
-                let mut out = scratch(NONCE_LEN + plain_len + TAG_LEN);
+                let mut out = Vec::with_capacity(NONCE_LEN + plain_len + TAG_LEN);
                 out.resize(NONCE_LEN, 0);
                 write(&mut out)?;
-                let nonce = nonce_for(aad, &out[NONCE_LEN..]);
+                // 96 random bits from the thread's CSPRNG (ChaCha12 seeded from the operating
+                // system, reseeded every 64 KiB and after a fork): no system call per cookie.
+                let mut nonce = [0u8; NONCE_LEN];
+                rand::thread_rng().fill_bytes(&mut nonce);
                 out[..NONCE_LEN].copy_from_slice(&nonce);
                 let tag = key
                     .sealing
@@ -486,24 +475,25 @@ impl CookieStore {
                     )
                     .expect("a cookie is far below AES-GCM's message limit");
                 out.extend_from_slice(tag.as_ref());
-                Ok(SealedValue::Binary(out))
+                Ok(URL_SAFE_NO_PAD.encode(out))
             }
             CookieSecurity::Signed => {
                 let mut plaintext = Vec::with_capacity(plain_len);
                 write(&mut plaintext)?;
                 // base64url(tag) "." base64url(plaintext), the tag over the encoded payload.
-                let payload_len = b64::encoded_len(plaintext.len());
-                let mut value = vec![0u8; SIGNATURE_LEN + 1 + payload_len];
-                value[SIGNATURE_LEN] = b'.';
-                let (head, payload) = value.split_at_mut(SIGNATURE_LEN + 1);
-                b64::encode_into(&plaintext, payload);
-                let tag = sign(&key.signing, aad, payload);
-                b64::encode_into(tag.as_ref(), &mut head[..SIGNATURE_LEN]);
-                Ok(SealedValue::Text(value))
+                let payload = URL_SAFE_NO_PAD.encode(plaintext);
+                let tag = sign(&key.signing, aad, payload.as_bytes());
+                let mut value = String::with_capacity(SIGNATURE_LEN + 1 + payload.len());
+                URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut value);
+                value.push('.');
+                value.push_str(&payload);
+                Ok(value)
             }
         }
     }
 
+    /// Opens a value of the cookie `cookie_name` (tests, benchmarks and fuzzing).
+    #[cfg(any(test, feature = "__bench", feature = "__fuzz"))]
     pub(crate) fn open(
         &self,
         keys: &KeyRing,
@@ -655,68 +645,9 @@ impl CookieStore {
 /// A first guess at a session's payload size, to size the sealing buffer.
 const PLAINTEXT_CAPACITY: usize = 256;
 
-/// A sealed (or signed) cookie value, ready to be written into a `Set-Cookie` header. A sealed
-/// value's buffer goes back to the thread's [`SCRATCH`] when it is dropped.
-#[derive(Debug)]
-pub(crate) enum SealedValue {
-    /// nonce | ciphertext | tag, still to be encoded as base64url.
-    Binary(Vec<u8>),
-    /// The value itself.
-    Text(Vec<u8>),
-}
-
-impl Drop for SealedValue {
-    fn drop(&mut self) {
-        // Only the sealing path takes its buffer from the scratch.
-        match self {
-            Self::Binary(buf) if buf.capacity() <= SCRATCH_MAX => {
-                let buf = std::mem::take(buf);
-                // Not during the thread's teardown: the buffer is then simply freed.
-                let _ = SCRATCH.try_with(|scratch| scratch.set(buf));
-            }
-            _ => {}
-        }
-    }
-}
-
-thread_local! {
-    /// The buffer of the thread's last sealed value, kept for the next one: a sealed value is
-    /// encoded into its `Set-Cookie` header right away, so one buffer per thread serves every
-    /// write (one allocation and free less per request).
-    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// The largest buffer [`SCRATCH`] keeps (twice the largest cookie).
-const SCRATCH_MAX: usize = 8 * 1024;
-
-/// An empty buffer with room for `capacity` bytes, the thread's [`SCRATCH`] when it has one.
-fn scratch(capacity: usize) -> Vec<u8> {
-    let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
-    buf.clear();
-    buf.reserve(capacity);
-    buf
-}
-
-impl SealedValue {
-    /// The length of the value in the cookie.
-    pub(crate) fn encoded_len(&self) -> usize {
-        match self {
-            Self::Binary(bytes) => b64::encoded_len(bytes.len()),
-            Self::Text(value) => value.len(),
-        }
-    }
-
-    /// Appends the value to `out`.
-    pub(crate) fn append_to(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Binary(bytes) => {
-                let start = out.len();
-                out.resize(start + b64::encoded_len(bytes.len()), 0);
-                b64::encode_into(bytes, &mut out[start..]);
-            }
-            Self::Text(value) => out.extend_from_slice(value),
-        }
-    }
+/// The length of `len` bytes in unpadded base64url.
+fn b64_len(len: usize) -> usize {
+    base64::encoded_len(len, false).expect("a cookie's length is far from overflowing")
 }
 
 fn sign(key: &hmac::Key, aad: &[u8], payload: &[u8]) -> hmac::Tag {
@@ -799,12 +730,11 @@ mod tests {
             let now = SystemTime::now();
             let later = now + Duration::from_secs(60);
             let payload = CookieStore::payload(&data, now, later, Some("ann"), Some(now));
-            let sealed = store.seal_payload(&keys, &aad, &payload).unwrap();
-            let mut value = Vec::new();
-            sealed.append_to(&mut value);
-            store.remember_sealed(&keys, &aad, &value, &payload, &data);
-            let opened = store.open_with_aad(&keys, &aad, &value).unwrap();
-            let cached = store.open_cached(&keys, &aad, &value).unwrap();
+            let value = store.seal_payload(&keys, &aad, &payload).unwrap();
+            let value = value.as_bytes();
+            store.remember_sealed(&keys, &aad, value, &payload, &data);
+            let opened = store.open_with_aad(&keys, &aad, value).unwrap();
+            let cached = store.open_cached(&keys, &aad, value).unwrap();
             assert!(Rc::ptr_eq(&cached.data, &data), "not served from the cache");
             assert_eq!(opened, cached, "{security:?}");
         }
@@ -878,6 +808,35 @@ mod tests {
     }
 
     #[test]
+    fn values_in_the_v1_format_keep_opening() {
+        // `{"user":"ann"}` from 2,000,000,000 to 60 s later, for the key [7; 64] and the cookie
+        // `s`: sealed is base64url(nonce 1..=12 | AES-256-GCM ciphertext | tag), signed is
+        // base64url(HMAC-SHA256) "." base64url(payload), both unpadded.
+        const SEALED: &str =
+            "AQIDBAUGBwgJCgsMnwuauCj4o2QEp3siAfGJAr0pPTcWjtao65B58FuGVlSpD9-ZfJrBKYY";
+        const SIGNED: &str =
+            "GX_3_SXEtM2qMaxzqk8wxukYKZmgeKW8RQ1lTA6Zei4.gICo1rkHvKjWuQd7InVzZXIiOiJhbm4ifQ";
+        let keys = ring(&[&Key::from(&[7u8; 64][..])]);
+        for (security, value) in [
+            (CookieSecurity::Sealed, SEALED),
+            (CookieSecurity::Signed, SIGNED),
+        ] {
+            let opened = CookieStore::new(security).open(&keys, "s", value).unwrap();
+            assert_eq!(*opened.data, sample(), "{security:?}");
+            assert_eq!(unix(opened.created_at), 2_000_000_000);
+            assert_eq!(unix(opened.expires_at), 2_000_000_060);
+        }
+        // Signing is deterministic: today's writer gives the same value.
+        let t = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let mut plain = Vec::new();
+        CookieStore::payload(&sample(), t, t + Duration::from_secs(60), None, None)
+            .write_to(&mut plain)
+            .unwrap();
+        let signed = CookieStore::new(CookieSecurity::Signed).seal(&keys, "s", plain);
+        assert_eq!(signed, SIGNED);
+    }
+
+    #[test]
     fn payloads_serialized_in_place_open_and_have_the_predicted_length() {
         let key = Key::generate();
         let keys = ring(&[&key, &Key::generate()]);
@@ -889,17 +848,13 @@ mod tests {
                 let now = SystemTime::now();
                 let payload = CookieStore::payload(&data, now, now, Some("ann"), Some(now));
                 let plain_len = payload.encoded_len().unwrap();
-                let sealed = store.seal_payload(&keys, &aad("s"), &payload).unwrap();
-                let mut value = b"prefix".to_vec();
-                sealed.append_to(&mut value);
-                let value = std::str::from_utf8(&value[6..]).unwrap();
-                assert_eq!(value.len(), sealed.encoded_len());
+                let value = store.seal_payload(&keys, &aad("s"), &payload).unwrap();
                 assert_eq!(value.len(), store.encoded_len(plain_len), "{security:?}");
-                let opened = store.open(&keys, "s", value).unwrap();
+                let opened = store.open(&keys, "s", &value).unwrap();
                 assert_eq!(*opened.data, data);
                 assert_eq!(opened.owner.as_deref(), Some("ann"));
                 assert!(!opened.stale_key);
-                assert!(store.open(&keys, "t", value).is_err());
+                assert!(store.open(&keys, "t", &value).is_err());
             }
         }
     }

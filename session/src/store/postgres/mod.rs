@@ -113,6 +113,7 @@ impl std::fmt::Debug for PostgresStore {
 impl PostgresStore {
     /// The text of the `load` and `update` statements, for the load benchmark's bare-driver
     /// reference loops (reached through the hidden `__bench` module).
+    #[cfg(feature = "__bench")]
     pub(crate) fn load_and_update_sql(&self) -> (&str, &str) {
         (&self.queries.load, &self.queries.update)
     }
