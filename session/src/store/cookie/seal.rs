@@ -16,8 +16,8 @@ use ring::{
 use serde_json::{Map, Value};
 
 use super::{
-    aad, cache, from_unix, payload, unix, unix_millis, CookieSecurity, CookieStore, Opened,
-    PayloadRef, Rejected, SIGNATURE_LEN, TAG_LEN,
+    cache, from_unix, payload, unix, unix_millis, CookieSecurity, CookieStore, Opened, PayloadRef,
+    Rejected, SIGNATURE_LEN, TAG_LEN,
 };
 use crate::key::KeyRing;
 
@@ -51,7 +51,7 @@ impl CookieStore {
     /// [`seal_payload`](Self::seal_payload)).
     #[cfg(any(test, feature = "__bench", feature = "__fuzz"))]
     pub(crate) fn seal(&self, keys: &KeyRing, cookie_name: &str, plaintext: Vec<u8>) -> String {
-        self.try_seal_with(keys, &aad(cookie_name), plaintext.len(), |buf| {
+        self.try_seal_with(keys, &super::aad(cookie_name), plaintext.len(), |buf| {
             buf.extend_from_slice(&plaintext);
             Ok(())
         })
@@ -123,7 +123,7 @@ impl CookieStore {
         cookie_name: &str,
         value: &str,
     ) -> Result<Opened, Rejected> {
-        self.open_with_aad(keys, &aad(cookie_name), value.as_bytes())
+        self.open_with_aad(keys, &super::aad(cookie_name), value.as_bytes())
     }
 
     /// Opens a cookie value sealed (or signed) for the associated data `aad`, from this
