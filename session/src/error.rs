@@ -289,12 +289,12 @@ pub enum SessionError {
         reason: &'static str,
     },
     /// No `SessionMiddleware` serves this request where its sessions were asked for: none wraps
-    /// the app or scope, or they were asked for outside of serving the request (from a task
-    /// spawned on its own, after the response, or with another request's `HttpRequest`). Take a
-    /// [`Sessions`](crate::Sessions) handle in the handler and pass that on instead.
+    /// the route, its App or its scope; or they were asked for before the middleware was called
+    /// (by a middleware outside it before `next.call`, or by a guard of the very scope or
+    /// resource the middleware wraps, which runs first).
     #[error(
-        "no session middleware on this request: is `SessionMiddleware` wrapping this App, and \
-         is the session asked for while the request is being served?"
+        "no session middleware on this request: is `SessionMiddleware` wrapping this App, scope \
+         or resource, and called before the session is asked for?"
     )]
     MissingMiddleware,
 }

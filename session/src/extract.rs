@@ -56,7 +56,9 @@ impl Sessions {
     /// answered (`ServiceResponse::request`). The handle holds no `HttpRequest` and may be kept
     /// for the rest of the request, also across `next.call(req)` or in a spawned task. Sessions
     /// are saved when the session middleware's inner services answer: what is opened or changed
-    /// after that is not saved.
+    /// after that is not saved. Do not hold the request's extensions borrowed
+    /// (`req.extensions()`) while asking for the first time: the request's session registry is
+    /// made in them.
     ///
     /// ```
     /// use actix_web::{body::MessageBody, dev::{ServiceRequest, ServiceResponse}, middleware::Next};

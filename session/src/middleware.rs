@@ -30,7 +30,7 @@ use crate::{
 /// A route that never asks for a session costs no store I/O and allocates nothing of the
 /// middleware's own (the response body becomes a `BoxBody`: free for the bodies actix-web's
 /// routes give, one box for a body type of a service's own). A session is loaded when a handler
-/// (or a middleware inside this one) first asks for it, and when the response goes out each
+/// (or a middleware inside this one) first asks for it, and when the inner services answer each
 /// opened session is written back if (and only if) it changed, or its idle deadline is due for a
 /// refresh.
 ///
@@ -41,6 +41,11 @@ use crate::{
 /// [`Sessions`](crate::Sessions) or [`Session`](crate::Session) handle holds no `HttpRequest` and
 /// may be kept across `next.call(req)`. Sessions are saved when the inner services answer: what
 /// is opened or changed after that is not saved.
+///
+/// Like actix-web's own routing, the middleware needs the request to itself when it is called
+/// (it adds its data to the request): a middleware outside it must not keep a clone of the
+/// `HttpRequest` across the call. Wrapped twice (at App and at scope level, say), the innermost
+/// one serves the request's sessions.
 ///
 /// If the response is a server error (5xx) or the handler returned an `Err`, nothing is saved:
 /// the request's session changes are dropped along with its other work. If a store fails while
@@ -138,10 +143,15 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         let mut marker = Extensions::new();
-        marker.insert(Marker(self.config.clone()));
+        let id = {
+            let added = Marker::new(self.config.clone());
+            let id = added.id;
+            marker.insert(added);
+            id
+        };
         ready(Ok(SessionService {
             service,
-            config: self.config.clone(),
+            id,
             marker: Rc::new(marker),
         }))
     }
@@ -151,7 +161,8 @@ where
 #[doc(hidden)]
 pub struct SessionService<S> {
     service: S,
-    config: Arc<Config>,
+    /// Its marker's id (see `request`).
+    id: u64,
     /// Added to each request's app data (see `request`).
     marker: Rc<Extensions>,
 }
@@ -178,8 +189,8 @@ pin_project_lite::pin_project! {
     pub struct SessionFuture<F> {
         #[pin]
         inner: F,
-        // The middleware's configuration, by address: finds its registry (see `request`).
-        config: *const Config,
+        // The service's marker id: finds its registry (see `request`).
+        id: u64,
         saving: Option<LocalBoxFuture<'static, Saved>>,
     }
 }
@@ -206,7 +217,7 @@ where
         }
         let answered = std::task::ready!(this.inner.poll(cx));
         let registry = match &answered {
-            Ok(res) => Registry::made(&res.request().extensions(), *this.config),
+            Ok(res) => Registry::made(&res.request().extensions(), *this.id),
             Err(_) => None,
         };
         match after(answered, registry) {
@@ -237,7 +248,7 @@ where
         req.add_data_container(self.marker.clone());
         SessionFuture {
             inner: self.service.call(req),
-            config: Arc::as_ptr(&self.config),
+            id: self.id,
             saving: None,
         }
     }

@@ -1,7 +1,8 @@
 //! A request's sessions, kept in the request itself.
 //!
 //! When a [`SessionMiddleware`](crate::SessionMiddleware) is called it adds its [`Marker`] to the
-//! request's app data (one container per worker, pushed onto the request: no allocation). When
+//! request's app data (one container per worker, pushed onto the request: no allocation while the
+//! request's app data fits inline, which holds up to four containers). When
 //! a session is first asked for, a [`Registry`] for that middleware goes into the request's
 //! extensions. Everything that can see the request finds both: extractors, guards, middlewares
 //! inside the session middleware (also one that runs the rest of the request on a task of its
@@ -14,12 +15,20 @@
 //! - The middleware saves what its registry holds when the inner services answer; a session
 //!   opened or changed after that is not saved.
 //! - Nested session middlewares: the innermost one's marker is found first, so extractors use
-//!   its configuration; each middleware saves only its own registry.
+//!   its configuration; each middleware service saves only its own registry (by marker id).
+//!   Markers are never taken off the request, so a middleware between two session middlewares
+//!   that asks for sessions after the inner one answered finds the inner one's (already saved):
+//!   it must take its handle before `next.call`.
+//! - Making a registry borrows the request's extensions mutably: whoever asks for sessions
+//!   first must not hold them borrowed (`RefCell` rules, as for actix-web's own extensions).
 
 use std::{
     cell::{Ref, RefCell, RefMut},
     rc::Rc,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use actix_web::{
@@ -32,8 +41,23 @@ use crate::{config::Config, Session};
 /// The sessions a request opened, in order: inline for the usual one or two.
 pub(crate) type Opened = smallvec::SmallVec<[Session; 2]>;
 
-/// What a session middleware adds to each request's app data: its configuration.
-pub(crate) struct Marker(pub(crate) Arc<Config>);
+/// What a session middleware's service adds to each request's app data: its configuration, and
+/// an id that tells this service from any other, clones of one middleware included (wrapped at
+/// both App and scope level, say, the inner one owns the request's sessions).
+pub(crate) struct Marker {
+    pub(crate) config: Arc<Config>,
+    pub(crate) id: u64,
+}
+
+impl Marker {
+    pub(crate) fn new(config: Arc<Config>) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Self {
+            config,
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
 
 /// The registries of the session middlewares a request passed through that were asked for
 /// sessions (one, unless session middlewares are nested).
@@ -41,12 +65,9 @@ pub(crate) struct Marker(pub(crate) Arc<Config>);
 struct Registries(smallvec::SmallVec<[Rc<Registry>; 1]>);
 
 impl Registries {
-    /// The registry of the middleware whose configuration is at `config`: compared by address
-    /// only (a registry keeps its configuration alive, so an equal address is the same one).
-    fn of(&self, config: *const Config) -> Option<&Rc<Registry>> {
-        self.0
-            .iter()
-            .find(|r| std::ptr::eq(Arc::as_ptr(&r.config), config))
+    /// The registry of the middleware service with marker `id`.
+    fn of(&self, id: u64) -> Option<&Rc<Registry>> {
+        self.0.iter().find(|r| r.id == id)
     }
 }
 
@@ -54,6 +75,8 @@ impl Registries {
 /// headers and the sessions the request opened.
 pub(crate) struct Registry {
     pub(crate) config: Arc<Config>,
+    /// The [`Marker::id`] of the middleware service it belongs to.
+    id: u64,
     /// The request's `Cookie` headers, taken when the registry is made; `HeaderValue`s share
     /// their bytes with the request.
     cookies: smallvec::SmallVec<[HeaderValue; 1]>,
@@ -70,17 +93,19 @@ impl Registry {
         extensions_mut: impl FnOnce() -> RefMut<'a, Extensions>,
         headers: &HeaderMap,
     ) -> Option<Rc<Self>> {
-        let config = &marker?.0;
-        // Read first: a caller may hold the extensions borrowed (a guard reading them, say).
+        let marker = marker?;
+        // Read first: once the registry exists, a caller holding the extensions borrowed (a
+        // guard reading them, say) is no problem. Making it borrows them mutably.
         let found = extensions()
             .get::<Registries>()
-            .and_then(|r| r.of(Arc::as_ptr(config)))
+            .and_then(|r| r.of(marker.id))
             .cloned();
         if found.is_some() {
             return found;
         }
         let registry = Rc::new(Self {
-            config: config.clone(),
+            config: marker.config.clone(),
+            id: marker.id,
             cookies: headers.get_all(COOKIE).cloned().collect(),
             opened: RefCell::default(),
         });
@@ -93,10 +118,10 @@ impl Registry {
         Some(registry)
     }
 
-    /// The registry made for the request whose extensions these are by the middleware whose
-    /// configuration is at `config`, if a session was asked for.
-    pub(crate) fn made(extensions: &Extensions, config: *const Config) -> Option<Rc<Self>> {
-        extensions.get::<Registries>()?.of(config).cloned()
+    /// The registry made for the request whose extensions these are for the middleware service
+    /// with marker `id`, if a session was asked for.
+    pub(crate) fn made(extensions: &Extensions, id: u64) -> Option<Rc<Self>> {
+        extensions.get::<Registries>()?.of(id).cloned()
     }
 
     /// The request's `Cookie` header values, in order.
@@ -134,7 +159,7 @@ impl Registry {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "memory"))]
 mod tests {
     use actix_web::{test::TestRequest, HttpMessage as _, HttpRequest};
 
@@ -165,15 +190,17 @@ mod tests {
             .insert_header((COOKIE, "a=1"))
             .to_http_request();
         assert!(find(None, &req).is_none(), "no middleware, no registry");
-        let (outer, inner) = (Marker(config()), Marker(config()));
-        assert!(Registry::made(&req.extensions(), Arc::as_ptr(&outer.0)).is_none());
+        let config = config();
+        // Two services of one middleware: one configuration, two markers.
+        let (outer, inner) = (Marker::new(config.clone()), Marker::new(config));
+        assert!(Registry::made(&req.extensions(), outer.id).is_none());
         let first = find(Some(&outer), &req).expect("made");
         assert_eq!(first.cookies(), [HeaderValue::from_static("a=1")]);
         let again = find(Some(&outer), &req).expect("found");
         assert!(Rc::ptr_eq(&first, &again));
         let other = find(Some(&inner), &req).expect("made");
         assert!(!Rc::ptr_eq(&first, &other), "one registry per middleware");
-        let made = Registry::made(&req.extensions(), Arc::as_ptr(&outer.0)).expect("made");
+        let made = Registry::made(&req.extensions(), outer.id).expect("made");
         assert!(Rc::ptr_eq(&first, &made));
         // Found while the caller holds the extensions borrowed.
         let _held = req.extensions();

@@ -406,13 +406,40 @@ async fn nested_middlewares_each_save_their_own_sessions() {
     .await;
     let res = test::call_service(&app, test::TestRequest::get().uri("/s/").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let mut names: Vec<_> = res
+    let cookies: std::collections::HashMap<_, _> = res
         .response()
         .cookies()
-        .map(|c| c.name().to_owned())
+        .map(|c| (c.name().to_owned(), c.value().to_owned()))
         .collect();
-    names.sort();
-    assert_eq!(names, ["inner", "outer"]);
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    // Each saved by its own middleware: the memory store's cookie is a 43-character id, the
+    // cookie store's a sealed value.
+    assert_eq!(cookies["inner"].len(), 43, "{cookies:?}");
+    assert!(cookies["outer"].len() > 43, "{cookies:?}");
+}
+
+/// One middleware wrapped at App and at scope level: the inner one serves the request's
+/// sessions, and they are saved once.
+#[actix_web::test]
+async fn one_middleware_wrapped_twice_saves_a_session_once() {
+    let memory = MemoryStore::default();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("memory", memory.clone())
+        .build()
+        .unwrap();
+    let app = test::init_service(
+        App::new().wrap(mw.clone()).service(
+            web::scope("/s")
+                .wrap(mw)
+                .route("/login", web::post().to(login)),
+        ),
+    )
+    .await;
+    let res =
+        test::call_service(&app, test::TestRequest::post().uri("/s/login").to_request()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(cookie_names(&res), ["session"]);
+    assert_eq!(memory.len(), 1, "one record");
 }
 
 /// A request's sessions are found only through that request (not through another request's
@@ -496,9 +523,8 @@ async fn a_middleware_takes_the_sessions_in_its_call() {
     let app = test::init_service(
         App::new()
             .wrap_fn(|req, srv| {
-                // Runs in the session middleware's call of this service. A cookie session opens
-                // without waiting; the handle (a clone of the request) is gone before routing,
-                // which needs the request to itself.
+                // Runs in the session middleware's call of this service: a cookie session opens
+                // without waiting, before the future of the rest of the request exists.
                 let opened = Sessions::from_request_parts(req.request()).and_then(|sessions| {
                     futures_util::FutureExt::now_or_never(sessions.open("seen"))
                         .expect("a cookie session opens at once")?
