@@ -58,11 +58,12 @@ rm -f "$capture" "$capture.secrets"
 
 step "faults under load from a second process: store down, stalled, pool exhausted, restarted (${FAULTS_SECONDS:-10} s per scenario)"
 # Throw-away PostgreSQL clusters and redis-servers of its own; faultbench is the debug build that
-# `cargo test` made above (examples/faults.sh without FAULTS_BIN builds it in release instead).
+# `cargo test` made above (tests/bench/faults.sh without FAULTS_BIN builds it in release instead).
 # Fails when a request hung, data was lost or the server did not serve again.
 faults_out=$(mktemp -d /tmp/ats-faults.XXXXXX)
+cargo build -q -p bench --bin faultbench
 FAULTS_BIN="${CARGO_TARGET_DIR:-target}/debug/faultbench" FAULTS_SECONDS="${FAULTS_SECONDS:-10}" \
-  FAULTS_OUT="$faults_out" bash examples/faults.sh
+  FAULTS_OUT="$faults_out" bash tests/bench/faults.sh
 rm -rf "$faults_out"
 
 step "fuzz smoke run (${FUZZ_SECONDS:-60} s per target)"

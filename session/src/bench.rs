@@ -1,5 +1,5 @@
 //! Crate-private hot paths, exposed only for the Criterion benchmarks in `session/benches/` and
-//! the load benchmark's reference loops (`examples/src/bin/loadbench.rs`).
+//! the load benchmark's reference loops (`tests/bench/src/bin/loadbench.rs`).
 //!
 //! Not an API: hidden from the documentation, and free to change with any release.
 #![allow(missing_docs, missing_debug_implementations, unreachable_pub)]

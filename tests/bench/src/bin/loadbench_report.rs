@@ -1,4 +1,4 @@
-//! Turns the raw results of `examples/loadbench.sh` into the table of BENCHMARKS.md and a chart.
+//! Turns the raw results of `tests/bench/loadbench.sh` into the table of BENCHMARKS.md and a chart.
 //!
 //! ```text
 //! loadbench_report <dir>   reads <dir>/results.tsv (+ memory.txt, machine.txt),
@@ -176,7 +176,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "examples/loadbench".into());
+        .unwrap_or_else(|| "tests/bench/loadbench".into());
     let dir = Path::new(&dir);
     let raw = std::fs::read_to_string(dir.join("results.tsv"))?;
     let mut samples: BTreeMap<String, Vec<[f64; 4]>> = BTreeMap::new();

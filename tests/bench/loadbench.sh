@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The load benchmark of issue 7: every variant of examples/src/bin/loadbench.rs, interleaved
+# The load benchmark of issue 7: every variant of tests/bench/src/bin/loadbench.rs, interleaved
 # (A B C …, then C B A …, and so on), the server pinned to one core and wrk to the other, then
 # a table and a chart.
 #
-#   bash examples/loadbench.sh                      # 10 s runs, 4 rounds
-#   LB_SECONDS=3 LB_ROUNDS=1 bash examples/loadbench.sh   # a quick check
+#   bash tests/bench/loadbench.sh                      # 10 s runs, 4 rounds
+#   LB_SECONDS=3 LB_ROUNDS=1 bash tests/bench/loadbench.sh   # a quick check
 #
 # Settings (environment):
 #   LB_SECONDS    measured seconds per run (10)          LB_WARMUP  unmeasured seconds first (1)
@@ -12,21 +12,21 @@
 #   LB_SESSIONS   distinct sessions the requests rotate over (32)
 #   LB_VARIANTS   space-separated subset (default: all that `loadbench list` prints, in its
 #                 order, with pg-loop and pg-loop-pair around ours-pg-rw)
-#   LB_OUT        where results, table and chart go (examples/loadbench)
+#   LB_OUT        where results, table and chart go (tests/bench/loadbench)
 #   LB_SERVER_CPU / LB_CLIENT_CPU   the two cores (0 / 1)
 #   LB_BIN        a loadbench server binary to measure instead of this tree's (e.g. an earlier
 #                 build, for a before/after table); the client and report are still built here
-#   LB_CLIENT     wrk (default) or browser: examples/src/bin/browserload.rs instead of wrk, each
+#   LB_CLIENT     wrk (default) or browser: tests/bench/src/bin/browserload.rs instead of wrk, each
 #                 connection sending back the cookies it was last given (wrk replays the collected
 #                 ones); adds the server's CPU per request to the results (its own LB_OUT default:
-#                 examples/loadbench-browser)
+#                 tests/bench/loadbench-browser)
 #   LB_MEMORY     0 skips the memory-store checks (on by default)
 #   DATABASE_URL  a PostgreSQL to use; otherwise a throw-away cluster (tests/services.sh)
 #   REDIS_URL     a Redis to use; otherwise a throw-away redis-server on a free port
 # Every load loop is bounded: wrk by -d, the pg loops by LB_SECONDS, each server by a `timeout`.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SECONDS_PER_RUN=${LB_SECONDS:-10}
 WARMUP=${LB_WARMUP:-1}
@@ -35,8 +35,8 @@ CONNS=${LB_CONNS:-32}
 SESSIONS=${LB_SESSIONS:-32}
 CLIENT=${LB_CLIENT:-wrk}
 case "$CLIENT" in
-  wrk) OUT=${LB_OUT:-$ROOT/examples/loadbench} ;;
-  browser) OUT=${LB_OUT:-$ROOT/examples/loadbench-browser} ;;
+  wrk) OUT=${LB_OUT:-$ROOT/tests/bench/loadbench} ;;
+  browser) OUT=${LB_OUT:-$ROOT/tests/bench/loadbench-browser} ;;
   *) echo "LB_CLIENT must be wrk or browser" >&2; exit 2 ;;
 esac
 SCPU=${LB_SERVER_CPU:-0}
@@ -48,7 +48,7 @@ WORK=$(mktemp -d /tmp/loadbench.XXXXXX)
 # shellcheck source=../tests/services.sh
 source "$ROOT/tests/services.sh"
 # shellcheck source=bench_cookies.sh
-source "$ROOT/examples/bench_cookies.sh"
+source "$ROOT/tests/bench/bench_cookies.sh"
 
 REDIS_PID=
 SERVER_PID=
@@ -66,10 +66,7 @@ need curl curl
 need taskset util-linux
 
 # --- build -------------------------------------------------------------------------------------
-FEATURES=postgres
-# Our Redis store, once the examples package has a `redis` feature for it.
-grep -q '^redis = ' examples/Cargo.toml && FEATURES="$FEATURES,redis"
-cargo build --release -q -p examples --features "$FEATURES" --bin loadbench --bin loadbench_report \
+cargo build --release -q -p bench --bin loadbench --bin loadbench_report \
   --bin browserload
 BIN=${LB_BIN:-$CARGO_TARGET_DIR/release/loadbench}
 REPORT=$CARGO_TARGET_DIR/release/loadbench_report
@@ -101,7 +98,7 @@ grep -qw pg-loop <<<"$VARIANTS" || [ -n "${LB_VARIANTS:-}" ] || VARIANTS="$VARIA
 export LB_CONNS=$CONNS LB_ROWS=$SESSIONS
 
 # wrk sends the requests in turn over the collected cookies (one request string per session).
-cp "$ROOT/examples/rotate.lua" "$WORK/rotate.lua"
+cp "$ROOT/tests/bench/rotate.lua" "$WORK/rotate.lua"
 
 RESULTS="$OUT/results.tsv"
 if [ "$CLIENT" = browser ]; then
@@ -216,7 +213,7 @@ done
 # --- memory-store targets (not pinned: the two-thread case needs both cores) ------------------
 
 {
-  echo "command: $([ "$CLIENT" = browser ] && printf 'LB_CLIENT=browser ')LB_SECONDS=$SECONDS_PER_RUN LB_ROUNDS=$ROUNDS LB_CONNS=$CONNS LB_SESSIONS=$SESSIONS bash examples/loadbench.sh"
+  echo "command: $([ "$CLIENT" = browser ] && printf 'LB_CLIENT=browser ')LB_SECONDS=$SECONDS_PER_RUN LB_ROUNDS=$ROUNDS LB_CONNS=$CONNS LB_SESSIONS=$SESSIONS bash tests/bench/loadbench.sh"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "cores: $(nproc); cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1); kernel: $(uname -r)"
   echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,4 +1,4 @@
--- The request driver of examples/loadbench.sh and examples/callgrind.sh: wrk sends one
+-- The request driver of tests/bench/loadbench.sh and tests/bench/callgrind.sh: wrk sends one
 -- request per collected session cookie (the file given as the script's argument, one `Cookie`
 -- header value per line), in turn.
 local reqs, i = {}, 0

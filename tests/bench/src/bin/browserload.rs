@@ -1,4 +1,4 @@
-//! A browser-like load client for `examples/loadbench.sh` (`LB_CLIENT=browser`).
+//! A browser-like load client for `tests/bench/loadbench.sh` (`LB_CLIENT=browser`).
 //!
 //! wrk replays the same cookies on every request; a browser sends back the value it was last
 //! given, and a read+write route gives a new one on every response. Here each connection is one

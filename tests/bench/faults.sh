@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Faults under load (issue 6, item 7): for PostgreSQL and Redis, each scenario on a throw-away
 # store of its own (a temporary initdb cluster, a redis-server on a free port; never a shared
-# server), the faultbench server (examples/src/bin/faultbench.rs) and its load process on
+# server), the faultbench server (tests/bench/src/bin/faultbench.rs) and its load process on
 # 127.0.0.1. The store is broken at 1/4 of the run and repaired at 1/2; then a table.
 #
-#   bash examples/faults.sh                          # 20 s runs, release build (the published table)
-#   FAULTS_SECONDS=10 FAULTS_PROFILE=debug bash examples/faults.sh   # a shorter check on a debug build
+#   bash tests/bench/faults.sh                          # 20 s runs, release build (the published table)
+#   FAULTS_SECONDS=10 FAULTS_PROFILE=debug bash tests/bench/faults.sh   # a shorter check on a debug build
 #
 # Scenarios (FAULTS_SCENARIOS, default all; FAULTS_BACKENDS, default "pg pg-shared redis", where
 # pg-shared is PostgreSQL with 2 shared connections, `PostgresStoreBuilder::shared_connections`,
@@ -25,17 +25,17 @@
 #
 # Settings (environment): FAULTS_SECONDS (20), FAULTS_CLIENTS (16; the pool scenario uses 64),
 # FAULTS_PROFILE (release|debug), FAULTS_BIN (a faultbench already built with features postgres
-# and redis: no build), FAULTS_OUT (examples/faults), PG_BIN (PostgreSQL's bin dir).
+# and redis: no build), FAULTS_OUT (tests/bench/faults), PG_BIN (PostgreSQL's bin dir).
 # Exits non-zero when any scenario has a hung request, lost data, a server that does not serve
 # at the end of the run, or a load process that did not finish.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SECS=${FAULTS_SECONDS:-20}
 CLIENTS=${FAULTS_CLIENTS:-16}
 PROFILE=${FAULTS_PROFILE:-release}
-OUT=${FAULTS_OUT:-$ROOT/examples/faults}
+OUT=${FAULTS_OUT:-$ROOT/tests/bench/faults}
 BACKENDS=${FAULTS_BACKENDS:-pg pg-shared redis}
 SCENARIOS=${FAULTS_SCENARIOS:-down-load down-save down-save-mid slow pool restart}
 STORE_TIMEOUT_MS=1000
@@ -76,10 +76,10 @@ if [ -n "${FAULTS_BIN:-}" ]; then
   BIN=$FAULTS_BIN # already built (tests/run.sh: the debug build of its `cargo test`)
   [ -x "$BIN" ] || { echo "FAULTS_BIN=$BIN is not an executable" >&2; exit 1; }
 elif [ "$PROFILE" = release ]; then
-  nice -n 5 cargo build --release -q -p examples --features postgres,redis --bin faultbench
+  nice -n 5 cargo build --release -q -p bench --bin faultbench
   BIN=$CARGO_TARGET_DIR/release/faultbench
 else
-  nice -n 5 cargo build -q -p examples --features postgres,redis --bin faultbench
+  nice -n 5 cargo build -q -p bench --bin faultbench
   BIN=$CARGO_TARGET_DIR/debug/faultbench
 fi
 built=$(date +%s)
@@ -325,7 +325,7 @@ done
 {
   how="FAULTS_PROFILE=$PROFILE"
   [ -n "${FAULTS_BIN:-}" ] && how="FAULTS_BIN=$FAULTS_BIN"
-  echo "command: FAULTS_SECONDS=$SECS FAULTS_CLIENTS=$CLIENTS $how bash examples/faults.sh"
+  echo "command: FAULTS_SECONDS=$SECS FAULTS_CLIENTS=$CLIENTS $how bash tests/bench/faults.sh"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "cores: $(nproc); cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1); kernel: $(uname -r)"
   echo "postgresql: $("$PG_BIN/postgres" --version); redis: $(redis-server --version | cut -d' ' -f3)"

@@ -3,8 +3,8 @@
 # utime + stime from /proc around one wrk run per variant (the same pinning and rotating cookies
 # as loadbench.sh). Tells which process a variant's time goes to, which req/s alone does not.
 #
-#   REDIS_URL=redis://127.0.0.1:6379 bash examples/cpu_per_request.sh as-redis-rw ours-redis-rw
-#   DATABASE_URL=postgres://… bash examples/cpu_per_request.sh pg-loop ours-pg-rw ours-pgcached-rw
+#   REDIS_URL=redis://127.0.0.1:6379 bash tests/bench/cpu_per_request.sh as-redis-rw ours-redis-rw
+#   DATABASE_URL=postgres://… bash tests/bench/cpu_per_request.sh pg-loop ours-pg-rw ours-pgcached-rw
 #
 # The last two columns are the whole machine's busy and idle time per request (both cores, from
 # /proc/stat): with PostgreSQL, busy time that is neither the server's nor wrk's is mostly the
@@ -16,7 +16,7 @@
 # bounded: wrk by -d, the server by `timeout`.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SECONDS_PER_RUN=${CPR_SECONDS:-5}
 CONNS=${CPR_CONNS:-32}
@@ -26,7 +26,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 for tool in wrk curl taskset time; do
   command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
-[ -n "${CPR_NO_BUILD:-}" ] || cargo build --release -q -p examples --features postgres,redis --bin loadbench
+[ -n "${CPR_NO_BUILD:-}" ] || cargo build --release -q -p bench --bin loadbench
 BIN=$CARGO_TARGET_DIR/release/loadbench
 WORK=$(mktemp -d /tmp/cpr.XXXXXX)
 SERVER_PID=
@@ -39,7 +39,7 @@ trap cleanup EXIT
 # shellcheck source=../tests/services.sh
 source "$ROOT/tests/services.sh"
 # shellcheck source=bench_cookies.sh
-source "$ROOT/examples/bench_cookies.sh"
+source "$ROOT/tests/bench/bench_cookies.sh"
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 redis_pid() {
   [ -n "${REDIS_URL:-}" ] || return 0
@@ -86,12 +86,12 @@ for v in "$@"; do
   done
   server=$(pgrep -P "$SERVER_PID" | head -1)
   collect_cookies "$port" "$SESSIONS" "$WORK/cookies"
-  taskset -c 1 wrk -t1 -c"$CONNS" -d1s -s examples/rotate.lua "http://127.0.0.1:$port/" -- "$WORK/cookies" >/dev/null
+  taskset -c 1 wrk -t1 -c"$CONNS" -d1s -s tests/bench/rotate.lua "http://127.0.0.1:$port/" -- "$WORK/cookies" >/dev/null
   rpid=$(redis_pid)
   s0=$(ticks "$server"); r0=$( [ -n "$rpid" ] && ticks "$rpid" || echo 0 )
   read -r b0 i0 < <(machine)
   /usr/bin/env time -f '%U %S' -o "$WORK/wrk.time" taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECONDS_PER_RUN}s" \
-    -s examples/rotate.lua "http://127.0.0.1:$port/" -- "$WORK/cookies" >"$WORK/wrk.out"
+    -s tests/bench/rotate.lua "http://127.0.0.1:$port/" -- "$WORK/cookies" >"$WORK/wrk.out"
   s1=$(ticks "$server"); r1=$( [ -n "$rpid" ] && ticks "$rpid" || echo 0 )
   read -r b1 i1 < <(machine)
   kill "$SERVER_PID" 2>/dev/null || true

@@ -1,4 +1,4 @@
--- A browser-like request driver for examples/callgrind.sh (CG_DRIVER=browser): each wrk thread
+-- A browser-like request driver for tests/bench/callgrind.sh (CG_DRIVER=browser): each wrk thread
 -- has one connection and one session, starting from line `id` of the cookie file, and sends back
 -- the cookie it was given last (a `Set-Cookie` in a response replaces it).
 local counter, cookie = 0, nil

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# User-space instructions per request of the load-benchmark server (examples/src/bin/loadbench.rs)
+# User-space instructions per request of the load-benchmark server (tests/bench/src/bin/loadbench.rs)
 # under callgrind: noise-free, unlike req/s on a shared machine. For each variant: start the server
 # under `valgrind --tool=callgrind`, collect session cookies through `GET /init`, warm up, zero the
 # counters, drive it with wrk (the same rotating-cookie Lua script as loadbench.sh), dump the
 # counters and print total Ir / wrk's request count.
 #
-#   bash examples/callgrind.sh                               # the default variants
-#   bash examples/callgrind.sh ours-cookie-rw as-cookie-rw   # some variants
+#   bash tests/bench/callgrind.sh                               # the default variants
+#   bash tests/bench/callgrind.sh ours-cookie-rw as-cookie-rw   # some variants
 #
 # Settings (environment):
 #   CG_SECONDS   measured seconds per variant (6)    CG_WARMUP  unmeasured wrk seconds first (2)
@@ -19,7 +19,7 @@
 # Every step is bounded: wrk by -d, each server by `timeout`, the start-up wait by a counter.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SECONDS_PER_RUN=${CG_SECONDS:-6}
 WARMUP=${CG_WARMUP:-2}
@@ -30,7 +30,7 @@ VARIANTS=${*:-bare ours-untouched ours-cookie-ro ours-cookie-rw as-cookie-ro as-
 WORK=$(mktemp -d /tmp/callgrind.XXXXXX)
 
 # shellcheck source=bench_cookies.sh
-source "$ROOT/examples/bench_cookies.sh"
+source "$ROOT/tests/bench/bench_cookies.sh"
 
 SERVER_PID=
 cleanup() {
@@ -45,7 +45,7 @@ done
 
 # With the server-side backends, as loadbench.sh builds it (the pg and redis variants need
 # DATABASE_URL / REDIS_URL).
-[ -n "${CG_NO_BUILD:-}" ] || cargo build --release -q -p examples --features postgres,redis --bin loadbench
+[ -n "${CG_NO_BUILD:-}" ] || cargo build --release -q -p bench --bin loadbench
 BIN=$CARGO_TARGET_DIR/release/loadbench
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -57,7 +57,7 @@ case $DRIVER in
   browser) WRK_ARGS=(-t"$CONNS" -c"$CONNS" -s "$WORK/driver.lua") ;;
   *) echo "CG_DRIVER is rotate or browser" >&2; exit 1 ;;
 esac
-cp "$ROOT/examples/$DRIVER.lua" "$WORK/driver.lua"
+cp "$ROOT/tests/bench/$DRIVER.lua" "$WORK/driver.lua"
 
 printf '%-16s %14s %10s %12s\n' variant instructions requests 'Ir/request'
 for v in $VARIANTS; do

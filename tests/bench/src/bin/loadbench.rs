@@ -1,6 +1,6 @@
 //! The load-benchmark server (issue 7): one variant per process, selected by argument.
 //!
-//! Driven by `examples/loadbench.sh`, which pins this server to one core and `wrk` to the other,
+//! Driven by `tests/bench/loadbench.sh`, which pins this server to one core and `wrk` to the other,
 //! interleaves the variants and hands the numbers to `loadbench_report`. Every variant serves the
 //! same counter handler on `GET /` (`rw`: read `n`, write `n + 1`; `ro`: read `n` only) and
 //! `GET /init`, which creates a session holding `n = 0` so the driver can collect cookies.

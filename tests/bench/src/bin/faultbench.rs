@@ -1,7 +1,7 @@
 //! The fault-injection harness (issue 6, item 7): a session server on PostgreSQL or Redis, and a
 //! load generator in a second process that measures what a store fault costs the clients.
 //!
-//! Driven by `examples/faults.sh`, which starts a throw-away PostgreSQL cluster or redis-server
+//! Driven by `tests/bench/faults.sh`, which starts a throw-away PostgreSQL cluster or redis-server
 //! per scenario, this server, then the load; it breaks the store while the load runs (stops,
 //! stalls, exhausts or restarts it), writes the wall-clock moments it did so to a marks file, and
 //! collects one result line per scenario.
