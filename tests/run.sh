@@ -57,8 +57,8 @@ cargo run -q -p actix-typed-session-tests --bin check-log-capture -- "$capture"
 rm -f "$capture" "$capture.secrets"
 
 step "faults under load from a second process: store down, stalled, pool exhausted, restarted (${FAULTS_SECONDS:-10} s per scenario)"
-# Throw-away PostgreSQL clusters and redis-servers of its own; faultbench is the debug build that
-# `cargo test` made above (tests/bench/faults.sh without FAULTS_BIN builds it in release instead).
+# Throw-away PostgreSQL clusters and redis-servers of its own; faultbench runs as a debug build
+# (tests/bench/faults.sh without FAULTS_BIN builds it in release instead).
 # Fails when a request hung, data was lost or the server did not serve again.
 faults_out=$(mktemp -d /tmp/ats-faults.XXXXXX)
 cargo build -q -p bench --bin faultbench
