@@ -19,8 +19,8 @@ use std::{
 };
 
 use ::redis::{
-    aio::MultiplexedConnection, AsyncConnectionConfig, Client, Cmd, ErrorKind, RedisError,
-    RedisResult, Script, Value,
+    aio::MultiplexedConnection, io::tcp::TcpSettings, AsyncConnectionConfig, Client, Cmd,
+    ErrorKind, RedisError, RedisResult, Script, Value,
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::runtime::Id;
@@ -220,11 +220,17 @@ impl Connections {
 
     /// Opens a connection: TCP, TLS or a Unix socket, then `AUTH` and `SELECT` as the URL says
     /// (the `redis` crate does all of it). Bounded by the timeout of the operations waiting on it.
+    ///
+    /// TCP sockets get `TCP_NODELAY`, which the crate leaves off unless its `tcp_nodelay` feature
+    /// is on: the driver writes the commands of one runtime in batches, and with Nagle's
+    /// algorithm a batch written while the previous one is unacknowledged waits for Redis's reply.
     fn connect(&self) -> Connecting {
         let client = self.client.clone();
         async move {
+            let config = AsyncConnectionConfig::new()
+                .set_tcp_settings(TcpSettings::default().set_nodelay(true));
             client
-                .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
+                .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .map_err(Arc::new)
         }
