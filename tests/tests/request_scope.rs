@@ -46,6 +46,17 @@ fn cookies_of<B>(res: &ServiceResponse<B>) -> String {
         .join("; ")
 }
 
+/// Sends `GET uri` with `cookie` as its `Cookie` header.
+async fn get_with_cookie<S>(app: &S, uri: &str, cookie: String) -> ServiceResponse
+where
+    S: Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let req = test::TestRequest::get()
+        .uri(uri)
+        .insert_header(("cookie", cookie));
+    test::call_service(app, req.to_request()).await
+}
+
 fn header<B>(res: &ServiceResponse<B>, name: &str) -> Option<String> {
     res.headers()
         .get(name)
@@ -94,14 +105,7 @@ async fn a_route_guard_reads_the_session_the_handler_gets() {
     let res = test::call_service(&app, test::TestRequest::post().uri("/login").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
     let cookie = cookies_of(&res);
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/account")
-            .insert_header(("cookie", cookie))
-            .to_request(),
-    )
-    .await;
+    let res = get_with_cookie(&app, "/account", cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(test::read_body(res).await, "ann");
 }
@@ -159,14 +163,7 @@ async fn a_guard_finds_a_server_side_session_opened_before_routing() {
     assert_eq!(anonymous.status(), StatusCode::NOT_FOUND);
     let res = test::call_service(&app, test::TestRequest::post().uri("/login").to_request()).await;
     let cookie = cookies_of(&res);
-    let res = test::call_service(
-        &app,
-        test::TestRequest::get()
-            .uri("/account")
-            .insert_header(("cookie", cookie))
-            .to_request(),
-    )
-    .await;
+    let res = get_with_cookie(&app, "/account", cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -206,14 +203,7 @@ async fn a_sessions_handle_kept_across_next_call_sees_the_handlers_changes() {
         assert_eq!(header(&res, "x-user").as_deref(), Some("ann"));
         let cookie = cookies_of(&res);
         assert!(!cookie.is_empty(), "the handler's change was not saved");
-        let res = test::call_service(
-            &app,
-            test::TestRequest::get()
-                .uri("/whoami")
-                .insert_header(("cookie", cookie))
-                .to_request(),
-        )
-        .await;
+        let res = get_with_cookie(&app, "/whoami", cookie).await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(header(&res, "x-user").as_deref(), Some("ann"));
     }
