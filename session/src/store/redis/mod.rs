@@ -84,7 +84,7 @@ const OWNER_SET: &str = "owner:";
 ///   owner's set;
 /// - **delete** removes the hash and its member of the owner's set.
 ///
-/// A load is one `HGETALL`. Listing an owner's sessions, ending one of them and ending all of them
+/// A load is one script call, an `HGETALL` whose reply Redis packs into one string. Listing an owner's sessions, ending one of them and ending all of them
 /// are one script each, over the owner's set; a listing also drops the members whose hash Redis
 /// has expired. Every key always carries a Redis TTL (`PEXPIRE` to the session's deadline), so
 /// Redis reclaims expired sessions by itself: no clean-up task is needed.
@@ -149,6 +149,7 @@ struct Inner {
     timeout: Duration,
     /// `{prefix}owner:`, the start of every owner set's key.
     owner_prefix: String,
+    load: Script,
     create: Script,
     update: Script,
     update_small: Script,
@@ -256,6 +257,7 @@ impl RedisStoreBuilder {
                 owner_prefix: format!("{}{OWNER_SET}", self.prefix),
                 prefix: self.prefix,
                 timeout: self.timeout,
+                load: Script::new(LOAD),
                 create: writer(CREATE),
                 update: script(UPDATE),
                 update_small: Script::new(UPDATE_SMALL),
@@ -383,16 +385,17 @@ impl RedisStore {
         arg_pair(cmd, self.inner.prefix.as_bytes(), &key.hex());
     }
 
-    async fn hgetall(
+    /// Reads a session hash (see [`LOAD`]); a read changes nothing, so it is retried once on a
+    /// new connection when an idle one had died.
+    async fn read_hash(
         &self,
         op: &'static str,
         key: &StorageKey,
         now: SystemTime,
     ) -> Result<Option<Record>, StoreError> {
-        let mut cmd = Cmd::with_capacity(2, 16 + self.inner.prefix.len() + 64);
-        cmd.arg("HGETALL");
+        let mut cmd = evalsha_head(&self.inner.load, 1);
         self.arg_key(&mut cmd, key);
-        let reply = self.inner.conns.query(op, &cmd, None, true).await?;
+        let reply = self.invoke(op, &self.inner.load, &cmd, true).await?;
         decode(op, reply, now)
     }
 
@@ -518,7 +521,7 @@ fn result(code: i64, otherwise: WriteResult) -> WriteResult {
 
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
-        self.hgetall("loading a session", key, now).await
+        self.read_hash("loading a session", key, now).await
     }
 
     async fn create(&self, key: &StorageKey, record: &Record) -> Result<WriteResult, StoreError> {
@@ -683,7 +686,7 @@ impl SessionCache for RedisStore {
     }
 
     async fn get(&self, key: &StorageKey, now: SystemTime) -> Result<Option<Record>, StoreError> {
-        self.hgetall("reading a cached session", key, now).await
+        self.read_hash("reading a cached session", key, now).await
     }
 
     async fn put(

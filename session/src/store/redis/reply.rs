@@ -35,6 +35,14 @@ pub(super) fn unexpected(op: &'static str, what: &'static str) -> StoreError {
     StoreError::new(op, format!("unexpected reply from Redis: {what}"))
 }
 
+/// The next MessagePack string of `rest`, which moves past it; `None` when it holds none.
+fn packed_str<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(rmp::decode::read_str_len(rest).ok()?).ok()?;
+    let string = rest.get(..len)?;
+    *rest = &rest[len..];
+    Some(string)
+}
+
 /// The integer a script returned.
 pub(super) fn integer(op: &'static str, reply: Value) -> Result<i64, StoreError> {
     match reply {
@@ -62,35 +70,29 @@ pub(super) fn string(op: &'static str, reply: Value) -> Result<String, StoreErro
     }
 }
 
-/// Turns the `HGETALL` reply of a session hash into a record; `None` when absent or expired.
-/// The reply is an array of names and values (RESP2) or a map (RESP3, `?protocol=resp3`).
+/// Turns a load's reply into a record; `None` when the hash is absent or expired.
+///
+/// The reply is one string: the hash's names and values as a MessagePack array of strings,
+/// packed by Redis's `cmsgpack` (see `load.lua`). Read as `HGETALL`'s array, each name and
+/// each value is a reply item of its own, which costs the `redis` crate's parser more than the
+/// rest of a load on the client together (BENCHMARKS.md).
 pub(super) fn decode(
     op: &'static str,
     reply: Value,
     now: SystemTime,
 ) -> Result<Option<Record>, StoreError> {
-    match reply {
-        Value::Array(items) => {
-            if items.len() % 2 != 0 {
-                return Err(unexpected(op, "a hash with an odd number of items"));
-            }
-            let mut items = items.into_iter();
-            let pairs = std::iter::from_fn(|| Some((items.next()?, items.next()?)));
-            decode_fields(op, pairs, now)
-        }
-        Value::Map(pairs) => decode_fields(op, pairs.into_iter(), now),
-        _ => Err(unexpected(op, "a hash that is neither an array nor a map")),
-    }
-}
-
-fn decode_fields(
-    op: &'static str,
-    mut fields: impl Iterator<Item = (Value, Value)>,
-    now: SystemTime,
-) -> Result<Option<Record>, StoreError> {
-    let Some(first) = fields.next() else {
-        return Ok(None);
+    let Value::BulkString(packed) = reply else {
+        return Err(unexpected(op, "a packed hash that is not a string"));
     };
+    let mut rest = packed.as_slice();
+    let items = rmp::decode::read_array_len(&mut rest)
+        .map_err(|_| unexpected(op, "a packed hash that is not an array"))?;
+    if items % 2 != 0 {
+        return Err(unexpected(op, "a hash with an odd number of items"));
+    }
+    if items == 0 {
+        return Ok(None);
+    }
     let time = |value: &[u8]| {
         std::str::from_utf8(value)
             .ok()
@@ -102,18 +104,22 @@ fn decode_fields(
     let mut retired = false;
     let mut retired_until = None;
     let mut data = Map::new();
-    for (name, value) in std::iter::once(first).chain(fields) {
-        let (Value::BulkString(name), Value::BulkString(value)) = (name, value) else {
+    for _ in 0..items / 2 {
+        let (Some(name), Some(value)) = (packed_str(&mut rest), packed_str(&mut rest)) else {
             return Err(unexpected(op, "a hash field that is not a string"));
         };
-        match name.as_slice() {
-            n if n == CREATED.as_bytes() => created_at = Some(time(&value)),
-            n if n == EXPIRES.as_bytes() => expires_at = Some(time(&value)),
-            n if n == LAST_SEEN.as_bytes() => last_seen = Some(time(&value)),
-            n if n == OWNER.as_bytes() => owner = Some(string(op, Value::BulkString(value))?),
+        match name {
+            n if n == CREATED.as_bytes() => created_at = Some(time(value)),
+            n if n == EXPIRES.as_bytes() => expires_at = Some(time(value)),
+            n if n == LAST_SEEN.as_bytes() => last_seen = Some(time(value)),
+            n if n == OWNER.as_bytes() => {
+                let text = std::str::from_utf8(value)
+                    .map_err(|_| unexpected(op, "a string that is not UTF-8"))?;
+                owner = Some(text.to_owned());
+            }
             n if n == RETIRED.as_bytes() => {
                 retired = true;
-                retired_until = Some(time(&value));
+                retired_until = Some(time(value));
             }
             // The owner's digest only names its index set; it is not part of the record.
             n if n == OWNER_INDEX.as_bytes() => {}
@@ -123,7 +129,7 @@ fn decode_fields(
                 };
                 let key = std::str::from_utf8(key)
                     .map_err(|_| unexpected(op, "a field name that is not UTF-8"))?;
-                let value = serde_json::from_slice(&value).map_err(|e| StoreError::new(op, e))?;
+                let value = serde_json::from_slice(value).map_err(|e| StoreError::new(op, e))?;
                 data.insert(key.to_owned(), value);
             }
         }
@@ -166,20 +172,25 @@ mod tests {
         *,
     };
 
+    /// What `load.lua` answers for a hash of `items` (names and values).
+    fn pack(items: &[&[u8]]) -> Value {
+        let mut packed = Vec::new();
+        rmp::encode::write_array_len(&mut packed, items.len().try_into().unwrap()).unwrap();
+        for item in items {
+            rmp::encode::write_str_len(&mut packed, item.len().try_into().unwrap()).unwrap();
+            packed.extend_from_slice(item);
+        }
+        Value::BulkString(packed)
+    }
+
     #[test]
     fn decoding_skips_expired_and_foreign_fields() {
         fn hash(fields: &[(&str, String)]) -> Value {
-            Value::Array(
-                fields
-                    .iter()
-                    .flat_map(|(name, value)| {
-                        [
-                            Value::BulkString(name.as_bytes().to_vec()),
-                            Value::BulkString(value.as_bytes().to_vec()),
-                        ]
-                    })
-                    .collect(),
-            )
+            let items: Vec<&[u8]> = fields
+                .iter()
+                .flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()])
+                .collect();
+            pack(&items)
         }
         let now = SystemTime::now();
         let fields = vec![
@@ -223,30 +234,41 @@ mod tests {
         assert!(decode("test", hash(&fields), now + Duration::from_secs(61))
             .unwrap()
             .is_none());
-        assert!(decode("test", Value::Array(Vec::new()), now)
-            .unwrap()
-            .is_none());
+        assert!(decode("test", pack(&[]), now).unwrap().is_none());
+        // Long strings have other MessagePack headers than short ones.
+        let long = format!("\"{}\"", "x".repeat(70_000));
+        let mut big = fields.clone();
+        big.push(("d:long", long.clone()));
+        let record = decode("test", hash(&big), now).unwrap().unwrap();
+        assert_eq!(record.data["long"], Json::String("x".repeat(70_000)));
     }
 
     #[test]
     fn malformed_hashes_are_errors() {
         let now = SystemTime::now();
         let later = millis(now + Duration::from_secs(60)).to_string();
-        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let later = later.as_bytes();
+        let mut truncated = pack(&[EXPIRES.as_bytes(), later]);
+        if let Value::BulkString(bytes) = &mut truncated {
+            bytes.pop();
+        }
         let bad = [
             Value::Int(1),
-            Value::Array(vec![bulk(EXPIRES)]),
-            Value::Array(vec![bulk(EXPIRES), Value::Int(5)]),
+            // HGETALL's own reply, not the packed one.
+            Value::Array(vec![Value::BulkString(EXPIRES.into())]),
+            Value::BulkString(b"not msgpack".to_vec()),
+            pack(&[EXPIRES.as_bytes()]),
+            truncated,
             // No creation time.
-            Value::Array(vec![bulk(EXPIRES), bulk(&later)]),
-            Value::Array(vec![bulk(EXPIRES), bulk("soon"), bulk(CREATED), bulk("0")]),
-            Value::Array(vec![
-                bulk(EXPIRES),
-                bulk(&later),
-                bulk(CREATED),
-                bulk("0"),
-                bulk("d:k"),
-                bulk("{not json"),
+            pack(&[EXPIRES.as_bytes(), later]),
+            pack(&[EXPIRES.as_bytes(), b"soon", CREATED.as_bytes(), b"0"]),
+            pack(&[
+                EXPIRES.as_bytes(),
+                later,
+                CREATED.as_bytes(),
+                b"0",
+                b"d:k",
+                b"{not json",
             ]),
         ];
         for reply in bad {

@@ -54,6 +54,10 @@ pub(super) const SMALL_ARGS: usize = 128;
 /// owner's sessions deletes it too).
 pub(super) const RENEW: &str = include_str!("renew.lua");
 
+/// `KEYS = [key]`: the hash's `HGETALL` packed into one MessagePack string (see
+/// [`decode`](super::reply::decode)). Without the prelude: it needs none of its helpers.
+pub(super) const LOAD: &str = include_str!("load.lua");
+
 /// `KEYS = [key]`, `ARGV = [owner_set_prefix]`: deletes the hash and its index entry.
 pub(super) const DELETE: &str = include_str!("delete.lua");
 
