@@ -535,6 +535,7 @@ mod load;
 mod middleware;
 mod owner;
 mod request;
+mod response_headers;
 mod save;
 mod session;
 mod store;

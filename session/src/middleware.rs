@@ -20,6 +20,7 @@ use futures_util::future::{ready, LocalBoxFuture, Ready};
 use crate::{
     config::{Config, SessionMiddlewareBuilder},
     request::{Marker, Registry},
+    response_headers::{keep_private, vary_on_cookie},
     save::{save, save_cookie_session},
     Key,
 };
@@ -271,6 +272,7 @@ fn after<B: MessageBody + 'static>(
     if opened.is_empty() {
         return After::Done(Ok(res));
     }
+    vary_on_cookie(res.response_mut().headers_mut());
     if res.status().is_server_error() || res.response().error().is_some() {
         tracing::debug!(
             status = %res.status(),
@@ -318,6 +320,9 @@ type SetCookies = smallvec::SmallVec<[HeaderValue; 2]>;
 
 fn add_cookies<B>(res: &mut ServiceResponse<B>, cookies: SetCookies) {
     let headers = res.response_mut().headers_mut();
+    if !cookies.is_empty() {
+        keep_private(headers);
+    }
     for cookie in cookies {
         headers.append(SET_COOKIE, cookie);
     }
@@ -332,9 +337,8 @@ fn failure(
     cookies: SetCookies,
 ) -> ServiceResponse<BoxBody> {
     let (req, _) = res.into_parts();
-    let mut failure = HttpResponse::new(config.failure_status);
-    for cookie in cookies {
-        failure.headers_mut().append(SET_COOKIE, cookie);
-    }
-    ServiceResponse::new(req, failure)
+    let mut failure = ServiceResponse::new(req, HttpResponse::new(config.failure_status));
+    vary_on_cookie(failure.response_mut().headers_mut());
+    add_cookies(&mut failure, cookies);
+    failure
 }

@@ -9,7 +9,13 @@ use std::time::Duration;
 use actix_typed_session::{
     Backend, CookieLifetime, Key, SessionConfig, SessionMiddleware, SessionMiddlewareBuilder,
 };
-use actix_web::{http::StatusCode, test::TestRequest};
+use actix_web::{
+    http::{
+        header::{CACHE_CONTROL, VARY},
+        StatusCode,
+    },
+    test::TestRequest,
+};
 use serde_json::json;
 
 pub use crate::owners::*;
@@ -80,6 +86,46 @@ pub async fn untouched_route_sets_no_cookie(backend: Backend) {
     let reply = c.get("/untouched").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.set_cookies.is_empty());
+}
+
+/// Shared caches must neither answer one visitor with another's page nor keep a session cookie.
+pub async fn responses_that_used_a_session_are_kept_from_shared_caches(backend: Backend) {
+    let c = client(plain(backend).0).await;
+    let header = |reply: &Reply, name| {
+        let values = reply.headers.get_all(name);
+        values
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // The handler's own Cache-Control is kept.
+    let own = c.post("/s/set-cacheable/b").await;
+    assert!(own.cookie("s").is_some());
+    assert_eq!(header(&own, CACHE_CONTROL), ["public, max-age=60"]);
+    assert_eq!(header(&own, VARY), ["Cookie"]);
+    // Otherwise a response that sets a session's cookie (a removal too) is private.
+    let purged = c.post("/s/purge").await;
+    assert!(purged.cookie("s").is_some());
+    assert_eq!(header(&purged, CACHE_CONTROL), ["private"]);
+    let set = c.set("s", "a", json!(1)).await;
+    assert!(set.cookie("s").is_some());
+    assert_eq!(header(&set, VARY), ["Cookie"]);
+    assert_eq!(header(&set, CACHE_CONTROL), ["private"]);
+    // A read sets no cookie, but its page still depends on the cookie.
+    let read = c.get("/s/get/a").await;
+    assert!(read.set_cookies.is_empty());
+    assert_eq!(header(&read, VARY), ["Cookie"]);
+    assert!(header(&read, CACHE_CONTROL).is_empty());
+    // So does a page that found no session (no cookie sent).
+    let anonymous = c.send_raw(TestRequest::get().uri("/s/get/a")).await;
+    assert_eq!(anonymous.status, StatusCode::NOT_FOUND);
+    assert_eq!(header(&anonymous, VARY), ["Cookie"]);
+    let untouched = c.get("/untouched").await;
+    assert!(header(&untouched, VARY).is_empty());
+    assert!(header(&untouched, CACHE_CONTROL).is_empty());
+    // A handler's error page saves nothing, but depends on the cookie too.
+    let failed = c.post("/s/set-then-500/c").await;
+    assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(header(&failed, VARY), ["Cookie"]);
 }
 
 pub async fn inserted_values_are_read_back_on_later_requests(backend: Backend) {
@@ -528,6 +574,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@$mode $backend;
             empty_new_session_sets_no_cookie,
             untouched_route_sets_no_cookie,
+            responses_that_used_a_session_are_kept_from_shared_caches,
             inserted_values_are_read_back_on_later_requests,
             unchanged_session_is_not_written_back,
             setting_an_equal_value_is_not_a_change,

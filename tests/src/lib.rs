@@ -90,6 +90,7 @@ pub struct Reply {
     pub status: StatusCode,
     pub body: String,
     pub set_cookies: Vec<Cookie<'static>>,
+    pub headers: header::HeaderMap,
 }
 
 impl Reply {
@@ -160,6 +161,15 @@ async fn renew(s: Sessions, p: web::Path<String>) -> Handler {
 async fn purge(s: Sessions, p: web::Path<String>) -> Handler {
     s.open(&p).await?.purge();
     Ok(HttpResponse::Ok().finish())
+}
+
+/// Sets `k` and answers with a `Cache-Control` of the handler's own.
+async fn set_cacheable(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    s.open(name).await?.insert(key, true)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .finish())
 }
 
 async fn set_then_500(s: Sessions, p: web::Path<(String, String)>) -> Handler {
@@ -248,6 +258,7 @@ pub async fn client(
             .route("/{s}/clear", web::post().to(clear))
             .route("/{s}/renew", web::post().to(renew))
             .route("/{s}/purge", web::post().to(purge))
+            .route("/{s}/set-cacheable/{k}", web::post().to(set_cacheable))
             .route("/{s}/set-then-500/{k}", web::post().to(set_then_500))
             .route("/{s}/set-then-err/{k}", web::post().to(set_then_err))
             .route("/{s}/wait-then-set/{k}", web::post().to(wait_then_set))
@@ -302,11 +313,13 @@ where
             .get_all(header::SET_COOKIE)
             .map(|v| Cookie::parse_encoded(v.to_str().unwrap().to_owned()).unwrap())
             .collect();
+        let headers = res.headers().clone();
         let body = test::read_body(res).await;
         Reply {
             status,
             body: String::from_utf8_lossy(&body).into_owned(),
             set_cookies,
+            headers,
         }
     }
 
