@@ -3,20 +3,43 @@
 use std::{sync::Arc, time::SystemTime};
 
 use actix_web::http::header::HeaderValue;
+use futures_util::future::join_all;
 use serde_json::Map;
 
 use crate::{
     config::{later, Config, Spec},
-    cookie_header::cookie_values,
+    cookie_header::{cookie_values, CookieValues},
     id::SessionId,
     session::{Origin, State},
     store::BackendKind,
     telemetry::{count, timed, Event},
-    Session, SessionError, StoreError,
+    Session, SessionError, StorageKey, StoreError,
 };
 
-/// The most same-named cookies whose ids are looked up in a store for one request.
-const MAX_IDS_TRIED: usize = 3;
+/// The most distinct values of a session's cookie one request is allowed to make us open or look
+/// up. More are ignored unread: planted or flooded cookies cost a bounded amount of work.
+pub(crate) const MAX_VALUES: usize = 8;
+
+/// The most revocation checks (a store read each) one request may cost.
+#[cfg(feature = "cookie")]
+const MAX_REVOCATION_CHECKS: usize = 3;
+
+/// The distinct values of the session's cookie that are considered, in header order: the first
+/// [`MAX_VALUES`] distinct ones. The rest are counted in `ignored`.
+fn candidates<'a>(values: &CookieValues<'a>, ignored: &mut Ignored) -> CookieValues<'a> {
+    let mut distinct = CookieValues::new();
+    for value in values.iter() {
+        if distinct.contains(value) {
+            continue;
+        }
+        if distinct.len() == MAX_VALUES {
+            ignored.add("more distinct values of the session's cookie than are considered");
+        } else {
+            distinct.push(value);
+        }
+    }
+    distinct
+}
 
 /// Loads the session at once when that needs no I/O: a cookie session whose store checks no
 /// revocations. `None` when [`load`] has to run.
@@ -28,26 +51,58 @@ pub(crate) fn load_now(
     match &spec.backend.kind {
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(store) if !store.revocable() => {
-            let now = config.clock.now();
             let values = cookie_values(cookies, &spec.cookie_name);
-            for value in values.iter() {
-                match store.open_cached(&config.keys, &spec.cookie_aad, value) {
-                    // Straight into the session: a state is a few hundred bytes, and each move
-                    // through an `Option` copies it.
-                    Ok(opened) => {
-                        if let Some(state) = cookie_state(config, spec, opened, now) {
-                            return Some(loaded(spec.clone(), state));
-                        }
-                    }
-                    Err(rejected) => ignored(spec, rejected.as_str()),
-                }
-            }
-            Some(fresh(spec.clone(), !values.is_empty()))
+            let mut ignored = Ignored::default();
+            let mut live = open_cookies(config, spec, store, &values, &mut ignored);
+            let state = (!live.is_empty()).then(|| live.swap_remove(0));
+            ignored.add_n(
+                "another live value of the session's cookie was newer",
+                live.len(),
+            );
+            ignored.log(spec, state.is_some());
+            Some(match state {
+                Some(state) => loaded(spec.clone(), state),
+                None => fresh(spec.clone()),
+            })
         }
         _ => {
             let _ = (config, cookies);
             None
         }
+    }
+}
+
+/// Opens the considered values of a cookie session: the live ones, newest first (the latest
+/// deadline, which the server set at its latest write; header order among equals).
+#[cfg(feature = "cookie")]
+fn open_cookies(
+    config: &Config,
+    spec: &Spec,
+    store: &crate::CookieStore,
+    values: &CookieValues<'_>,
+    ignored: &mut Ignored,
+) -> Vec<State> {
+    let now = config.clock.now();
+    let mut live = Vec::new();
+    for value in candidates(values, ignored) {
+        match store.open_cached(&config.keys, &spec.cookie_aad, value) {
+            Ok(opened) => match cookie_state(config, opened, now) {
+                Some(state) => live.push(state),
+                None => ignored.add("its session has expired"),
+            },
+            Err(rejected) => ignored.add(rejected.as_str()),
+        }
+    }
+    // Stable: equal deadlines keep header order.
+    live.sort_by_key(|state| std::cmp::Reverse(expiry(state)));
+    live
+}
+
+#[cfg(feature = "cookie")]
+fn expiry(state: &State) -> SystemTime {
+    match state.origin {
+        Origin::Loaded { expires_at, .. } => expires_at,
+        Origin::New => SystemTime::UNIX_EPOCH,
     }
 }
 
@@ -58,69 +113,75 @@ pub(crate) async fn load(
 ) -> Result<Session, SessionError> {
     let now = config.clock.now();
     let values = cookie_values(cookies, &spec.cookie_name);
+    let mut ignored = Ignored::default();
     let state = match &spec.backend.kind {
         #[cfg(feature = "cookie")]
         BackendKind::Cookie(store) => {
+            let live = open_cookies(config, &spec, store, &values, &mut ignored);
+            let mut skipped = live.len();
             let mut loaded = None;
             // Revocation checks cost a store read each: a few per request at most, however
             // many same-named cookies the request carries.
             let mut checks = 0;
-            for value in values.iter() {
-                match store.open_cached(&config.keys, &spec.cookie_aad, value) {
-                    Ok(opened) => {
-                        if let Some(owner) = opened.owner.as_ref().filter(|_| store.revocable()) {
-                            checks += 1;
-                            if checks > MAX_IDS_TRIED {
-                                ignored(&spec, "too many owned session cookies in one request");
-                                continue;
-                            }
-                            let revoked = store.is_revoked(owner, opened.valid_from, now);
-                            match timed(&spec, "check revocation", revoked).await {
-                                Ok(false) => {}
-                                Ok(true) => {
-                                    ignored(
-                                        &spec,
-                                        "its owner's sessions were ended after it was issued",
-                                    );
-                                    continue;
-                                }
-                                Err(source) => {
-                                    log_store_error(&spec, "check revocation", &source);
-                                    return Err(SessionError::Store {
-                                        session: spec.name.clone(),
-                                        source,
-                                        status: config.failure_status,
-                                    });
-                                }
-                            }
+            for state in live {
+                skipped -= 1;
+                if let (true, Some(owner)) = (store.revocable(), state.owner.as_deref()) {
+                    checks += 1;
+                    if checks > MAX_REVOCATION_CHECKS {
+                        ignored.add("too many owned session cookies in one request");
+                        continue;
+                    }
+                    let valid_from = state.valid_from.unwrap_or(match state.origin {
+                        Origin::Loaded { created_at, .. } => created_at,
+                        Origin::New => now,
+                    });
+                    let revoked = store.is_revoked(owner, valid_from, now);
+                    match timed(&spec, "check revocation", revoked).await {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            ignored.add("its owner's sessions were ended after it was issued");
+                            continue;
                         }
-                        loaded = cookie_state(config, &spec, opened, now);
-                        if loaded.is_some() {
-                            break;
+                        Err(source) => {
+                            log_store_error(&spec, "check revocation", &source);
+                            return Err(SessionError::Store {
+                                session: spec.name.clone(),
+                                source,
+                                status: config.failure_status,
+                            });
                         }
                     }
-                    Err(rejected) => ignored(&spec, rejected.as_str()),
                 }
+                loaded = Some(state);
+                break;
             }
+            ignored.add_n(
+                "another live value of the session's cookie was newer",
+                skipped,
+            );
             loaded
         }
         BackendKind::Server(store) => {
-            // Every well-formed id is tried in header order (a stale cookie from another Path or
-            // one planted by a sibling domain must not hide the live one), a few at most.
-            let ids = values
-                .iter()
+            // Every considered well-formed id is looked up at once (a stale cookie from another
+            // Path or one planted by a sibling domain must not hide the live one).
+            let ids: smallvec::SmallVec<[SessionId; 2]> = candidates(&values, &mut ignored)
+                .into_iter()
                 .filter_map(|v| {
                     let id = SessionId::parse(v);
                     if id.is_none() {
-                        ignored(&spec, "it is not a well-formed session id");
+                        ignored.add("it is not a well-formed session id");
                     }
                     id
                 })
-                .take(MAX_IDS_TRIED);
-            let mut loaded = None;
-            for id in ids {
-                let key = id.storage_key();
-                match timed(&spec, "load", store.load(&key, now)).await {
+                .collect();
+            let keys: smallvec::SmallVec<[StorageKey; 2]> =
+                ids.iter().map(SessionId::storage_key).collect();
+            let lookups = keys
+                .iter()
+                .map(|key| timed(&spec, "load", store.load(key, now)));
+            let mut found = Vec::with_capacity(keys.len());
+            for (i, result) in join_all(lookups).await.into_iter().enumerate() {
+                match result {
                     Err(source) => {
                         log_store_error(&spec, "load", &source);
                         return Err(SessionError::Store {
@@ -129,42 +190,92 @@ pub(crate) async fn load(
                             status: config.failure_status,
                         });
                     }
-                    Ok(None) => ignored(&spec, "no live session has its id"),
+                    Ok(None) => ignored.add("no live session has its id"),
                     Ok(Some(record)) => {
                         match live_until(config, record.created_at, record.expires_at, now) {
-                            None => ignored(&spec, "its session has expired"),
-                            Some(expires_at) => {
-                                if record.retired {
-                                    tracing::debug!(
-                                        session = %spec.name,
-                                        "old id of a session renewed moments ago: read-only"
-                                    );
-                                }
-                                let mut state = State::new(
-                                    Origin::Loaded {
-                                        id: Some(id),
-                                        created_at: record.created_at,
-                                        expires_at,
-                                    },
-                                    record.data,
-                                );
-                                state.owner = record.owner;
-                                state.read_only = record.retired;
-                                state.loaded_seq = config.writes.now();
-                                loaded = Some(state);
-                                break;
-                            }
+                            None => ignored.add("its session has expired"),
+                            Some(expires_at) => found.push((i, record, expires_at)),
                         }
                     }
                 }
             }
-            loaded
+            // Several live sessions: a current one over the read-only old id of a renewed one,
+            // then the one the server wrote last, then header order.
+            let best = found
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, (i, record, _))| {
+                    (!record.retired, record.last_seen, std::cmp::Reverse(*i))
+                })
+                .map(|(at, _)| at);
+            ignored.add_n(
+                "another live value of the session's cookie was written more recently",
+                found.len().saturating_sub(1),
+            );
+            best.map(|at| {
+                let (i, record, expires_at) = found.swap_remove(at);
+                if record.retired {
+                    tracing::debug!(
+                        session = %spec.name,
+                        "old id of a session renewed moments ago: read-only"
+                    );
+                }
+                let mut state = State::new(
+                    Origin::Loaded {
+                        id: Some(ids[i].clone()),
+                        created_at: record.created_at,
+                        expires_at,
+                    },
+                    record.data,
+                );
+                state.owner = record.owner;
+                state.read_only = record.retired;
+                state.loaded_seq = config.writes.now();
+                state
+            })
         }
     };
+    ignored.log(&spec, state.is_some());
     Ok(match state {
         Some(state) => loaded(spec, state),
-        None => fresh(spec, !values.is_empty()),
+        None => fresh(spec),
     })
+}
+
+/// The values of a session's cookie one request ignored, logged as one line.
+#[derive(Default)]
+struct Ignored {
+    count: usize,
+    reasons: smallvec::SmallVec<[&'static str; 2]>,
+}
+
+impl Ignored {
+    fn add(&mut self, reason: &'static str) {
+        self.add_n(reason, 1);
+    }
+
+    fn add_n(&mut self, reason: &'static str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.count += n;
+        if !self.reasons.contains(&reason) {
+            self.reasons.push(reason);
+        }
+    }
+
+    /// One line for the whole request (never a value: only which session, how many and why).
+    fn log(&self, spec: &Spec, loaded: bool) {
+        if self.count == 0 {
+            return;
+        }
+        let reasons = self.reasons.join("; ");
+        if loaded {
+            tracing::warn!(session = %spec.name, ignored = self.count, reasons, "ignoring other values of a session cookie");
+        } else {
+            tracing::warn!(session = %spec.name, ignored = self.count, reasons, "ignoring session cookies; starting a fresh session");
+        }
+    }
 }
 
 /// The session of a state loaded from its cookie or store.
@@ -173,26 +284,17 @@ fn loaded(spec: Arc<Spec>, state: State) -> Session {
     Session::new(spec, state)
 }
 
-/// A new session, as nothing loaded (`had_cookie`: the request carried a cookie of the
-/// session's name, which a save then removes unless the session gets data).
-fn fresh(spec: Arc<Spec>, had_cookie: bool) -> Session {
-    let mut state = State::new(Origin::New, Map::new());
-    state.stale_cookie = had_cookie;
-    Session::new(spec, state)
+/// A new session, as nothing loaded. Values of the session's cookie that did not load get no
+/// removal cookie: the browser may hold a live session under the same name, Path and Domain
+/// (a newer login cookie, or the real one beside a planted one), which a removal would delete.
+fn fresh(spec: Arc<Spec>) -> Session {
+    Session::new(spec, State::new(Origin::New, Map::new()))
 }
 
 /// The state of an opened cookie session, if it is still live.
 #[cfg(feature = "cookie")]
-fn cookie_state(
-    config: &Config,
-    spec: &Spec,
-    opened: crate::store::Opened,
-    now: SystemTime,
-) -> Option<State> {
-    let Some(expires_at) = live_until(config, opened.created_at, opened.expires_at, now) else {
-        ignored(spec, "its session has expired");
-        return None;
-    };
+fn cookie_state(config: &Config, opened: crate::store::Opened, now: SystemTime) -> Option<State> {
+    let expires_at = live_until(config, opened.created_at, opened.expires_at, now)?;
     let mut state = State::new(
         Origin::Loaded {
             id: None,
@@ -217,11 +319,6 @@ fn live_until(
 ) -> Option<SystemTime> {
     let expires_at = expires_at.min(later(created_at, config.absolute));
     (expires_at > now).then_some(expires_at)
-}
-
-fn ignored(spec: &Spec, reason: &str) {
-    // Never the cookie's value: only which session and why.
-    tracing::warn!(session = %spec.name, reason, "ignoring a session cookie; starting a fresh session");
 }
 
 pub(crate) fn log_store_error(spec: &Spec, operation: &str, error: &StoreError) {

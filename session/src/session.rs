@@ -341,6 +341,9 @@ impl Session {
 
     /// Removes every entry. The session (and its id) stays.
     ///
+    /// It always counts as a change ([`status`](Self::status) is then `Changed`), also on a new
+    /// or empty session; a session with no entries and no owner is still never written.
+    ///
     /// ```
     /// # use actix_typed_session::Session;
     /// async fn reset(session: Session) -> &'static str {
@@ -351,9 +354,6 @@ impl Session {
     /// ```
     pub fn clear(&self) {
         let mut state = self.inner.state.borrow_mut();
-        if state.entries.is_empty() && !matches!(state.origin, Origin::Loaded { .. }) {
-            return;
-        }
         state.entries = Rc::default();
         state.changes.clear();
         state.change_owner(None);
@@ -362,7 +362,8 @@ impl Session {
     /// Keeps the data under a new session id and makes the old id dead. Call it when the
     /// visitor's privileges change (login), against session fixation.
     ///
-    /// A new session gets a fresh id anyway, so renewing it changes nothing. On a server-side
+    /// A new session gets a fresh id anyway, so renewing it changes nothing. A cookie session
+    /// gets a new cookie value (re-issued as of now, sealed or signed). On a server-side
     /// backend, requests already in flight with the old id still see the session as it was
     /// before the renew, read-only, for the
     /// [renew grace window](crate::SessionMiddlewareBuilder::renew_grace).
@@ -377,8 +378,22 @@ impl Session {
     /// ```
     pub fn renew(&self) {
         let mut state = self.inner.state.borrow_mut();
-        if matches!(state.origin, Origin::Loaded { .. }) {
+        if let Origin::Loaded { created_at, .. } = state.origin {
             state.renew = true;
+            if self.inner.spec.backend.is_cookie() {
+                // A cookie session has no id to change: it is re-issued as of now (at least a
+                // millisecond after its previous issue), so that even a signed cookie, which has
+                // no nonce, gets a new value. Revocations recorded before now spare it, as they
+                // spare a cookie tied to its owner at login.
+                let previous = state.valid_from.unwrap_or(created_at);
+                let issued = self
+                    .inner
+                    .spec
+                    .clock
+                    .now()
+                    .max(previous + std::time::Duration::from_millis(1));
+                state.valid_from = Some(issued);
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 pub mod conformance;
+pub mod outside;
 pub mod owners;
 pub mod pg;
 pub mod redis;
@@ -148,9 +149,11 @@ async fn entries(s: Sessions, p: web::Path<String>) -> Handler {
     Ok(HttpResponse::Ok().json(entries))
 }
 
+/// Clears the session and answers with its status afterwards (`Changed`, ...).
 async fn clear(s: Sessions, p: web::Path<String>) -> Handler {
-    s.open(&p).await?.clear();
-    Ok(HttpResponse::Ok().finish())
+    let session = s.open(&p).await?;
+    session.clear();
+    Ok(HttpResponse::Ok().body(format!("{:?}", session.status())))
 }
 
 async fn renew(s: Sessions, p: web::Path<String>) -> Handler {

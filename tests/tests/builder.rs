@@ -237,3 +237,47 @@ fn debug_output_shows_no_secret() {
     assert!(!shown.contains("90, 90"), "raw key bytes in {shown}");
     assert!(!shown.contains("5a5a"), "hex key bytes in {shown}");
 }
+
+/// RFC 6265bis caps an attribute value at 1,024 bytes, and a path is visible ASCII without `;`
+/// (commas, spaces and other bytes are refused too: they would be emitted raw in `Set-Cookie`).
+#[test]
+fn overlong_and_unprintable_paths_and_domains_are_refused() {
+    let path_error = |path: &str| {
+        matches!(
+            err(base().cookie_path(path)),
+            BuildError::InvalidCookieAttribute {
+                attribute: "path",
+                ..
+            }
+        )
+    };
+    let long_path = format!("/{}", "a".repeat(1100));
+    assert_eq!(long_path.len(), 1101);
+    assert!(path_error(&long_path));
+    for bad in [
+        "/caf\u{e9}",
+        "/a b",
+        "/a,b",
+        "/a;b",
+        "/a\tb",
+        "/a\u{7f}b",
+        "/a\nb",
+    ] {
+        assert!(path_error(bad), "{bad:?} was accepted");
+    }
+    // The longest path allowed, and printable punctuation, still build.
+    let longest = format!("/{}", "a".repeat(1023));
+    assert!(base().cookie_path(longest).build().is_ok());
+    assert!(base().cookie_path("/app/v1.2/~me_-%20").build().is_ok());
+
+    let long_domain = format!("{}example.com", "a1234567.".repeat(122));
+    assert_eq!(long_domain.len(), 1109);
+    assert!(matches!(
+        err(base().cookie_domain(long_domain)),
+        BuildError::InvalidCookieAttribute {
+            attribute: "domain",
+            ..
+        }
+    ));
+    assert!(base().cookie_domain("example.com").build().is_ok());
+}

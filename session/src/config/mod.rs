@@ -289,13 +289,15 @@ impl SessionMiddlewareBuilder {
         self
     }
 
-    /// The cookies' `Path` (default `/`).
+    /// The cookies' `Path` (default `/`). `build()` refuses a path that does not start with `/`,
+    /// is longer than 1,024 bytes, or holds anything but visible ASCII other than `;` and `,`.
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
         self.cookie.path = path.into();
         self
     }
 
     /// The cookies' `Domain` (default: none, so the cookie goes only to the host that set it).
+    /// `build()` refuses anything but a host name of at most 1,024 bytes.
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.cookie.domain = Some(domain.into());
         self

@@ -8,6 +8,10 @@ use actix_web::cookie::SameSite;
 use super::{SessionConfig, SessionMiddlewareBuilder, MAX_RENEW_GRACE, MAX_TIMEOUT};
 use crate::{store::Backend, typed, BuildError};
 
+/// The longest attribute value (`Path`, `Domain`) browsers accept: RFC 6265bis ignores an
+/// attribute whose value is longer.
+const MAX_ATTRIBUTE_VALUE: usize = 1024;
+
 impl SessionMiddlewareBuilder {
     pub(super) fn check_timeouts(&self) -> Result<Duration, BuildError> {
         if self.idle.is_zero() || self.absolute.is_zero() {
@@ -53,14 +57,32 @@ impl SessionMiddlewareBuilder {
             });
         }
         let path = &self.cookie.path;
-        if !path.starts_with('/') || path.bytes().any(|b| b == b';' || b.is_ascii_control()) {
+        // Emitted raw in `Set-Cookie`: visible ASCII only, no `;` (ends the attribute) and no
+        // `,` (some parsers split header values there).
+        let printable = |b: u8| b.is_ascii_graphic() && b != b';' && b != b',';
+        if !path.starts_with('/') || !path.bytes().all(printable) {
             return Err(BuildError::InvalidCookieAttribute {
                 attribute: "path",
                 value: path.clone(),
-                reason: "must start with `/` and contain no `;` or control characters",
+                reason: "must start with `/` and hold only visible ASCII characters other than \
+                         `;` and `,` (no spaces, control characters or non-ASCII)",
+            });
+        }
+        if path.len() > MAX_ATTRIBUTE_VALUE {
+            return Err(BuildError::InvalidCookieAttribute {
+                attribute: "path",
+                value: path.clone(),
+                reason: "is longer than 1024 bytes, which browsers ignore (RFC 6265bis)",
             });
         }
         if let Some(domain) = &self.cookie.domain {
+            if domain.len() > MAX_ATTRIBUTE_VALUE {
+                return Err(BuildError::InvalidCookieAttribute {
+                    attribute: "domain",
+                    value: domain.clone(),
+                    reason: "is longer than 1024 bytes, which browsers ignore (RFC 6265bis)",
+                });
+            }
             let valid = !domain.is_empty()
                 && domain.trim_start_matches('.').split('.').all(|label| {
                     !label.is_empty()
