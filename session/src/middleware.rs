@@ -22,7 +22,7 @@ use crate::{
     request::{Marker, Registry},
     response_headers::{keep_private, vary_on_cookie},
     save::{save, save_cookie_session},
-    Key,
+    Key, SessionStatus,
 };
 
 /// Sessions for an actix-web `App`: wrap the app, then extract [`Session`](crate::Session),
@@ -48,8 +48,9 @@ use crate::{
 /// `HttpRequest` across the call. Wrapped twice (at App and at scope level, say), the innermost
 /// one serves the request's sessions.
 ///
-/// If the response is a server error (5xx) or the handler returned an `Err`, nothing is saved:
-/// the request's session changes are dropped along with its other work. If a store fails while
+/// If the response is a server error (5xx) or the handler returned an `Err`, nothing is saved
+/// but purges: the request's session changes are dropped along with its other work, while a
+/// [`purge`](crate::Session::purge) (a logout) still ends the session. If a store fails while
 /// saving, the failure is logged with its cause and the client gets an empty response with the
 /// configured failure status. With several server-side sessions in one request, sessions saved
 /// before the failing one stay saved (separate stores cannot commit together); the failure
@@ -274,11 +275,17 @@ fn after<B: MessageBody + 'static>(
     }
     vary_on_cookie(res.response_mut().headers_mut());
     if res.status().is_server_error() || res.response().error().is_some() {
+        // The failed request's changes are dropped, but never a purge: a logout must not
+        // silently fail to log out because the handler failed after it.
+        opened.retain(|session| session.status() == SessionStatus::Purged);
         tracing::debug!(
             status = %res.status(),
-            "handler failed: session changes of this request are not saved"
+            purges_saved = opened.len(),
+            "handler failed: session changes of this request are not saved, purges are"
         );
-        return After::Done(Ok(res));
+        if opened.is_empty() {
+            return After::Done(Ok(res));
+        }
     }
     let now = config.clock.now();
     // Cookie sessions first, right here: they do no I/O, so a store failure below cannot leave a

@@ -36,7 +36,8 @@ pub enum SessionStatus {
 /// [`Sessions`](crate::Sessions). Cloning gives another handle to the same session.
 ///
 /// Changes are recorded as a [`ChangeSet`] and written when the response goes out, unless the
-/// response is a server error (5xx) or the handler returned an `Err`: then nothing is saved.
+/// response is a server error (5xx) or the handler returned an `Err`: then nothing is saved, but
+/// a [`purge`](Self::purge) still ends the session.
 ///
 /// ```
 /// use actix_web::{HttpResponse, Result};

@@ -204,6 +204,26 @@ pub async fn changes_of_a_failing_handler_are_not_saved(backend: Backend) {
     assert!(reply.set_cookies.is_empty());
 }
 
+/// A logout must never silently fail to log out.
+pub async fn a_purge_is_saved_even_when_the_handler_fails_after_it(backend: Backend) {
+    let server_side = !backend.is_cookie();
+    let c = client(plain(backend).0).await;
+    c.set("s", "user", json!("ann")).await;
+    let old = c.cookie("s").unwrap();
+    let failed = c.post("/s/purge-then-err").await;
+    assert_eq!(failed.status, StatusCode::BAD_REQUEST);
+    let removal = failed.cookie("s").expect("a removal cookie");
+    assert_eq!(removal.value(), "");
+    assert_eq!(c.read("s", "user").await, None);
+    if server_side {
+        // The id is dead in the store, not only in this browser.
+        let replay = TestRequest::get()
+            .uri("/s/get/user")
+            .insert_header(("Cookie", format!("s={old}")));
+        assert_eq!(c.send_raw(replay).await.status, StatusCode::NOT_FOUND);
+    }
+}
+
 fn plain_like<S>(_: &crate::Client<S>) -> SessionMiddleware {
     // A second app on a cookie-only backend is enough: the check is that no cookie is set.
     plain(actix_typed_session::CookieStore::default().into()).0
@@ -582,6 +602,7 @@ macro_rules! conformance_tests {
             remove_and_contains_key,
             clear_empties_the_session,
             changes_of_a_failing_handler_are_not_saved,
+            a_purge_is_saved_even_when_the_handler_fails_after_it,
             renew_keeps_the_data_under_a_new_cookie,
             purge_removes_the_cookie_and_the_data,
             tampered_cookie_is_a_fresh_session,

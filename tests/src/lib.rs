@@ -166,6 +166,12 @@ async fn purge(s: Sessions, p: web::Path<String>) -> Handler {
     Ok(HttpResponse::Ok().finish())
 }
 
+/// A logout whose handler fails afterwards.
+async fn purge_then_err(s: Sessions, p: web::Path<String>) -> Handler {
+    s.open(&p).await?.purge();
+    Err(ErrorBadRequest("failed after the logout"))
+}
+
 /// Sets `k` and answers with a `Cache-Control` of the handler's own.
 async fn set_cacheable(s: Sessions, p: web::Path<(String, String)>) -> Handler {
     let (name, key) = key_of(&p);
@@ -261,6 +267,7 @@ pub async fn client(
             .route("/{s}/clear", web::post().to(clear))
             .route("/{s}/renew", web::post().to(renew))
             .route("/{s}/purge", web::post().to(purge))
+            .route("/{s}/purge-then-err", web::post().to(purge_then_err))
             .route("/{s}/set-cacheable/{k}", web::post().to(set_cacheable))
             .route("/{s}/set-then-500/{k}", web::post().to(set_then_500))
             .route("/{s}/set-then-err/{k}", web::post().to(set_then_err))
