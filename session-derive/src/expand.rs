@@ -365,6 +365,35 @@ impl<'a> Expander<'a> {
                     }
                 },
             );
+            let updater = format_ident!("update_{}", field.ident);
+            // Read (with the field's default), let the closure change it, write it back with the
+            // setter's rules: one call, and on any error the session keeps its previous value.
+            let update_write = self.write(field, quote!(value));
+            let update = self.body(quote! {
+                let mut value = #read?;
+                let out = f(&mut value);
+                #update_write?;
+                #p::Ok(out)
+            });
+            method(
+                &updater,
+                format!(
+                    "Reads {where_} ({absent} when absent), lets `f` change it in place and \
+                     stores the result as `set_{}` would; returns what `f` returns.\n\n\
+                     # Errors\n`SessionError::WrongType` if the stored value does not \
+                     deserialize as this field's type (`f` is then not called), and the \
+                     setter's errors. On error the stored value stays as it was.",
+                    field.name()
+                ),
+                quote! {
+                    #vis fn #updater<__SessionUpdateOutput>(
+                        &self,
+                        f: impl #p::FnOnce(&mut #ty) -> __SessionUpdateOutput,
+                    ) -> #p::Result<__SessionUpdateOutput, #p::SessionError> {
+                        #update
+                    }
+                },
+            );
             let remover = format_ident!("remove_{}", field.ident);
             let (remove, remove_doc) = if is_owner {
                 (
@@ -586,8 +615,8 @@ mod tests {
                 notices: Vec<String>,
             }
         });
-        assert_eq!(out.matches("Items in the cart.").count(), 3, "{out}");
-        assert_eq!(out.matches("Read once.").count(), 5, "{out}");
+        assert_eq!(out.matches("Items in the cart.").count(), 4, "{out}");
+        assert_eq!(out.matches("Read once.").count(), 6, "{out}");
     }
 
     #[test]
@@ -621,10 +650,11 @@ mod tests {
             }
         });
         assert!(!out.contains("compile_error"), "{out}");
-        // The setter and `store()` set the owner; the remover clears it; `theme` is untouched.
-        assert_eq!(out.matches("set_owner_option ::").count(), 2, "{out}");
+        // The setter, the updater and `store()` set the owner; the remover clears it; `theme`
+        // is untouched.
+        assert_eq!(out.matches("set_owner_option ::").count(), 3, "{out}");
         assert_eq!(out.matches("remove_owner_field").count(), 1, "{out}");
-        assert_eq!(out.matches("set_option ::").count(), 2, "{out}");
+        assert_eq!(out.matches("set_option ::").count(), 3, "{out}");
         for verb in [
             "owned_sessions",
             "end_session",

@@ -39,9 +39,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// }
 ///
 /// async fn add(cart: CartSession, item: web::Json<LineItem>) -> actix_web::Result<HttpResponse> {
-///     let mut items = cart.items()?;
-///     items.push(item.into_inner());
-///     cart.set_items(items)?;
+///     cart.update_items(|items| items.push(item.into_inner()))?;
 ///     cart.push_notices("Added to your cart.".to_owned())?;
 ///     Ok(HttpResponse::Ok().finish())
 /// }
@@ -63,6 +61,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `field() -> Result<T, SessionError>` | the stored value; when absent, `None` for an `Option`, else the default |
 /// | `set_field(value: T) -> Result<(), SessionError>` | stores the value (`None` removes the key) |
 /// | `remove_field()` | removes the key |
+/// | `update_field(f: impl FnOnce(&mut T) -> R) -> Result<R, SessionError>` | reads the value (or its default), lets `f` change it, stores it as the setter would |
 /// | `push_field(item)` (flash fields) | appends one message to the list |
 /// | `take_field() -> Result<T, SessionError>` (flash fields) | returns the list and removes it: read once |
 ///

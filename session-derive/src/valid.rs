@@ -195,6 +195,7 @@ pub(crate) fn field_methods(field: &Field<'_>) -> Vec<(String, &'static str)> {
         (name.clone(), "getter"),
         (format!("set_{name}"), "setter"),
         (format!("remove_{name}"), "remover"),
+        (format!("update_{name}"), "updater"),
     ];
     if field.flash.is_some() {
         methods.push((format!("push_{name}"), "push method"));

@@ -308,6 +308,62 @@ impl Session {
         Ok(value)
     }
 
+    /// Replaces the `T` stored under `key` with `f` of it, and returns the new value; `Ok(None)`
+    /// (and `f` is not called) when the key is absent.
+    ///
+    /// A stored value that does not deserialize into `T` is [`SessionError::Deserialize`], and
+    /// stays as it was. The write fails as [`insert`](Self::insert) does, again leaving the
+    /// session unchanged.
+    ///
+    /// Read and write happen within this request: two parallel requests that update one key
+    /// each save their own result, and the later save wins (change sets merge per key).
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn extend(session: Session) -> actix_web::Result<String> {
+    ///     // Only a visitor who already has a basket gets one more day.
+    ///     match session.update("basket_days", |days: u32| days + 1)? {
+    ///         Some(days) => Ok(format!("kept for {days} days")),
+    ///         None => Ok("no basket".into()),
+    ///     }
+    /// }
+    /// ```
+    pub fn update<T, F>(&self, key: &str, f: F) -> Result<Option<T>, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(T) -> T,
+    {
+        let Some(current) = self.get::<T>(key)? else {
+            return Ok(None);
+        };
+        let updated = f(current);
+        self.insert(key, &updated)?;
+        Ok(Some(updated))
+    }
+
+    /// Like [`update`](Self::update), but stores `default` when the key is absent (without
+    /// calling `f`). Returns the value now stored.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn count(session: Session) -> actix_web::Result<String> {
+    ///     let visits = session.update_or("visits", 1, |n: u32| n + 1)?;
+    ///     Ok(format!("visit #{visits}"))
+    /// }
+    /// ```
+    pub fn update_or<T, F>(&self, key: &str, default: T, f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(T) -> T,
+    {
+        let value = match self.get::<T>(key)? {
+            Some(current) => f(current),
+            None => default,
+        };
+        self.insert(key, &value)?;
+        Ok(value)
+    }
+
     /// Whether `key` is set.
     ///
     /// ```

@@ -140,6 +140,7 @@ pub mod __private {
         any::type_name,
         clone::Clone,
         fmt,
+        ops::FnOnce,
         option::Option::{self, None, Some},
         result::Result::{self, Err, Ok},
         unreachable,

@@ -121,6 +121,40 @@ async fn items(cart: CartSession) -> Handler {
     }
 }
 
+/// `update_items`: appends one item, answers the new length (what the closure returns).
+async fn update_items(cart: CartSession, sku: web::Path<String>) -> Handler {
+    let item = LineItem {
+        sku: sku.into_inner(),
+        quantity: 1,
+    };
+    match cart.update_items(|items| {
+        items.push(item);
+        items.len()
+    }) {
+        Ok(len) => Ok(HttpResponse::Ok().json(len)),
+        Err(SessionError::WrongType { key, .. }) => Ok(HttpResponse::Conflict().body(key)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `update_coupon` on an `Option` field: `none` clears it, anything else appends to it.
+async fn update_coupon(cart: CartSession, code: web::Path<String>) -> Handler {
+    cart.update_coupon(|coupon| match code.as_str() {
+        "none" => *coupon = None,
+        more => coupon.get_or_insert_with(String::new).push_str(more),
+    })?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// `update_lang` to `n` copies of "x": 413 when the cookie would be too large.
+async fn update_lang(cart: CartSession, n: web::Path<usize>) -> Handler {
+    match cart.update_lang(|lang| *lang = "x".repeat(*n)) {
+        Ok(()) => Ok(HttpResponse::Ok().finish()),
+        Err(SessionError::TooLarge { .. }) => Ok(HttpResponse::PayloadTooLarge().finish()),
+        Err(other) => Err(other.into()),
+    }
+}
+
 /// The untyped view of the same session.
 async fn raw_get(sessions: Sessions, key: web::Path<String>) -> Handler {
     let cart = sessions.open("cart").await?;
@@ -185,6 +219,9 @@ async fn client(
             .route("/peek", web::get().to(peek))
             .route("/take", web::post().to(take))
             .route("/items", web::get().to(items))
+            .route("/update-items/{sku}", web::post().to(update_items))
+            .route("/update-coupon/{code}", web::post().to(update_coupon))
+            .route("/update-lang/{n}", web::post().to(update_lang))
             .route("/raw/{key}", web::get().to(raw_get))
             .route("/raw/{key}", web::post().to(raw_set))
             .route("/renew", web::post().to(renew))
@@ -317,6 +354,45 @@ async fn a_stored_value_of_another_type_is_a_typed_error(backend: &str) {
     );
 }
 
+async fn updaters_change_a_field_in_place_across_requests(backend: &str) {
+    let client = client(backend).await;
+    // From the default (an empty list), then from the stored value.
+    assert_eq!(
+        json_of(&client.send(post("/update-items/a")).await),
+        json!(1)
+    );
+    assert_eq!(
+        json_of(&client.send(post("/update-items/b")).await),
+        json!(2)
+    );
+    assert_eq!(
+        json_of(&client.get("/load").await)["items"],
+        json!([{"sku": "a", "quantity": 1}, {"sku": "b", "quantity": 1}])
+    );
+    // An `Option` field: `Some` stores, `None` removes the key.
+    client.send(post("/update-coupon/SPR")).await;
+    client.send(post("/update-coupon/ING")).await;
+    assert_eq!(json_of(&client.get("/raw/coupon").await), json!("SPRING"));
+    client.send(post("/update-coupon/none")).await;
+    assert_eq!(json_of(&client.get("/raw/coupon").await), Value::Null);
+    assert_eq!(json_of(&client.get("/load").await)["coupon"], Value::Null);
+}
+
+async fn an_updater_leaves_a_value_of_another_type_in_place(backend: &str) {
+    let client = client(backend).await;
+    client
+        .send(post("/raw/items").set_json(json!({"not": "a list"})))
+        .await;
+    let reply = client.send(post("/update-items/a")).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.body, "items");
+    assert!(reply.set_cookies.is_empty(), "{:?}", reply.set_cookies);
+    assert_eq!(
+        json_of(&client.get("/raw/items").await),
+        json!({"not": "a list"})
+    );
+}
+
 async fn take_leaves_a_list_of_another_type_in_place(backend: &str) {
     let client = client(backend).await;
     client
@@ -420,6 +496,8 @@ on_backends!(
     flash_messages_are_read_once_across_requests,
     a_stored_value_of_another_type_is_a_typed_error,
     take_leaves_a_list_of_another_type_in_place,
+    updaters_change_a_field_in_place_across_requests,
+    an_updater_leaves_a_value_of_another_type_in_place,
     renew_keeps_the_data_under_a_new_cookie,
     purge_deletes_the_session_and_its_cookie,
     clear_removes_every_key,
@@ -434,6 +512,19 @@ async fn a_setter_over_the_cookie_limit_fails_and_changes_nothing() {
     let reply = client.send(post("/set").set_json(big)).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(json_of(&client.get("/load").await), full_cart());
+}
+
+#[actix_web::test]
+async fn an_updater_over_the_cookie_limit_fails_and_changes_nothing() {
+    let client = client("cookie").await;
+    client.send(post("/set").set_json(full_cart())).await;
+    let reply = client.send(post("/update-lang/5000")).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(reply.cookie("cart").is_none(), "nothing to save");
+    assert_eq!(json_of(&client.get("/load").await), full_cart());
+    let reply = client.send(post("/update-lang/3")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(json_of(&client.get("/raw/lang").await), json!("xxx"));
 }
 
 #[actix_web::test]

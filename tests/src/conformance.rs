@@ -131,6 +131,34 @@ pub async fn remove_and_contains_key(backend: Backend) {
     assert_eq!(c.get("/s/entries").await.json(), json!({"b": 2}));
 }
 
+pub async fn update_and_update_or_change_one_key_in_place(backend: Backend) {
+    let c = client(plain(backend).0).await;
+    // `update` of an absent key changes nothing: no session is started.
+    let absent = c.post("/s/increment/n").await;
+    assert_eq!(absent.status, StatusCode::NOT_FOUND);
+    assert!(absent.set_cookies.is_empty(), "{:?}", absent.set_cookies);
+    // `update_or` stores the default, then applies the closure.
+    let first = c.post("/s/count/n").await;
+    assert_eq!(first.json(), json!(1));
+    assert!(first.cookie("s").is_some(), "the new value is saved");
+    assert_eq!(c.post("/s/count/n").await.json(), json!(2));
+    assert_eq!(c.post("/s/increment/n").await.json(), json!(3));
+    assert_eq!(c.read("s", "n").await, Some(json!(3)));
+    // A value of another type is an error naming the key, and stays.
+    c.set("s", "n", json!("three")).await;
+    for path in ["/s/increment/n", "/s/count/n"] {
+        let wrong = c.post(path).await;
+        assert_eq!(wrong.status, StatusCode::CONFLICT, "{path}");
+        assert!(wrong.body.contains("key `n`"), "{}", wrong.body);
+        assert!(
+            wrong.set_cookies.is_empty(),
+            "{path}: {:?}",
+            wrong.set_cookies
+        );
+    }
+    assert_eq!(c.read("s", "n").await, Some(json!("three")));
+}
+
 pub async fn clear_empties_the_session(backend: Backend) {
     let c = client(plain(backend).0).await;
     c.set("s", "a", json!(1)).await;
@@ -532,6 +560,7 @@ macro_rules! conformance_tests {
             unchanged_session_is_not_written_back,
             setting_an_equal_value_is_not_a_change,
             remove_and_contains_key,
+            update_and_update_or_change_one_key_in_place,
             clear_empties_the_session,
             changes_of_a_failing_handler_are_not_saved,
             renew_keeps_the_data_under_a_new_cookie,

@@ -189,6 +189,32 @@ async fn wait_then_set(
     Ok(HttpResponse::Ok().finish())
 }
 
+/// `Session::update` of a `u32` counter: its new value, 404 when absent, 409 (naming the key)
+/// when the stored value is not a `u32`.
+async fn increment(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    match s.open(name).await?.update(key, |n: u32| n + 1) {
+        Ok(Some(n)) => Ok(HttpResponse::Ok().json(n)),
+        Ok(None) => Ok(HttpResponse::NotFound().finish()),
+        Err(err @ SessionError::Deserialize { .. }) => {
+            Ok(HttpResponse::Conflict().body(err.to_string()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `Session::update_or` of a `u32` counter starting at 1: its new value, 409 as above.
+async fn count(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    match s.open(name).await?.update_or(key, 1, |n: u32| n + 1) {
+        Ok(n) => Ok(HttpResponse::Ok().json(n)),
+        Err(err @ SessionError::Deserialize { .. }) => {
+            Ok(HttpResponse::Conflict().body(err.to_string()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
 async fn set_owner(s: Sessions, p: web::Path<(String, String)>) -> Handler {
     let (name, owner) = key_of(&p);
     let session = s.open(name).await?;
@@ -251,6 +277,8 @@ pub async fn client(
             .route("/{s}/set-then-500/{k}", web::post().to(set_then_500))
             .route("/{s}/set-then-err/{k}", web::post().to(set_then_err))
             .route("/{s}/wait-then-set/{k}", web::post().to(wait_then_set))
+            .route("/{s}/increment/{k}", web::post().to(increment))
+            .route("/{s}/count/{k}", web::post().to(count))
             .route("/{s}/login/{owner}", web::post().to(set_owner))
             .route("/{s}/owned", web::get().to(owned))
             .route("/{s}/end/{handle}", web::post().to(end_one))
