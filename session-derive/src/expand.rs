@@ -517,6 +517,22 @@ impl<'a> Expander<'a> {
                 self.session.clear()
             }
 
+            /// Chooses how long the session lives from this response on (`Session::set_expiry`):
+            /// a browser-session or persistent cookie, or a shorter idle timeout; stored with the
+            /// session. (Named `session_expiry` so that a field may be called `expiry`.)
+            ///
+            /// # Errors
+            /// `SessionError::InvalidExpiry` for an idle timeout under one second,
+            /// `SessionError::ReadOnly` on a session that cannot be changed.
+            #vis fn set_session_expiry(&self, expiry: #p::Expiry) -> #p::Result<(), #p::SessionError> {
+                self.session.set_expiry(expiry)
+            }
+
+            /// The session's chosen expiry (`Session::expiry`).
+            #vis fn session_expiry(&self) -> #p::Expiry {
+                self.session.expiry()
+            }
+
             /// The untyped session underneath, for everything else (`status()`, other keys).
             #vis fn as_session(&self) -> &#p::Session {
                 &self.session

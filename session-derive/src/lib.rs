@@ -72,6 +72,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `load() -> Result<Cart, SessionError>` | reads every field |
 /// | `store(&Cart) -> Result<(), SessionError>` | writes every field, all or nothing |
 /// | `renew()`, `purge()`, `clear()` | the session's own verbs |
+/// | `set_session_expiry(Expiry)`, `session_expiry()` | the session's expiry chosen at run time ("remember me"), as `Session::set_expiry` and `Session::expiry` |
 /// | `as_session()`, `into_session()` | the untyped `Session` underneath |
 /// | `owned_sessions()`, `end_session(&handle)`, `end_other_sessions()`, `end_all_sessions()` | with an `owner` field (see below): list and end the owner's sessions, as the `Session` methods of the same names (async) |
 ///

@@ -15,6 +15,8 @@ pub(crate) const FIXED_METHODS: &[(&str, &str)] = &[
     ("renew", "renews the session id"),
     ("purge", "deletes the session"),
     ("clear", "clears the session"),
+    ("set_session_expiry", "chooses the session's expiry"),
+    ("session_expiry", "returns the session's expiry"),
     ("as_session", "returns the untyped session"),
     ("into_session", "returns the untyped session"),
 ];

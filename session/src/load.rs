@@ -148,6 +148,7 @@ pub(crate) async fn load(
                                     },
                                     record.data,
                                 );
+                                state.expiry = crate::expiry::take_stored(&mut state.entries);
                                 state.owner = record.owner;
                                 state.read_only = record.retired;
                                 state.loaded_seq = config.writes.now();
@@ -201,6 +202,7 @@ fn cookie_state(
         },
         opened.data,
     );
+    state.expiry = crate::expiry::take_stored(&mut state.entries);
     state.reseal = opened.stale_key;
     state.owner = opened.owner;
     state.valid_from = (opened.valid_from != opened.created_at).then_some(opened.valid_from);

@@ -12,8 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::{
     config::{Spec, COOKIE_LIMIT},
+    expiry::{record_change, EXPIRY_KEY},
     id::SessionId,
-    ChangeSet, SessionError,
+    ChangeSet, Expiry, SessionError,
 };
 
 /// What has happened to a session during this request.
@@ -96,6 +97,10 @@ pub(crate) struct State {
     pub(crate) valid_from: Option<SystemTime>,
     /// The write sequence when the session was loaded (metrics: merged change sets).
     pub(crate) loaded_seq: u64,
+    /// The expiry chosen for this session (stored with it; `Default` when none was).
+    pub(crate) expiry: Expiry,
+    /// The expiry was set in this request: the cookie is sent again, with or without `Max-Age`.
+    pub(crate) expiry_changed: bool,
 }
 
 impl State {
@@ -113,6 +118,8 @@ impl State {
             read_only: false,
             valid_from: None,
             loaded_seq: 0,
+            expiry: Expiry::Default,
+            expiry_changed: false,
         }
     }
 
@@ -194,7 +201,8 @@ impl Session {
     ///
     /// Fails with [`SessionError::Serialize`] when the value does not serialize to JSON, or nests
     /// arrays and objects more than 100 levels deep (deeper than a stored session can be read
-    /// back with).
+    /// back with), and with [`SessionError::ReservedKey`] for the key `__session_expiry`, under
+    /// which the session's [`Expiry`] is stored.
     ///
     /// ```
     /// # use actix_typed_session::{Session, SessionError};
@@ -212,6 +220,12 @@ impl Session {
         key: impl AsRef<str> + Into<String>,
         value: T,
     ) -> Result<(), SessionError> {
+        if key.as_ref() == EXPIRY_KEY {
+            return Err(SessionError::ReservedKey {
+                session: self.name().to_owned(),
+                key: EXPIRY_KEY,
+            });
+        }
         let value = serde_json::to_value(value)
             .and_then(readable)
             .map_err(|source| SessionError::Serialize {
@@ -413,6 +427,10 @@ impl Session {
         state.entries = Rc::default();
         state.changes.clear();
         state.change_owner(None);
+        // The expiry is not an entry: it stays.
+        if state.expiry != Expiry::Default {
+            record_change(&mut state, self.inner.spec.backend.is_cookie());
+        }
     }
 
     /// Keeps the data under a new session id and makes the old id dead. Call it when the
@@ -464,6 +482,8 @@ impl Session {
         state.owner = None;
         state.valid_from = None;
         state.read_only = false;
+        state.expiry = Expiry::Default;
+        state.expiry_changed = false;
     }
 
     /// What has happened to the session so far in this request.
@@ -551,13 +571,19 @@ fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
         };
         // Most sessions are far below the limit: a bound on the payload, without writing it, is
         // enough to say so.
-        let bound = payload_bound(&state.entries, state.owner.as_deref());
+        let bound = payload_bound(&state.entries, state.owner.as_deref())
+            + if state.expiry == Expiry::Default {
+                0
+            } else {
+                EXPIRY_BOUND
+            };
         let size_bound = spec.cookie_name.len() + 1 + store.encoded_len(bound);
         if size_bound <= COOKIE_LIMIT {
             return Some(size_bound);
         }
+        let entries = crate::expiry::stored_entries(state);
         let payload = crate::CookieStore::payload(
-            &state.entries,
+            &entries,
             created,
             expires,
             state.owner.as_deref(),
@@ -579,6 +605,11 @@ fn payload_bound(entries: &Map<String, Value>, owner: Option<&str>) -> usize {
     const FIXED: usize = 1 + 3 * 10;
     FIXED + object_bound(entries) + owner.map_or(0, |owner| 10 + owner.len())
 }
+
+/// At least as many bytes as the stored expiry entry takes in a cookie's map: its key, the
+/// longest value (`{"idle_for":<20 digits>}`) and the separators.
+#[cfg(feature = "cookie")]
+const EXPIRY_BOUND: usize = EXPIRY_KEY.len() + 2 + 1 + 33 + 1;
 
 #[cfg(feature = "cookie")]
 fn str_bound(s: &str) -> usize {

@@ -134,7 +134,7 @@ pub mod __private {
 
     use serde::{de::DeserializeOwned, Serialize};
 
-    pub use crate::{Session, SessionData, SessionError, SessionHandle, SessionInfo};
+    pub use crate::{Expiry, Session, SessionData, SessionError, SessionHandle, SessionInfo};
     pub use actix_web::{dev::Payload, FromRequest, HttpRequest};
     pub use core::{
         any::type_name,

@@ -3,9 +3,11 @@
 
 mod derive_common;
 
+use std::time::Duration;
+
 use actix_typed_session::{
-    CookieStore, Key, MemoryStore, SessionData, SessionError, SessionMiddleware, SessionStatus,
-    Sessions,
+    CookieStore, Expiry, Key, MemoryStore, SessionData, SessionError, SessionMiddleware,
+    SessionStatus, Sessions,
 };
 use actix_web::{
     body::MessageBody,
@@ -179,6 +181,20 @@ async fn purge(cart: CartSession) -> Handler {
     Ok(HttpResponse::Ok().json(cart.as_session().status() == SessionStatus::Purged))
 }
 
+/// `set_session_expiry`: an idle timeout of `secs` seconds ("remember me").
+async fn remember(cart: CartSession, secs: web::Path<u64>) -> Handler {
+    cart.set_session_expiry(Expiry::IdleFor(Duration::from_secs(*secs)))?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// `session_expiry`: the chosen idle timeout in seconds, or null.
+async fn remembered(cart: CartSession) -> Handler {
+    Ok(HttpResponse::Ok().json(match cart.session_expiry() {
+        Expiry::IdleFor(idle) => Some(idle.as_secs()),
+        _ => None,
+    }))
+}
+
 async fn clear(cart: CartSession) -> Handler {
     cart.clear();
     Ok(HttpResponse::Ok().finish())
@@ -227,6 +243,8 @@ async fn client(
             .route("/renew", web::post().to(renew))
             .route("/purge", web::post().to(purge))
             .route("/clear", web::post().to(clear))
+            .route("/remember/{secs}", web::post().to(remember))
+            .route("/remembered", web::get().to(remembered))
             .route("/twice", web::post().to(twice)),
     )
     .await;
@@ -455,6 +473,21 @@ async fn clear_removes_every_key(backend: &str) {
     assert_eq!(json_of(&client.get("/raw/other").await), Value::Null);
 }
 
+async fn the_accessor_chooses_the_session_expiry(backend: &str) {
+    let client = client(backend).await;
+    client.send(post("/set").set_json(full_cart())).await;
+    assert_eq!(json_of(&client.get("/remembered").await), Value::Null);
+    let reply = client.send(post("/remember/20")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let cookie = reply.cookie("cart").expect("the cookie is sent again");
+    assert_eq!(cookie.max_age().map(|a| a.whole_seconds()), Some(20));
+    assert_eq!(json_of(&client.get("/remembered").await), json!(20));
+    assert_eq!(json_of(&client.get("/load").await), full_cart());
+    let refused = client.send(post("/remember/0")).await;
+    assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(json_of(&client.get("/remembered").await), json!(20));
+}
+
 async fn extracting_twice_gives_the_same_session(backend: &str) {
     let client = client(backend).await;
     let reply = client.send(post("/twice")).await;
@@ -502,6 +535,7 @@ on_backends!(
     purge_deletes_the_session_and_its_cookie,
     clear_removes_every_key,
     extracting_twice_gives_the_same_session,
+    the_accessor_chooses_the_session_expiry,
 );
 
 #[actix_web::test]

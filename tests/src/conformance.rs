@@ -12,8 +12,8 @@ use actix_typed_session::{
 use actix_web::{http::StatusCode, test::TestRequest};
 use serde_json::json;
 
-pub use crate::owners::*;
 use crate::{client, Reply, TestClock};
+pub use crate::{expiry::*, owners::*};
 
 pub const IDLE: Duration = Duration::from_secs(60);
 pub const ABSOLUTE: Duration = Duration::from_secs(600);
@@ -48,7 +48,7 @@ pub fn middleware(
         .expect("valid test configuration")
 }
 
-fn plain(backend: Backend) -> (SessionMiddleware, TestClock) {
+pub(crate) fn plain(backend: Backend) -> (SessionMiddleware, TestClock) {
     let clock = TestClock::default();
     (
         middleware(backend, &clock, CookieLifetime::BrowserSession, |b| b),
@@ -56,7 +56,7 @@ fn plain(backend: Backend) -> (SessionMiddleware, TestClock) {
     )
 }
 
-fn persistent(backend: Backend) -> (SessionMiddleware, TestClock) {
+pub(crate) fn persistent(backend: Backend) -> (SessionMiddleware, TestClock) {
     let clock = TestClock::default();
     (
         middleware(backend, &clock, CookieLifetime::Persistent, |b| b),
@@ -572,7 +572,12 @@ macro_rules! conformance_tests {
             absolute_timeout_is_enforced_despite_activity,
             idle_refresh_is_throttled,
             persistent_cookie_has_max_age_and_matching_expires,
-            browser_session_cookie_has_no_max_age_or_expires
+            browser_session_cookie_has_no_max_age_or_expires,
+            a_chosen_idle_timeout_holds_on_later_requests_and_ends_the_session,
+            a_chosen_idle_timeout_is_capped_by_the_configured_one,
+            a_browser_session_expiry_drops_max_age_until_set_back,
+            the_expiry_survives_clear_and_renew_and_purge_resets_it,
+            a_refused_expiry_or_the_reserved_key_changes_nothing
         );
     };
     (@sync $backend:expr; $($name:ident),* $(,)?) => {
