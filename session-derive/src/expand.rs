@@ -80,7 +80,12 @@ impl<'a> Expander<'a> {
         let Self { c, p, .. } = self;
         let ident = c.ident;
         let vis = c.vis;
-        let accessor = format_ident!("{}Session", ident);
+        // An extractor named like the struct is an error; the stub keeps the default name so
+        // that the error does not cascade into a duplicate definition.
+        let accessor = match &c.extractor {
+            Some(name) if name.unraw() != ident.unraw() => name.clone(),
+            _ => format_ident!("{}Session", ident),
+        };
         let concrete = c.generics.params.is_empty();
         let owner = valid::owner_field(&c.fields).map_or_else(String::new, |field| {
             format!(
@@ -329,7 +334,8 @@ impl<'a> Expander<'a> {
                 },
             );
             let setter = format_ident!("set_{}", field.ident);
-            let write = self.body(self.write(field, quote!(value)));
+            // The setter only borrows its argument: a `T` or a `&T` (no clone to set a value).
+            let write = self.body(self.write(field, quote!((*value))));
             let is_owner = field.owner.is_some() && field.flash.is_none();
             let set_doc = match (shape(field), is_owner) {
                 (Shape::Option(_), true) => format!(
@@ -360,7 +366,11 @@ impl<'a> Expander<'a> {
                      `SessionError::Serialize` if the value does not serialize.{owner_errors}"
                 ),
                 quote! {
-                    #vis fn #setter(&self, value: #ty) -> #p::Result<(), #p::SessionError> {
+                    #vis fn #setter(
+                        &self,
+                        value: impl #p::Borrow<#ty>,
+                    ) -> #p::Result<(), #p::SessionError> {
+                        let value: &#ty = #p::Borrow::borrow(&value);
                         #write
                     }
                 },

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::{GenericArgument, PathArguments, Type};
 
 use crate::attr::{Container, Errors, Field};
@@ -52,6 +53,18 @@ pub(crate) fn check(container: &Container<'_>, errors: &mut Errors) {
         );
     }
     check_name(container, errors);
+    if let Some(extractor) = &container.extractor {
+        if extractor.unraw() == container.ident.unraw() {
+            errors.spanned(
+                extractor,
+                format_args!(
+                    "the extractor cannot be named `{extractor}`: that is the struct deriving \
+                     `SessionData`; choose another name, or leave `extractor` out for \
+                     `{extractor}Session`"
+                ),
+            );
+        }
+    }
     if let Some(backend) = &container.backend {
         if backend.value().is_empty() {
             errors.spanned(

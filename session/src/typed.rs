@@ -138,6 +138,7 @@ pub mod __private {
     pub use actix_web::{dev::Payload, FromRequest, HttpRequest};
     pub use core::{
         any::type_name,
+        borrow::Borrow,
         clone::Clone,
         fmt,
         ops::FnOnce,

@@ -61,19 +61,19 @@ async fn store(cart: CartSession, value: web::Json<Cart>) -> Handler {
 async fn set(cart: CartSession, body: web::Json<Value>) -> Handler {
     let result = (|| {
         if let Some(items) = body.get("items") {
-            cart.set_items(serde_json::from_value(items.clone()).unwrap())?;
+            cart.set_items(serde_json::from_value::<Vec<LineItem>>(items.clone()).unwrap())?;
         }
         if let Some(coupon) = body.get("coupon") {
-            cart.set_coupon(serde_json::from_value(coupon.clone()).unwrap())?;
+            cart.set_coupon(serde_json::from_value::<Option<String>>(coupon.clone()).unwrap())?;
         }
         if let Some(uid) = body.get("user_id") {
-            cart.set_user_id(serde_json::from_value(uid.clone()).unwrap())?;
+            cart.set_user_id(serde_json::from_value::<Option<u64>>(uid.clone()).unwrap())?;
         }
         if let Some(notices) = body.get("notices") {
-            cart.set_notices(serde_json::from_value(notices.clone()).unwrap())?;
+            cart.set_notices(serde_json::from_value::<Vec<String>>(notices.clone()).unwrap())?;
         }
         if let Some(lang) = body.get("lang") {
-            cart.set_lang(serde_json::from_value(lang.clone()).unwrap())?;
+            cart.set_lang(serde_json::from_value::<String>(lang.clone()).unwrap())?;
         }
         Ok::<_, SessionError>(())
     })();
@@ -157,6 +157,15 @@ async fn update_lang(cart: CartSession, n: web::Path<usize>) -> Handler {
     }
 }
 
+/// Setters borrow: the same values are set by reference and still usable afterwards.
+async fn set_borrowed(cart: CartSession, body: web::Json<Cart>) -> Handler {
+    let value = body.into_inner();
+    cart.set_items(&value.items)?;
+    cart.set_coupon(&value.coupon)?;
+    cart.set_lang(&value.lang)?;
+    Ok(HttpResponse::Ok().json((value.items.len(), value.coupon, value.lang)))
+}
+
 /// The untyped view of the same session.
 async fn raw_get(sessions: Sessions, key: web::Path<String>) -> Handler {
     let cart = sessions.open("cart").await?;
@@ -230,6 +239,7 @@ async fn client(
             .route("/load", web::get().to(load))
             .route("/store", web::post().to(store))
             .route("/set", web::post().to(set))
+            .route("/set-borrowed", web::post().to(set_borrowed))
             .route("/remove/{field}", web::post().to(remove))
             .route("/push/{notice}", web::post().to(push))
             .route("/peek", web::get().to(peek))
@@ -287,6 +297,18 @@ async fn setters_persist_across_requests(backend: &str) {
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.cookie("cart").is_some(), "the cart cookie is set");
     assert_eq!(json_of(&client.get("/load").await), full_cart());
+}
+
+async fn setters_take_references_too(backend: &str) {
+    let client = client(backend).await;
+    let reply = client
+        .send(post("/set-borrowed").set_json(full_cart()))
+        .await;
+    assert_eq!(json_of(&reply), json!([1, "SPRING", "fr"]));
+    let loaded = json_of(&client.get("/load").await);
+    assert_eq!(loaded["items"], full_cart()["items"]);
+    assert_eq!(loaded["coupon"], json!("SPRING"));
+    assert_eq!(loaded["lang"], json!("fr"));
 }
 
 async fn rename_stores_the_field_under_its_key(backend: &str) {
@@ -522,6 +544,7 @@ macro_rules! on_backends {
 on_backends!(
     getters_give_defaults_when_absent,
     setters_persist_across_requests,
+    setters_take_references_too,
     rename_stores_the_field_under_its_key,
     setting_none_removes_an_option_key,
     removers_remove_each_field,
@@ -578,4 +601,49 @@ async fn store_over_the_cookie_limit_writes_no_field() {
 async fn the_trait_describes_the_session() {
     assert_eq!(<Cart as SessionData>::NAME, "cart");
     assert_eq!(<Cart as SessionData>::BACKEND, None);
+}
+
+/// A user type called `PrefsSession` already exists: the extractor gets another name.
+#[allow(dead_code)]
+struct PrefsSession;
+
+#[derive(SessionData)]
+#[session(name = "prefs", extractor = "PrefsAccess")]
+struct Prefs {
+    theme: Option<String>,
+}
+
+#[derive(SessionData)]
+#[session(name = "theme", extractor = ThemeAccess)]
+struct Theme {
+    dark: bool,
+}
+
+#[actix_web::test]
+async fn the_extractor_can_be_named() {
+    async fn set(prefs: PrefsAccess, theme: ThemeAccess) -> Handler {
+        prefs.set_theme(Some("dark".to_owned()))?;
+        theme.set_dark(true)?;
+        Ok(HttpResponse::Ok().finish())
+    }
+    async fn get(prefs: PrefsAccess, theme: ThemeAccess) -> Handler {
+        Ok(HttpResponse::Ok().json((prefs.theme()?, theme.dark()?)))
+    }
+    let middleware = SessionMiddleware::builder(Key::generate())
+        .backend("cookie", CookieStore::default())
+        .register::<Prefs>()
+        .register::<Theme>()
+        .build()
+        .expect("valid configuration");
+    let app = test::init_service(
+        App::new()
+            .wrap(middleware)
+            .route("/set", web::post().to(set))
+            .route("/get", web::get().to(get)),
+    )
+    .await;
+    let client = Client::new(app);
+    assert_eq!(json_of(&client.get("/get").await), json!([null, false]));
+    client.send(post("/set")).await;
+    assert_eq!(json_of(&client.get("/get").await), json!(["dark", true]));
 }
