@@ -10,7 +10,7 @@ use syn::{
     LitStr, Path, Token, Type, Visibility,
 };
 
-const CONTAINER_KEYS: &str = "`name`, `backend`, `crate`";
+const CONTAINER_KEYS: &str = "`name`, `backend`, `crate`, `extractor`";
 const FIELD_KEYS: &str = "`rename`, `flash`, `default`, `owner`";
 
 /// The errors of one input, reported together.
@@ -51,6 +51,8 @@ pub(crate) struct Container<'a> {
     pub(crate) backend: Option<LitStr>,
     /// The runtime crate's path (`crate = "..."`, default `::actix_typed_session`).
     pub(crate) krate: Path,
+    /// The generated extractor's name (`extractor = "..."`), if chosen; else `{Struct}Session`.
+    pub(crate) extractor: Option<Ident>,
     pub(crate) fields: Vec<Field<'a>>,
 }
 
@@ -91,6 +93,7 @@ impl<'a> Container<'a> {
         let mut name_lit = None;
         let mut backend = None;
         let mut krate = None;
+        let mut extractor = None;
         for attr in session_attrs(&input.attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 let key = key_name(&meta.path);
@@ -108,6 +111,11 @@ impl<'a> Container<'a> {
                     "crate" => {
                         if let Some(path) = path_value(&meta, errors)? {
                             set_once(&mut krate, path, &meta.path, errors);
+                        }
+                    }
+                    "extractor" => {
+                        if let Some(ident) = ident_value(&meta, errors)? {
+                            set_once(&mut extractor, ident, &meta.path, errors);
                         }
                     }
                     "rename" | "flash" | "default" | "owner" => {
@@ -194,6 +202,7 @@ impl<'a> Container<'a> {
             name_lit,
             backend,
             krate: krate.unwrap_or_else(|| syn::parse_quote!(::actix_typed_session)),
+            extractor,
             fields: fields.unwrap_or_default(),
         }
     }
@@ -222,7 +231,7 @@ impl<'a> Field<'a> {
                             set_once(&mut default, path, &meta.path, errors);
                         }
                     }
-                    "name" | "backend" | "crate" => {
+                    "name" | "backend" | "crate" | "extractor" => {
                         errors.spanned(
                             &meta.path,
                             format_args!(
@@ -349,6 +358,31 @@ fn string_value(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<
             errors.spanned(
                 tokens,
                 format_args!("`{key}` takes a string: write `{key} = \"...\"`"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// `key = "TypeName"` or `key = TypeName`: an identifier, not a keyword.
+fn ident_value(meta: &ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<Option<Ident>> {
+    let Some(tokens) = raw_value(meta, errors)? else {
+        return Ok(None);
+    };
+    let parsed = match syn::parse2::<LitStr>(tokens.clone()) {
+        Ok(lit) => lit.parse::<Ident>(),
+        Err(_) => syn::parse2::<Ident>(tokens.clone()),
+    };
+    match parsed {
+        Ok(ident) => Ok(Some(ident)),
+        Err(_) => {
+            let key = key_name(&meta.path);
+            errors.spanned(
+                tokens,
+                format_args!(
+                    "`{key}` takes the name of the type to generate, one identifier: write \
+                     `{key} = \"CartAccess\"` or `{key} = CartAccess`"
+                ),
             );
             Ok(None)
         }

@@ -80,7 +80,12 @@ impl<'a> Expander<'a> {
         let Self { c, p, .. } = self;
         let ident = c.ident;
         let vis = c.vis;
-        let accessor = format_ident!("{}Session", ident);
+        // An extractor named like the struct is an error; the stub keeps the default name so
+        // that the error does not cascade into a duplicate definition.
+        let accessor = match &c.extractor {
+            Some(name) if name.unraw() != ident.unraw() => name.clone(),
+            _ => format_ident!("{}Session", ident),
+        };
         let concrete = c.generics.params.is_empty();
         let owner = valid::owner_field(&c.fields).map_or_else(String::new, |field| {
             format!(
@@ -329,7 +334,8 @@ impl<'a> Expander<'a> {
                 },
             );
             let setter = format_ident!("set_{}", field.ident);
-            let write = self.body(self.write(field, quote!(value)));
+            // The setter only borrows its argument: a `T` or a `&T` (no clone to set a value).
+            let write = self.body(self.write(field, quote!((*value))));
             let is_owner = field.owner.is_some() && field.flash.is_none();
             let set_doc = match (shape(field), is_owner) {
                 (Shape::Option(_), true) => format!(
@@ -360,8 +366,41 @@ impl<'a> Expander<'a> {
                      `SessionError::Serialize` if the value does not serialize.{owner_errors}"
                 ),
                 quote! {
-                    #vis fn #setter(&self, value: #ty) -> #p::Result<(), #p::SessionError> {
+                    #vis fn #setter(
+                        &self,
+                        value: impl #p::Borrow<#ty>,
+                    ) -> #p::Result<(), #p::SessionError> {
+                        let value: &#ty = #p::Borrow::borrow(&value);
                         #write
+                    }
+                },
+            );
+            let updater = format_ident!("update_{}", field.ident);
+            // Read (with the field's default), let the closure change it, write it back with the
+            // setter's rules: one call, and on any error the session keeps its previous value.
+            let update_write = self.write(field, quote!(value));
+            let update = self.body(quote! {
+                let mut value = #read?;
+                let out = f(&mut value);
+                #update_write?;
+                #p::Ok(out)
+            });
+            method(
+                &updater,
+                format!(
+                    "Reads {where_} ({absent} when absent), lets `f` change it in place and \
+                     stores the result as `set_{}` would; returns what `f` returns.\n\n\
+                     # Errors\n`SessionError::WrongType` if the stored value does not \
+                     deserialize as this field's type (`f` is then not called), and the \
+                     setter's errors. On error the stored value stays as it was.",
+                    field.name()
+                ),
+                quote! {
+                    #vis fn #updater<__SessionUpdateOutput>(
+                        &self,
+                        f: impl #p::FnOnce(&mut #ty) -> __SessionUpdateOutput,
+                    ) -> #p::Result<__SessionUpdateOutput, #p::SessionError> {
+                        #update
                     }
                 },
             );
@@ -488,6 +527,22 @@ impl<'a> Expander<'a> {
                 self.session.clear()
             }
 
+            /// Chooses how long the session lives from this response on (`Session::set_expiry`):
+            /// a browser-session or persistent cookie, or a shorter idle timeout; stored with the
+            /// session. (Named `session_expiry` so that a field may be called `expiry`.)
+            ///
+            /// # Errors
+            /// `SessionError::InvalidExpiry` for an idle timeout under one second,
+            /// `SessionError::ReadOnly` on a session that cannot be changed.
+            #vis fn set_session_expiry(&self, expiry: #p::Expiry) -> #p::Result<(), #p::SessionError> {
+                self.session.set_expiry(expiry)
+            }
+
+            /// The session's chosen expiry (`Session::expiry`).
+            #vis fn session_expiry(&self) -> #p::Expiry {
+                self.session.expiry()
+            }
+
             /// The untyped session underneath, for everything else (`status()`, other keys).
             #vis fn as_session(&self) -> &#p::Session {
                 &self.session
@@ -586,8 +641,8 @@ mod tests {
                 notices: Vec<String>,
             }
         });
-        assert_eq!(out.matches("Items in the cart.").count(), 3, "{out}");
-        assert_eq!(out.matches("Read once.").count(), 5, "{out}");
+        assert_eq!(out.matches("Items in the cart.").count(), 4, "{out}");
+        assert_eq!(out.matches("Read once.").count(), 6, "{out}");
     }
 
     #[test]
@@ -621,10 +676,11 @@ mod tests {
             }
         });
         assert!(!out.contains("compile_error"), "{out}");
-        // The setter and `store()` set the owner; the remover clears it; `theme` is untouched.
-        assert_eq!(out.matches("set_owner_option ::").count(), 2, "{out}");
+        // The setter, the updater and `store()` set the owner; the remover clears it; `theme`
+        // is untouched.
+        assert_eq!(out.matches("set_owner_option ::").count(), 3, "{out}");
         assert_eq!(out.matches("remove_owner_field").count(), 1, "{out}");
-        assert_eq!(out.matches("set_option ::").count(), 2, "{out}");
+        assert_eq!(out.matches("set_option ::").count(), 3, "{out}");
         for verb in [
             "owned_sessions",
             "end_session",

@@ -12,8 +12,9 @@ mod valid;
 use proc_macro::TokenStream;
 use syn::{parse_macro_input, DeriveInput};
 
-/// Turns a struct into typed access to one named session: an extractor `{Struct}Session` with
-/// a getter, a setter and a remover per field, over the key-value session.
+/// Turns a struct into typed access to one named session: an extractor `{Struct}Session` (or
+/// the name given with `extractor`) with a getter, a setter, an updater and a remover per
+/// field, over the key-value session.
 ///
 /// ```
 /// use actix_typed_session::SessionData;
@@ -39,9 +40,7 @@ use syn::{parse_macro_input, DeriveInput};
 /// }
 ///
 /// async fn add(cart: CartSession, item: web::Json<LineItem>) -> actix_web::Result<HttpResponse> {
-///     let mut items = cart.items()?;
-///     items.push(item.into_inner());
-///     cart.set_items(items)?;
+///     cart.update_items(|items| items.push(item.into_inner()))?;
 ///     cart.push_notices("Added to your cart.".to_owned())?;
 ///     Ok(HttpResponse::Ok().finish())
 /// }
@@ -61,8 +60,9 @@ use syn::{parse_macro_input, DeriveInput};
 /// | method | does |
 /// |---|---|
 /// | `field() -> Result<T, SessionError>` | the stored value; when absent, `None` for an `Option`, else the default |
-/// | `set_field(value: T) -> Result<(), SessionError>` | stores the value (`None` removes the key) |
+/// | `set_field(value: impl Borrow<T>) -> Result<(), SessionError>` | stores the value, given as a `T` or a `&T` (`None` removes the key) |
 /// | `remove_field()` | removes the key |
+/// | `update_field(f: impl FnOnce(&mut T) -> R) -> Result<R, SessionError>` | reads the value (or its default), lets `f` change it, stores it as the setter would |
 /// | `push_field(item)` (flash fields) | appends one message to the list |
 /// | `take_field() -> Result<T, SessionError>` (flash fields) | returns the list and removes it: read once |
 ///
@@ -73,8 +73,14 @@ use syn::{parse_macro_input, DeriveInput};
 /// | `load() -> Result<Cart, SessionError>` | reads every field |
 /// | `store(&Cart) -> Result<(), SessionError>` | writes every field, all or nothing |
 /// | `renew()`, `purge()`, `clear()` | the session's own verbs |
+/// | `set_session_expiry(Expiry)`, `session_expiry()` | the session's expiry chosen at run time ("remember me"), as `Session::set_expiry` and `Session::expiry` |
 /// | `as_session()`, `into_session()` | the untyped `Session` underneath |
 /// | `owned_sessions()`, `end_session(&handle)`, `end_other_sessions()`, `end_all_sessions()` | with an `owner` field (see below): list and end the owner's sessions, as the `Session` methods of the same names (async) |
+///
+/// Setters only borrow their argument, so `set_items(&items)` stores a value the caller keeps
+/// using; `set_items(items)` works as well. (Since setters became generic, an argument whose
+/// type was inferred from the setter, such as `set_lang("en".into())`, needs its type written:
+/// `set_lang("en".to_owned())`.)
 ///
 /// The field's `///` comments are copied onto its accessors. A stored value that no longer
 /// deserializes as the field's type (say, after a deployment changed it) is
@@ -118,6 +124,25 @@ use syn::{parse_macro_input, DeriveInput};
 /// of your own under such a name with the feature off, register it under another name.)
 /// Whether any other name is registered is checked by `build()` for registered types, and at
 /// the first request otherwise.
+///
+/// ## `#[session(extractor = "...")]`
+/// The name of the generated extractor, when `{Struct}Session` is taken by a type of yours.
+/// Written as a string or a bare identifier.
+///
+/// ```
+/// # use actix_typed_session::SessionData;
+/// struct CartSession; // already the name of something else
+///
+/// #[derive(SessionData)]
+/// #[session(extractor = "CartAccess")]
+/// struct Cart {
+///     items: Vec<String>,
+/// }
+///
+/// async fn count(cart: CartAccess) -> actix_web::Result<String> {
+///     Ok(cart.items()?.len().to_string())
+/// }
+/// ```
 ///
 /// ## `#[session(crate = "...")]`
 /// The path of the `actix-typed-session` crate, for code that re-exports it under another

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::{GenericArgument, PathArguments, Type};
 
 use crate::attr::{Container, Errors, Field};
@@ -15,6 +16,8 @@ pub(crate) const FIXED_METHODS: &[(&str, &str)] = &[
     ("renew", "renews the session id"),
     ("purge", "deletes the session"),
     ("clear", "clears the session"),
+    ("set_session_expiry", "chooses the session's expiry"),
+    ("session_expiry", "returns the session's expiry"),
     ("as_session", "returns the untyped session"),
     ("into_session", "returns the untyped session"),
 ];
@@ -50,6 +53,18 @@ pub(crate) fn check(container: &Container<'_>, errors: &mut Errors) {
         );
     }
     check_name(container, errors);
+    if let Some(extractor) = &container.extractor {
+        if extractor.unraw() == container.ident.unraw() {
+            errors.spanned(
+                extractor,
+                format_args!(
+                    "the extractor cannot be named `{extractor}`: that is the struct deriving \
+                     `SessionData`; choose another name, or leave `extractor` out for \
+                     `{extractor}Session`"
+                ),
+            );
+        }
+    }
     if let Some(backend) = &container.backend {
         if backend.value().is_empty() {
             errors.spanned(
@@ -195,6 +210,7 @@ pub(crate) fn field_methods(field: &Field<'_>) -> Vec<(String, &'static str)> {
         (name.clone(), "getter"),
         (format!("set_{name}"), "setter"),
         (format!("remove_{name}"), "remover"),
+        (format!("update_{name}"), "updater"),
     ];
     if field.flash.is_some() {
         methods.push((format!("push_{name}"), "push method"));

@@ -15,7 +15,7 @@ use actix_web::{
     web::Bytes,
 };
 
-use crate::config::{CookieLifetime, CookieSettings, Spec, COOKIE_LIMIT};
+use crate::config::{CookieSettings, Spec, COOKIE_LIMIT};
 
 /// The values [`cookie_values`] found, in header order: usually none or one.
 pub(crate) type CookieValues<'a> = smallvec::SmallVec<[&'a [u8]; 1]>;
@@ -103,9 +103,10 @@ pub(crate) fn session_cookie(
     value: &str,
     now: SystemTime,
     expires_at: SystemTime,
+    persistent: bool,
 ) -> Result<HeaderValue, InvalidHeaderValue> {
     let mut cookie = Cookie::new(spec.cookie_name.as_str(), value);
-    if spec.lifetime == CookieLifetime::Persistent {
+    if persistent {
         let remaining = expires_at.duration_since(now).unwrap_or_default().as_secs();
         let max_age = i64::try_from(remaining).unwrap_or(i64::MAX);
         cookie.set_max_age(Duration::seconds(max_age));
@@ -146,6 +147,7 @@ mod tests {
     use actix_web::{cookie::SameSite, http::header::HeaderValue};
 
     use super::*;
+    use crate::config::CookieLifetime;
 
     fn headers(values: &[&[u8]]) -> Vec<HeaderValue> {
         values
@@ -251,7 +253,8 @@ mod tests {
         let now = UNIX_EPOCH + Duration::new(1_764_111_722, 987_654_321);
         for settings in all_settings() {
             let spec = spec_with(&settings, CookieLifetime::BrowserSession);
-            let ours = session_cookie(&spec, "v4lue", now, now + Duration::from_secs(60)).unwrap();
+            let ours =
+                session_cookie(&spec, "v4lue", now, now + Duration::from_secs(60), false).unwrap();
             assert_eq!(
                 ours.to_str().unwrap(),
                 reference(&settings, "v4lue").to_string()
@@ -264,6 +267,7 @@ mod tests {
                     "v",
                     now,
                     now + Duration::from_millis(remaining * 1000 + 400),
+                    true,
                 )
                 .unwrap();
                 let mut expected = reference(&settings, "v");
@@ -276,7 +280,7 @@ mod tests {
                 );
             }
             // A deadline already past: Max-Age=0, Expires now.
-            let ours = session_cookie(&spec, "v", now, now - Duration::from_secs(5)).unwrap();
+            let ours = session_cookie(&spec, "v", now, now - Duration::from_secs(5), true).unwrap();
             let mut expected = reference(&settings, "v");
             expected.set_max_age(TimeDuration::ZERO);
             expected.set_expires(OffsetDateTime::from(now));
@@ -295,7 +299,7 @@ mod tests {
         let settings = &all_settings()[0];
         let spec = spec_with(settings, CookieLifetime::Persistent);
         let now = UNIX_EPOCH + Duration::from_secs(1 << 40);
-        let ours = session_cookie(&spec, "v", now, now + Duration::from_secs(60)).unwrap();
+        let ours = session_cookie(&spec, "v", now, now + Duration::from_secs(60), true).unwrap();
         let ours = ours.to_str().unwrap();
         assert!(ours.contains("; Max-Age=60"), "{ours}");
         assert!(!ours.contains("Expires"), "{ours}");

@@ -288,6 +288,24 @@ pub enum SessionError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A key the library keeps for itself (the session's [`Expiry`](crate::Expiry)), which
+    /// [`Session::insert`](crate::Session::insert) refuses.
+    #[error("key `{key}` of session `{session}` is reserved; choose another key")]
+    ReservedKey {
+        /// The session's name.
+        session: String,
+        /// The reserved key.
+        key: &'static str,
+    },
+    /// An [`Expiry`](crate::Expiry) that cannot be used, such as an idle timeout under one
+    /// second.
+    #[error("invalid expiry for session `{session}`: {reason}")]
+    InvalidExpiry {
+        /// The session's name.
+        session: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// No `SessionMiddleware` serves this request where its sessions were asked for: none wraps
     /// the route, its App or its scope; or they were asked for before the middleware was called
     /// (by a middleware outside it before `next.call`, or by a guard of the very scope or

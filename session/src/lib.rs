@@ -196,6 +196,10 @@
 //! - **Cookie lifetime.** [`CookieLifetime::BrowserSession`] (the default: no `Max-Age`, gone
 //!   when the browser closes) or [`CookieLifetime::Persistent`] (`Max-Age` *and* `Expires`, for
 //!   browsers that honour only one), for all sessions or per session with [`SessionConfig`].
+//! - **Per visitor ("remember me"): [`set_expiry`](Session::set_expiry).** A handler gives one
+//!   session a browser-session or a persistent cookie, or a shorter idle timeout
+//!   ([`Expiry`]); the choice is stored with the session on every backend and never outlives
+//!   the configured timeouts.
 //! - **Login: [`renew`](Session::renew).** Keeps the data under a new id and kills the old one,
 //!   so an id planted before the login (session fixation) is worthless afterwards. On
 //!   server-side backends the old id stays readable for a short
@@ -523,6 +527,7 @@ mod clock;
 mod config;
 mod cookie_header;
 mod error;
+mod expiry;
 mod extract;
 /// Entry points for `session/fuzz` only (feature `__fuzz`); not an API.
 #[cfg(all(feature = "cookie", any(test, feature = "__fuzz")))]
@@ -564,6 +569,7 @@ pub use self::{
     clock::{Clock, SystemClock},
     config::{CookieLifetime, SessionConfig, SessionMiddlewareBuilder},
     error::{BuildError, SessionError},
+    expiry::Expiry,
     extract::Sessions,
     id::StorageKey,
     key::Key,

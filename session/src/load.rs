@@ -228,6 +228,7 @@ pub(crate) async fn load(
                     },
                     record.data,
                 );
+                state.expiry = crate::expiry::take_stored(&mut state.entries);
                 state.owner = record.owner;
                 state.read_only = record.retired;
                 state.loaded_seq = config.writes.now();
@@ -303,6 +304,7 @@ fn cookie_state(config: &Config, opened: crate::store::Opened, now: SystemTime) 
         },
         opened.data,
     );
+    state.expiry = crate::expiry::take_stored(&mut state.entries);
     state.reseal = opened.stale_key;
     state.owner = opened.owner;
     state.valid_from = (opened.valid_from != opened.created_at).then_some(opened.valid_from);

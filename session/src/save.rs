@@ -5,14 +5,14 @@ use std::time::SystemTime;
 use actix_web::http::header::{HeaderValue, InvalidHeaderValue};
 
 use crate::{
-    config::{later, Config, CookieLifetime, Spec},
+    config::{later, Config, Spec},
     cookie_header::{removal_cookie, session_cookie},
     id::SessionId,
     load::log_store_error,
     session::Origin,
     store::{BackendKind, DynStore},
     telemetry::{count, timed, Event},
-    Record, Session, WriteResult,
+    Expiry, Record, Session, WriteResult,
 };
 
 /// How many fresh ids to try when a new id collides (with 256-bit ids, one always suffices
@@ -68,14 +68,26 @@ pub(crate) async fn save(
     }
 }
 
-fn deadline(config: &Config, created_at: SystemTime, now: SystemTime) -> SystemTime {
-    later(now, config.idle).min(later(created_at, config.absolute))
+/// The idle deadline of a session used `now` (under its chosen expiry), capped by the absolute one.
+fn deadline(
+    config: &Config,
+    expiry: Expiry,
+    created_at: SystemTime,
+    now: SystemTime,
+) -> SystemTime {
+    later(now, expiry.idle(config.idle)).min(later(created_at, config.absolute))
 }
 
-fn refresh_due(config: &Config, expires_at: SystemTime, target: SystemTime) -> bool {
+fn refresh_due(
+    config: &Config,
+    expiry: Expiry,
+    expires_at: SystemTime,
+    target: SystemTime,
+) -> bool {
+    let interval = expiry.refresh(config.refresh, config.idle);
     target
         .duration_since(expires_at)
-        .is_ok_and(|gain| gain >= config.refresh)
+        .is_ok_and(|gain| gain >= interval)
 }
 
 #[cfg(feature = "cookie")]
@@ -97,21 +109,27 @@ fn save_cookie(
                 .then(|| encoded(spec, removal_cookie(spec)))
                 .transpose();
         }
-        Origin::New => (now, deadline(config, now, now)),
+        Origin::New => (now, deadline(config, state.expiry, now, now)),
         Origin::Loaded {
             created_at,
             expires_at,
             ..
         } => {
-            if state.entries.is_empty() && state.owner.is_none() && !state.changes.is_empty() {
-                // Emptied: a cookie with no data is just a removal.
+            if state.entries.is_empty()
+                && state.owner.is_none()
+                && state.expiry == Expiry::Default
+                && !state.changes.is_empty()
+            {
+                // Emptied: a cookie with no data (and no chosen expiry, which a server-side
+                // session would keep too) is just a removal.
                 return encoded(spec, removal_cookie(spec)).map(Some);
             }
-            let target = deadline(config, created_at, now);
+            let target = deadline(config, state.expiry, created_at, now);
             let due = !state.changes.is_empty()
                 || state.renew
                 || state.reseal
-                || refresh_due(config, expires_at, target);
+                || state.expiry_changed
+                || refresh_due(config, state.expiry, expires_at, target);
             if !due {
                 return Ok(None);
             }
@@ -126,8 +144,14 @@ fn save_cookie(
             _ => Event::Saved,
         },
     );
+    // The chosen expiry travels in the map, as a reserved entry.
+    let with_expiry = match crate::expiry::stored_entries(&state) {
+        std::borrow::Cow::Owned(entries) => Some(std::rc::Rc::new(entries)),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    let entries = with_expiry.as_ref().unwrap_or(&state.entries);
     let payload = crate::CookieStore::payload(
-        &state.entries,
+        entries,
         created_at,
         expires_at,
         state.owner.as_deref(),
@@ -157,9 +181,14 @@ fn save_cookie(
         &spec.cookie_aad,
         value.as_bytes(),
         &payload,
-        &state.entries,
+        entries,
     );
-    encoded(spec, session_cookie(spec, &value, now, expires_at)).map(Some)
+    let persistent = state.expiry.persistent(spec.lifetime);
+    encoded(
+        spec,
+        session_cookie(spec, &value, now, expires_at, persistent),
+    )
+    .map(Some)
 }
 
 async fn save_server(
@@ -170,7 +199,7 @@ async fn save_server(
     now: SystemTime,
 ) -> Result<Option<HeaderValue>, SaveFailed> {
     // Copy what is needed out of the state: no borrow may live across an await.
-    let (origin, entries, owner, changes, renew, delete, stale_cookie, loaded_seq) = {
+    let (origin, entries, owner, changes, renew, delete, stale_cookie, loaded_seq, expiry) = {
         let mut state = session.state();
         if state.read_only && state.delete.is_none() {
             // The old id of a session renewed moments ago: its new id is already with the
@@ -186,7 +215,7 @@ async fn save_server(
         // Only a new session writes its whole map; a loaded one writes its change set.
         let entries = (matches!(state.origin, Origin::New)
             && (!state.entries.is_empty() || state.owner.is_some()))
-        .then(|| serde_json::Map::clone(&state.entries));
+        .then(|| crate::expiry::stored_entries(&state).into_owned());
         (
             state.origin.clone(),
             entries,
@@ -204,14 +233,20 @@ async fn save_server(
             state.delete.take(),
             state.stale_cookie,
             state.loaded_seq,
+            (state.expiry, state.expiry_changed),
         )
     };
+    let (expiry, expiry_changed) = expiry;
+    let persistent = expiry.persistent(spec.lifetime);
     let fail = |operation: &str, err: &crate::StoreError| {
         log_store_error(spec, operation, err);
         SaveFailed
     };
     let cookie = |id: &SessionId, expires_at: SystemTime| {
-        encoded(spec, session_cookie(spec, id.as_str(), now, expires_at))
+        encoded(
+            spec,
+            session_cookie(spec, id.as_str(), now, expires_at, persistent),
+        )
     };
 
     if let Some(old) = delete {
@@ -229,7 +264,8 @@ async fn save_server(
                     .then(|| encoded(spec, removal_cookie(spec)))
                     .transpose();
             };
-            let record = Record::new(data, now, deadline(config, now, now)).with_owner(owner);
+            let record =
+                Record::new(data, now, deadline(config, expiry, now, now)).with_owner(owner);
             for _ in 0..ID_ATTEMPTS {
                 let id = SessionId::generate(&config.rng);
                 let key = id.storage_key();
@@ -250,9 +286,8 @@ async fn save_server(
             created_at,
             expires_at,
         } => {
-            let target = deadline(config, created_at, now);
+            let target = deadline(config, expiry, created_at, now);
             let key = id.storage_key();
-            let persistent = spec.lifetime == CookieLifetime::Persistent;
             if renew {
                 let retire_until =
                     (!config.renew_grace.is_zero()).then(|| later(now, config.renew_grace));
@@ -277,7 +312,7 @@ async fn save_server(
             // changed the session: a write that keeps it spares the store its TTL update.
             // (A deadline now earlier than the stored one, after the idle timeout was lowered,
             // is written at once.)
-            let refresh = refresh_due(config, expires_at, target) || target < expires_at;
+            let refresh = refresh_due(config, expiry, expires_at, target) || target < expires_at;
             let until = if refresh { target } else { expires_at };
             let written = if !changes.is_empty() {
                 timed(spec, "update", store.update(&key, &changes, until, now)).await
@@ -294,7 +329,11 @@ async fn save_server(
                             count(spec, Event::ConflictAvoided);
                         }
                     }
-                    persistent.then(|| cookie(&id, until)).transpose()
+                    // A browser-session cookie is sent once, when the expiry is chosen (to drop
+                    // the `Max-Age` of a persistent one); a persistent one on every refresh.
+                    (persistent || expiry_changed)
+                        .then(|| cookie(&id, until))
+                        .transpose()
                 }
                 Ok(_) => Ok(gone(spec)),
                 Err(e) => Err(fail(

@@ -12,8 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::{
     config::{Spec, COOKIE_LIMIT},
+    expiry::{record_change, EXPIRY_KEY},
     id::SessionId,
-    ChangeSet, SessionError,
+    ChangeSet, Expiry, SessionError,
 };
 
 /// What has happened to a session during this request.
@@ -97,6 +98,10 @@ pub(crate) struct State {
     pub(crate) valid_from: Option<SystemTime>,
     /// The write sequence when the session was loaded (metrics: merged change sets).
     pub(crate) loaded_seq: u64,
+    /// The expiry chosen for this session (stored with it; `Default` when none was).
+    pub(crate) expiry: Expiry,
+    /// The expiry was set in this request: the cookie is sent again, with or without `Max-Age`.
+    pub(crate) expiry_changed: bool,
 }
 
 impl State {
@@ -114,6 +119,8 @@ impl State {
             read_only: false,
             valid_from: None,
             loaded_seq: 0,
+            expiry: Expiry::Default,
+            expiry_changed: false,
         }
     }
 
@@ -195,7 +202,8 @@ impl Session {
     ///
     /// Fails with [`SessionError::Serialize`] when the value does not serialize to JSON, or nests
     /// arrays and objects more than 100 levels deep (deeper than a stored session can be read
-    /// back with).
+    /// back with), and with [`SessionError::ReservedKey`] for the key `__session_expiry`, under
+    /// which the session's [`Expiry`] is stored.
     ///
     /// ```
     /// # use actix_typed_session::{Session, SessionError};
@@ -213,6 +221,12 @@ impl Session {
         key: impl AsRef<str> + Into<String>,
         value: T,
     ) -> Result<(), SessionError> {
+        if key.as_ref() == EXPIRY_KEY {
+            return Err(SessionError::ReservedKey {
+                session: self.name().to_owned(),
+                key: EXPIRY_KEY,
+            });
+        }
         let value = serde_json::to_value(value)
             .and_then(readable)
             .map_err(|source| SessionError::Serialize {
@@ -309,6 +323,62 @@ impl Session {
         Ok(value)
     }
 
+    /// Replaces the `T` stored under `key` with `f` of it, and returns the new value; `Ok(None)`
+    /// (and `f` is not called) when the key is absent.
+    ///
+    /// A stored value that does not deserialize into `T` is [`SessionError::Deserialize`], and
+    /// stays as it was. The write fails as [`insert`](Self::insert) does, again leaving the
+    /// session unchanged.
+    ///
+    /// Read and write happen within this request: two parallel requests that update one key
+    /// each save their own result, and the later save wins (change sets merge per key).
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn extend(session: Session) -> actix_web::Result<String> {
+    ///     // Only a visitor who already has a basket gets one more day.
+    ///     match session.update("basket_days", |days: u32| days + 1)? {
+    ///         Some(days) => Ok(format!("kept for {days} days")),
+    ///         None => Ok("no basket".into()),
+    ///     }
+    /// }
+    /// ```
+    pub fn update<T, F>(&self, key: &str, f: F) -> Result<Option<T>, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(T) -> T,
+    {
+        let Some(current) = self.get::<T>(key)? else {
+            return Ok(None);
+        };
+        let updated = f(current);
+        self.insert(key, &updated)?;
+        Ok(Some(updated))
+    }
+
+    /// Like [`update`](Self::update), but stores `default` when the key is absent (without
+    /// calling `f`). Returns the value now stored.
+    ///
+    /// ```
+    /// # use actix_typed_session::Session;
+    /// async fn count(session: Session) -> actix_web::Result<String> {
+    ///     let visits = session.update_or("visits", 1, |n: u32| n + 1)?;
+    ///     Ok(format!("visit #{visits}"))
+    /// }
+    /// ```
+    pub fn update_or<T, F>(&self, key: &str, default: T, f: F) -> Result<T, SessionError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(T) -> T,
+    {
+        let value = match self.get::<T>(key)? {
+            Some(current) => f(current),
+            None => default,
+        };
+        self.insert(key, &value)?;
+        Ok(value)
+    }
+
     /// Whether `key` is set.
     ///
     /// ```
@@ -358,6 +428,10 @@ impl Session {
         state.entries = Rc::default();
         state.changes.clear();
         state.change_owner(None);
+        // The expiry is not an entry: it stays.
+        if state.expiry != Expiry::Default {
+            record_change(&mut state, self.inner.spec.backend.is_cookie());
+        }
     }
 
     /// Keeps the data under a new session id and makes the old id dead. Call it when the
@@ -424,6 +498,8 @@ impl Session {
         state.owner = None;
         state.valid_from = None;
         state.read_only = false;
+        state.expiry = Expiry::Default;
+        state.expiry_changed = false;
     }
 
     /// What has happened to the session so far in this request.
@@ -511,13 +587,19 @@ fn cookie_size(spec: &Spec, state: &State) -> Option<usize> {
         };
         // Most sessions are far below the limit: a bound on the payload, without writing it, is
         // enough to say so.
-        let bound = payload_bound(&state.entries, state.owner.as_deref());
+        let bound = payload_bound(&state.entries, state.owner.as_deref())
+            + if state.expiry == Expiry::Default {
+                0
+            } else {
+                EXPIRY_BOUND
+            };
         let size_bound = spec.cookie_name.len() + 1 + store.encoded_len(bound);
         if size_bound <= COOKIE_LIMIT {
             return Some(size_bound);
         }
+        let entries = crate::expiry::stored_entries(state);
         let payload = crate::CookieStore::payload(
-            &state.entries,
+            &entries,
             created,
             expires,
             state.owner.as_deref(),
@@ -539,6 +621,11 @@ fn payload_bound(entries: &Map<String, Value>, owner: Option<&str>) -> usize {
     const FIXED: usize = 1 + 3 * 10;
     FIXED + object_bound(entries) + owner.map_or(0, |owner| 10 + owner.len())
 }
+
+/// At least as many bytes as the stored expiry entry takes in a cookie's map: its key, the
+/// longest value (`{"idle_for":<20 digits>}`) and the separators.
+#[cfg(feature = "cookie")]
+const EXPIRY_BOUND: usize = EXPIRY_KEY.len() + 2 + 1 + 33 + 1;
 
 #[cfg(feature = "cookie")]
 fn str_bound(s: &str) -> usize {

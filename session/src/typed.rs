@@ -134,12 +134,14 @@ pub mod __private {
 
     use serde::{de::DeserializeOwned, Serialize};
 
-    pub use crate::{Session, SessionData, SessionError, SessionHandle, SessionInfo};
+    pub use crate::{Expiry, Session, SessionData, SessionError, SessionHandle, SessionInfo};
     pub use actix_web::{dev::Payload, FromRequest, HttpRequest};
     pub use core::{
         any::type_name,
+        borrow::Borrow,
         clone::Clone,
         fmt,
+        ops::FnOnce,
         option::Option::{self, None, Some},
         result::Result::{self, Err, Ok},
         unreachable,

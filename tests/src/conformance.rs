@@ -19,7 +19,7 @@ use actix_web::{
 use serde_json::json;
 
 use crate::{client, Reply, TestClock};
-pub use crate::{outside::*, owners::*};
+pub use crate::{expiry::*, outside::*, owners::*};
 
 pub const IDLE: Duration = Duration::from_secs(60);
 pub const ABSOLUTE: Duration = Duration::from_secs(600);
@@ -62,7 +62,7 @@ pub(crate) fn plain(backend: Backend) -> (SessionMiddleware, TestClock) {
     )
 }
 
-fn persistent(backend: Backend) -> (SessionMiddleware, TestClock) {
+pub(crate) fn persistent(backend: Backend) -> (SessionMiddleware, TestClock) {
     let clock = TestClock::default();
     (
         middleware(backend, &clock, CookieLifetime::Persistent, |b| b),
@@ -175,6 +175,34 @@ pub async fn remove_and_contains_key(backend: Backend) {
     assert_eq!(c.get("/s/contains/a").await.json(), json!(false));
     assert_eq!(c.post("/s/remove/a").await.json(), json!(null));
     assert_eq!(c.get("/s/entries").await.json(), json!({"b": 2}));
+}
+
+pub async fn update_and_update_or_change_one_key_in_place(backend: Backend) {
+    let c = client(plain(backend).0).await;
+    // `update` of an absent key changes nothing: no session is started.
+    let absent = c.post("/s/increment/n").await;
+    assert_eq!(absent.status, StatusCode::NOT_FOUND);
+    assert!(absent.set_cookies.is_empty(), "{:?}", absent.set_cookies);
+    // `update_or` stores the default, then applies the closure.
+    let first = c.post("/s/count/n").await;
+    assert_eq!(first.json(), json!(1));
+    assert!(first.cookie("s").is_some(), "the new value is saved");
+    assert_eq!(c.post("/s/count/n").await.json(), json!(2));
+    assert_eq!(c.post("/s/increment/n").await.json(), json!(3));
+    assert_eq!(c.read("s", "n").await, Some(json!(3)));
+    // A value of another type is an error naming the key, and stays.
+    c.set("s", "n", json!("three")).await;
+    for path in ["/s/increment/n", "/s/count/n"] {
+        let wrong = c.post(path).await;
+        assert_eq!(wrong.status, StatusCode::CONFLICT, "{path}");
+        assert!(wrong.body.contains("key `n`"), "{}", wrong.body);
+        assert!(
+            wrong.set_cookies.is_empty(),
+            "{path}: {:?}",
+            wrong.set_cookies
+        );
+    }
+    assert_eq!(c.read("s", "n").await, Some(json!("three")));
 }
 
 pub async fn clear_empties_the_session(backend: Backend) {
@@ -600,6 +628,7 @@ macro_rules! conformance_tests {
             unchanged_session_is_not_written_back,
             setting_an_equal_value_is_not_a_change,
             remove_and_contains_key,
+            update_and_update_or_change_one_key_in_place,
             clear_empties_the_session,
             changes_of_a_failing_handler_are_not_saved,
             a_purge_is_saved_even_when_the_handler_fails_after_it,
@@ -616,7 +645,12 @@ macro_rules! conformance_tests {
             an_older_planted_session_does_not_replace_the_real_one,
             planted_unknown_values_ahead_of_the_real_one_do_not_hide_it,
             values_that_do_not_load_get_no_removal_cookie,
-            clear_on_a_new_empty_session_is_a_change_that_writes_nothing
+            clear_on_a_new_empty_session_is_a_change_that_writes_nothing,
+            a_chosen_idle_timeout_holds_on_later_requests_and_ends_the_session,
+            a_chosen_idle_timeout_is_capped_by_the_configured_one,
+            a_browser_session_expiry_drops_max_age_until_set_back,
+            the_expiry_survives_clear_and_renew_and_purge_resets_it,
+            a_refused_expiry_or_the_reserved_key_changes_nothing
         );
     };
     (@sync $backend:expr; $($name:ident),* $(,)?) => {

@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 pub mod conformance;
+pub mod expiry;
 pub mod outside;
 pub mod owners;
 pub mod pg;
@@ -20,7 +21,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use actix_typed_session::{Clock, SessionError, SessionMiddleware, Sessions};
+use actix_typed_session::{Clock, Expiry, SessionError, SessionMiddleware, Sessions};
 use actix_web::{
     body::MessageBody,
     cookie::Cookie,
@@ -208,6 +209,60 @@ async fn wait_then_set(
     Ok(HttpResponse::Ok().finish())
 }
 
+/// `Session::update` of a `u32` counter: its new value, 404 when absent, 409 (naming the key)
+/// when the stored value is not a `u32`.
+async fn increment(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    match s.open(name).await?.update(key, |n: u32| n + 1) {
+        Ok(Some(n)) => Ok(HttpResponse::Ok().json(n)),
+        Ok(None) => Ok(HttpResponse::NotFound().finish()),
+        Err(err @ SessionError::Deserialize { .. }) => {
+            Ok(HttpResponse::Conflict().body(err.to_string()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `Session::update_or` of a `u32` counter starting at 1: its new value, 409 as above.
+async fn count(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, key) = key_of(&p);
+    match s.open(name).await?.update_or(key, 1, |n: u32| n + 1) {
+        Ok(n) => Ok(HttpResponse::Ok().json(n)),
+        Err(err @ SessionError::Deserialize { .. }) => {
+            Ok(HttpResponse::Conflict().body(err.to_string()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `Session::set_expiry`: `default`, `browser` or an idle timeout in seconds; 400 (with the
+/// error) when refused.
+async fn set_expiry(s: Sessions, p: web::Path<(String, String)>) -> Handler {
+    let (name, choice) = key_of(&p);
+    let expiry = match choice {
+        "default" => Expiry::Default,
+        "browser" => Expiry::BrowserSession,
+        secs => Expiry::IdleFor(Duration::from_secs(secs.parse().map_err(ErrorBadRequest)?)),
+    };
+    match s.open(name).await?.set_expiry(expiry) {
+        Ok(()) => Ok(HttpResponse::Ok().finish()),
+        Err(err @ SessionError::InvalidExpiry { .. }) => {
+            Ok(HttpResponse::BadRequest().body(err.to_string()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `Session::expiry`: `"default"`, `"browser"` or the idle timeout in seconds.
+async fn expiry(s: Sessions, p: web::Path<String>) -> Handler {
+    let answer = match s.open(&p).await?.expiry() {
+        Expiry::BrowserSession => Value::from("browser"),
+        Expiry::IdleFor(idle) => Value::from(idle.as_secs()),
+        _ => Value::from("default"),
+    };
+    Ok(HttpResponse::Ok().json(answer))
+}
+
 async fn set_owner(s: Sessions, p: web::Path<(String, String)>) -> Handler {
     let (name, owner) = key_of(&p);
     let session = s.open(name).await?;
@@ -272,6 +327,10 @@ pub async fn client(
             .route("/{s}/set-then-500/{k}", web::post().to(set_then_500))
             .route("/{s}/set-then-err/{k}", web::post().to(set_then_err))
             .route("/{s}/wait-then-set/{k}", web::post().to(wait_then_set))
+            .route("/{s}/increment/{k}", web::post().to(increment))
+            .route("/{s}/count/{k}", web::post().to(count))
+            .route("/{s}/expiry/{choice}", web::post().to(set_expiry))
+            .route("/{s}/expiry", web::get().to(expiry))
             .route("/{s}/login/{owner}", web::post().to(set_owner))
             .route("/{s}/owned", web::get().to(owned))
             .route("/{s}/end/{handle}", web::post().to(end_one))
