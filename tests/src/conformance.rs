@@ -695,6 +695,7 @@ macro_rules! server_conformance_tests {
             owners_end_all_sessions_including_the_current_one,
             owners_index_forgets_expired_and_purged_sessions,
             renew_grace_keeps_the_old_id_readable_then_kills_it,
+            a_purge_in_the_grace_window_also_ends_the_old_ids,
             ending_all_sessions_also_ends_old_ids_in_their_grace_window,
             renew_without_grace_kills_the_old_id_at_once,
             a_change_moves_the_expiry_at_most_once_per_refresh_interval,

@@ -88,10 +88,20 @@ pub async fn owners_list_sessions_of_logins_from_two_clients(backend: Backend) {
 pub async fn owners_end_one_session_by_its_handle(backend: Backend) {
     let clock = TestClock::default();
     visitors!(backend, clock, a, b, mallory);
+    // b's id from before its login: read-only for the grace window, then dead.
+    b.set("s", "cart", json!([1])).await;
+    let b_before_login = b.cookie("s").unwrap();
+    let through_old_id = || {
+        TestRequest::get()
+            .uri("/s/entries")
+            .cookie(cookie("s", &b_before_login))
+    };
     for (c, who) in [(&a, "alice"), (&b, "alice"), (&mallory, "mallory")] {
         c.set("s", "cart", json!([1])).await;
         c.post(&format!("/s/login/{who}")).await;
     }
+    let old = b.send_raw(through_old_id()).await;
+    assert_eq!(old.json(), json!({"cart": [1]}));
     let mine = handles(&a.get("/s/owned").await.json());
     let (b_handle, _) = mine.iter().find(|(_, cur)| !cur).unwrap().clone();
     // Another owner cannot end alice's session with its handle.
@@ -105,6 +115,8 @@ pub async fn owners_end_one_session_by_its_handle(backend: Backend) {
         json!({}),
         "b is anonymous"
     );
+    let old = b.send_raw(through_old_id()).await;
+    assert_eq!(old.json(), json!({}), "b's old id outlived its session");
     assert_eq!(a.read("s", "cart").await, Some(json!([1])), "a lives on");
     assert_eq!(handles(&a.get("/s/owned").await.json()).len(), 1);
 }
@@ -218,6 +230,31 @@ pub async fn renew_grace_keeps_the_old_id_readable_then_kills_it(backend: Backen
         "the old id outlived the grace window"
     );
     assert_eq!(c.read("s", "user").await, Some(json!("alice")));
+}
+
+/// A logout soon after a renew (or two) ends the old ids too: their read-only copies would
+/// otherwise still load the logged-in data for the rest of the grace window.
+pub async fn a_purge_in_the_grace_window_also_ends_the_old_ids(backend: Backend) {
+    let clock = TestClock::default();
+    visitors!(backend, clock, c);
+    c.set("s", "cart", json!([1])).await;
+    let first = c.cookie("s").unwrap();
+    c.post("/s/renew").await;
+    let second = c.cookie("s").unwrap();
+    c.post("/s/login/alice").await;
+    c.set("s", "user", json!("alice")).await;
+    assert_ne!(first, second);
+    let in_flight = |id: &str| TestRequest::get().uri("/s/entries").cookie(cookie("s", id));
+    for old in [&first, &second] {
+        let read = c.send_raw(in_flight(old)).await;
+        assert_eq!(read.json(), json!({"cart": [1]}), "readable in the window");
+    }
+    assert_eq!(c.post("/s/purge").await.status, StatusCode::OK);
+    for old in [&first, &second] {
+        let read = c.send_raw(in_flight(old)).await;
+        assert_eq!(read.json(), json!({}), "an old id outlived the logout");
+    }
+    assert_eq!(c.read("s", "user").await, None);
 }
 
 pub async fn ending_all_sessions_also_ends_old_ids_in_their_grace_window(backend: Backend) {

@@ -155,15 +155,20 @@ async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
             "expires_at",
             "last_seen",
             "owner",
-            "retired"
+            "retired",
+            "predecessor"
         ]
     );
     assert_eq!(columns[1].1, "jsonb");
     assert_eq!(columns[5].1, "text");
     assert_eq!(columns[6].1, "boolean");
+    assert_eq!(columns[7].1, "bytea");
     let indexed: i64 = client
         .query_one(
-            "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexdef LIKE '%(expires_at)%'",
+            // The schema filter first (behind `OFFSET 0`): `indexdef` of another test's index
+            // being dropped meanwhile fails with "cache lookup failed".
+            "SELECT count(*) FROM (SELECT indexdef FROM pg_indexes WHERE schemaname = $1 OFFSET 0) i
+             WHERE indexdef LIKE '%(expires_at)%'",
             &[&schema.name],
         )
         .await

@@ -387,8 +387,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// With `retire_until` set, `old` is not deleted but becomes a read-only copy of the session
     /// as it was before this renew (`retired` set, owner kept), which expires at
     /// `retire_until` or at its own deadline, whichever comes first: it is never listed nor
-    /// ended alone, but [`delete_all_owned`](Self::delete_all_owned) deletes it. Without
-    /// `retire_until`, `old` is deleted.
+    /// ended alone, but [`delete_all_owned`](Self::delete_all_owned) deletes it, and so does
+    /// [`delete`](Self::delete) of `new`: the store remembers that `new` was renewed from it
+    /// (and `old`'s own link, if `old` was renewed from a copy still retired). Without
+    /// `retire_until`, `old` is deleted (and `new` takes over its link).
     fn renew(
         &self,
         old: &StorageKey,
@@ -399,7 +401,11 @@ pub trait SessionStore: Send + Sync + 'static {
         retire_until: Option<SystemTime>,
     ) -> impl Future<Output = Result<WriteResult, StoreError>>;
 
-    /// Deletes a session (live or retired) if it exists.
+    /// Deletes a session (live or retired) if it exists, and the retired copies it was renewed
+    /// from (see [`renew`](Self::renew); a few at most): a logout within the renew grace window
+    /// must not leave the old ids loading the session. A store that deletes the old key at once
+    /// in `renew` has none to follow. `conformance::a_purge_in_the_grace_window_also_ends_the_old_ids`
+    /// in the project's test suite checks it.
     fn delete(&self, key: &StorageKey) -> impl Future<Output = Result<(), StoreError>>;
 
     /// Whether this store keeps an index from owners to their sessions, maintained in the same

@@ -599,6 +599,13 @@ impl SessionStore for PostgresStore {
                 let created_at: SystemTime = row.try_get(1).map_err(|e| StoreError::new(op, e))?;
                 let old_owner: Option<&str> = row.try_get(2).map_err(|e| StoreError::new(op, e))?;
                 let owner = changes.owner().unwrap_or(old_owner);
+                // The new row names the retired copy, or (without one) inherits the old row's.
+                let older: Option<&[u8]> = row.try_get(3).map_err(|e| StoreError::new(op, e))?;
+                let predecessor = if retire_until.is_some() {
+                    Some(old_key)
+                } else {
+                    older
+                };
                 let put = tx
                     .prepare_cached(&self.queries.put)
                     .await
@@ -616,6 +623,7 @@ impl SessionStore for PostgresStore {
                             &expires_at,
                             &now,
                             &owner,
+                            &predecessor,
                         ],
                     )
                     .await

@@ -26,10 +26,13 @@ pub(super) struct Queries {
 /// The columns added after the first release of the table, with their definitions. Rows written
 /// before the upgrade (or by an instance still running the previous version during a rolling
 /// deploy) get `NULL` / `false`: `last_seen` is read as `created_at` until the row is written.
-pub(super) const ADDED_COLUMNS: [(&str, &str); 3] = [
+pub(super) const ADDED_COLUMNS: [(&str, &str); 4] = [
     ("last_seen", "timestamptz NULL"),
     ("owner", "text NULL"),
     ("retired", "boolean NOT NULL DEFAULT false"),
+    // A session renewed with a grace window: the `id_hash` of its retired copy, which a delete
+    // of the session ends too.
+    ("predecessor", "bytea NULL"),
 ];
 
 /// How many of the columns `$2` the table `$1` lacks. `migrate` alters the table only then: an
@@ -58,6 +61,15 @@ impl Queries {
             .iter()
             .map(|(name, definition)| format!("{name} {definition}"))
             .collect();
+        // The retired copies the session `$1` was renewed from, each naming the one before it
+        // (a few at most): deleting a session deletes them too.
+        let copies = format!(
+            "WITH RECURSIVE copies(id_hash, depth) AS (
+                 SELECT predecessor, 1 FROM {t} WHERE id_hash = $1 AND predecessor IS NOT NULL
+                 UNION ALL
+                 SELECT s.predecessor, c.depth + 1 FROM {t} s JOIN copies c USING (id_hash)
+                 WHERE s.retired AND s.predecessor IS NOT NULL AND c.depth < 8)"
+        );
         let update = format!(
             "UPDATE {t} SET
                  data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
@@ -107,21 +119,27 @@ impl Queries {
             ),
             take: format!(
                 "DELETE FROM {t} WHERE id_hash = $1 AND expires_at > $2 AND NOT retired
-                 RETURNING data, created_at, owner"
+                 RETURNING data, created_at, owner, predecessor"
             ),
             // Only `retired` and the expiry change: the copy keeps the data and owner it had.
             retire: format!(
                 "UPDATE {t} SET retired = true, expires_at = LEAST(expires_at, $3)
                  WHERE id_hash = $1 AND expires_at > $2 AND NOT retired
-                 RETURNING data, created_at, owner"
+                 RETURNING data, created_at, owner, predecessor"
             ),
             put: format!(
-                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner)
+                "INSERT INTO {t} (id_hash, data, created_at, expires_at, last_seen, owner,
+                                  predecessor)
                  VALUES ($1, CASE WHEN $3 THEN $5::jsonb ELSE ($2::jsonb - $4::text[]) || $5::jsonb END,
-                         $6, $7, $8, $9)
+                         $6, $7, $8, $9, $10)
                  ON CONFLICT (id_hash) DO NOTHING"
             ),
-            delete: format!("DELETE FROM {t} WHERE id_hash = $1"),
+            // The session and the retired copies it was renewed from (each naming the one before
+            // it), a few at most: a logout in their grace window must not leave them readable.
+            delete: format!(
+                "{copies} DELETE FROM {t} WHERE id_hash = $1
+                     OR (retired AND id_hash IN (SELECT id_hash FROM copies))"
+            ),
             delete_expired: format!(
                 "DELETE FROM {t} WHERE id_hash = ANY(ARRAY(
                      SELECT id_hash FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))"
@@ -130,8 +148,14 @@ impl Queries {
                 "SELECT id_hash, created_at, COALESCE(last_seen, created_at), expires_at FROM {t}
                  WHERE owner = $1 AND NOT retired AND expires_at > $2"
             ),
+            // Ended with its retired copies, as by `delete`, when it is the owner's.
+            // (The row count is the owned row's: 1 when it was the owner's.)
             delete_owned: format!(
-                "DELETE FROM {t} WHERE id_hash = $1 AND owner = $2 AND NOT retired"
+                "{copies}, gone AS (
+                     DELETE FROM {t} WHERE retired AND id_hash IN (SELECT id_hash FROM copies)
+                         AND EXISTS (SELECT 1 FROM {t}
+                                     WHERE id_hash = $1 AND owner = $2 AND NOT retired))
+                 DELETE FROM {t} WHERE id_hash = $1 AND owner = $2 AND NOT retired"
             ),
             delete_all_owned: format!(
                 "DELETE FROM {t} WHERE owner = $1 AND id_hash IS DISTINCT FROM $2

@@ -43,6 +43,9 @@ const OWNER_INDEX: &str = "@i";
 /// that [`UPDATE_SMALL`] tells a writable session by `@e` alone: one `HGET`. (Earlier builds
 /// kept `@e` and set `@r` to `1`; [`decode`] reads both.)
 const RETIRED: &str = "@r";
+/// In a session renewed with a grace window: the key of its retired copy (which may name an
+/// older one in turn), so that deleting the session ends those copies too.
+const PREDECESSOR: &str = "@p";
 const DATA: &str = "d:";
 /// What follows the prefix in the key of an owner's index set. It starts with a letter that is
 /// not a hex digit, so it can never collide with a session key (`{prefix}{64 hex digits}`).
@@ -82,7 +85,8 @@ const OWNER_SET: &str = "owner:";
 ///   it copies the hash instead and leaves the old one as it was but retired (its deadline, the
 ///   grace deadline or its own, whichever comes first, in `@r` instead of `@e`), still in the
 ///   owner's set;
-/// - **delete** removes the hash and its member of the owner's set.
+/// - **delete** removes the hash and its member of the owner's set, and the retired copies it was
+///   renewed from (the new hash names its copy in `@p`).
 ///
 /// A load is one script call, an `HGETALL` whose reply Redis packs into one string. Listing an owner's sessions, ending one of them and ending all of them
 /// are one script each, over the owner's set; a listing also drops the members whose hash Redis
@@ -745,8 +749,16 @@ mod tests {
 
     #[test]
     fn data_fields_cannot_collide_with_reserved_fields() {
-        let reserved = [CREATED, EXPIRES, LAST_SEEN, OWNER, OWNER_INDEX, RETIRED];
-        for key in ["@c", "@e", "@o", "@i", "@r", "@s", "", "d:", "c"] {
+        let reserved = [
+            CREATED,
+            EXPIRES,
+            LAST_SEEN,
+            OWNER,
+            OWNER_INDEX,
+            RETIRED,
+            PREDECESSOR,
+        ];
+        for key in ["@c", "@e", "@o", "@i", "@r", "@s", "@p", "", "d:", "c"] {
             let f = format!("{DATA}{key}"); // what `push_pairs` names the field
             assert!(f.starts_with(DATA) && !reserved.contains(&f.as_str()));
         }
@@ -756,6 +768,7 @@ mod tests {
             WRITE,
             LIST_OWNED,
             DELETE,
+            RENEW,
             DELETE_OWNED,
             UPDATE_SMALL,
         ]

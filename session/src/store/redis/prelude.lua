@@ -70,3 +70,14 @@ local function reindex(from, old, to, given)
     extend(set, ARGV[4])
   end
 end
+-- Deletes the retired copies a deleted session was renewed from: `previous` is the deleted
+-- hash's `@p`, and each copy names the one before it. Only retired hashes, a few at most: a
+-- logout within the renew grace window must not leave the old ids readable.
+local function end_copies(previous)
+  for _ = 1, 8 do
+    if not previous or redis.call('HEXISTS', previous, '@r') == 0 then return end
+    local before = redis.call('HGET', previous, '@p')
+    redis.call('DEL', previous)
+    previous = before
+  end
+end

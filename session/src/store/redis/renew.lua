@@ -15,6 +15,8 @@ else
     redis.call('HSET', KEYS[1], '@r', until_ms)
     redis.call('HDEL', KEYS[1], '@e')
     redis.call('PEXPIRE', KEYS[1], left)
+    -- The new hash names its retired copy, which a delete of the session then ends too.
+    redis.call('HSET', KEYS[2], '@p', KEYS[1])
   else
     redis.call('DEL', KEYS[1])
   end

@@ -5,7 +5,9 @@ use std::time::SystemTime;
 use ::redis::Value;
 use serde_json::Map;
 
-use super::{from_millis, CREATED, DATA, EXPIRES, LAST_SEEN, OWNER, OWNER_INDEX, RETIRED};
+use super::{
+    from_millis, CREATED, DATA, EXPIRES, LAST_SEEN, OWNER, OWNER_INDEX, PREDECESSOR, RETIRED,
+};
 use crate::{Record, StorageKey, StoreError};
 
 /// A storage key back from the 64 hex digits of a set member.
@@ -121,8 +123,9 @@ pub(super) fn decode(
                 retired = true;
                 retired_until = Some(time(value));
             }
-            // The owner's digest only names its index set; it is not part of the record.
-            n if n == OWNER_INDEX.as_bytes() => {}
+            // The owner's digest only names its index set, and the predecessor a retired copy
+            // to delete with the session: neither is part of the record.
+            n if n == OWNER_INDEX.as_bytes() || n == PREDECESSOR.as_bytes() => {}
             _ => {
                 let Some(key) = name.strip_prefix(DATA.as_bytes()) else {
                     continue;

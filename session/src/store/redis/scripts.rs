@@ -50,15 +50,18 @@ pub(super) const SMALL_ARGS: usize = 128;
 ///
 /// Without a grace window the hash is `RENAME`d. With one, it is copied to `new`, and `old`
 /// stays as it was but retired: its deadline, the grace deadline or its own, whichever comes
-/// first, moves from `@e` to `@r` (see [`RETIRED`](super::RETIRED)), and it expires then. The retired copy stays in its owner's set (never listed, but ending all of the
-/// owner's sessions deletes it too).
+/// first, moves from `@e` to `@r` (see [`RETIRED`](super::RETIRED)), and it expires then; `new`
+/// names it in `@p`, so that deleting the session ends it too. The retired copy stays in its
+/// owner's set (never listed, but ending all of the owner's sessions deletes it too).
 pub(super) const RENEW: &str = include_str!("renew.lua");
 
 /// `KEYS = [key]`: the hash's `HGETALL` packed into one MessagePack string (see
 /// [`decode`](super::reply::decode)). Without the prelude: it needs none of its helpers.
 pub(super) const LOAD: &str = include_str!("load.lua");
 
-/// `KEYS = [key]`, `ARGV = [owner_set_prefix]`: deletes the hash and its index entry.
+/// `KEYS = [key]`, `ARGV = [owner_set_prefix]`: deletes the hash and its index entry, then the
+/// retired copies it was renewed from, following `@p` (at most 8; the keys are not in `KEYS`:
+/// a copy's key is known only once the hash is read).
 pub(super) const DELETE: &str = include_str!("delete.lua");
 
 /// `KEYS = [key]`, write arguments: overwrites (used when the store is a cache in front of
@@ -72,7 +75,7 @@ pub(super) const PUT: &str = include_str!("put.lua");
 pub(super) const LIST_OWNED: &str = include_str!("list_owned.lua");
 
 /// `KEYS = [key, owner's set]`, `ARGV = [owner]`. Returns 1 when the session was the owner's
-/// (and is now deleted), 0 otherwise.
+/// (and is now deleted, with the retired copies it was renewed from), 0 otherwise.
 pub(super) const DELETE_OWNED: &str = include_str!("delete_owned.lua");
 
 /// `KEYS = [owner's set]`, `ARGV = [session_prefix, owner, keep_hex or '']`: deletes every

@@ -70,6 +70,8 @@ pub struct MemoryStore {
 const SHARDS: usize = 256;
 /// How many sessions a full store compares to pick the one to evict.
 const EVICTION_SAMPLE: usize = 16;
+/// The most retired copies a delete follows: one per renew within a grace window.
+const MAX_RETIRED_COPIES: usize = 8;
 
 struct Inner {
     shards: [Padded<Mutex<Shard>>; SHARDS],
@@ -96,6 +98,9 @@ struct Padded<T>(T);
 struct Shard {
     entries: HashMap<StorageKey, Entry>,
     owners: HashMap<Arc<str>, HashSet<StorageKey>>,
+    /// A session renewed with a grace window → its retired copy (in any shard), which a delete
+    /// of the session ends too. Empty outside grace windows; the sweeper drops dead links.
+    predecessors: HashMap<StorageKey, StorageKey>,
 }
 
 struct Entry {
@@ -347,6 +352,22 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Deletes the retired copies a deleted session was renewed from, starting with `previous`
+    /// (its link), each linking to the one before it: a logout within the renew grace window
+    /// must not leave the old ids readable. Only retired entries, a few at most.
+    fn end_retired_copies(&self, mut previous: Option<StorageKey>) {
+        for _ in 0..MAX_RETIRED_COPIES {
+            let Some(copy) = previous else { return };
+            let mut guard = self.lock(self.shard_of(&copy));
+            if !guard.entries.get(&copy).is_some_and(|e| e.retired) {
+                return;
+            }
+            guard.take(&copy);
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            previous = guard.predecessors.remove(&copy);
+        }
+    }
+
     fn reclaim_expired(&self, now: SystemTime) -> usize {
         let mut reclaimed = 0;
         for shard in 0..SHARDS {
@@ -360,6 +381,12 @@ impl Inner {
             for key in &expired {
                 guard.take(key);
             }
+            let Shard {
+                entries,
+                predecessors,
+                ..
+            } = &mut *guard;
+            predecessors.retain(|key, _| entries.contains_key(key));
             let dropped = expired.len();
             self.len.fetch_sub(dropped, Ordering::Relaxed);
             reclaimed += dropped;
@@ -517,18 +544,28 @@ impl SessionStore for MemoryStore {
             }
         };
         let mut added = 1;
-        if let Some(until) = retire_until {
+        // The retired copies the old key was renewed from stay linked to the session.
+        let older = first.predecessors.remove(old);
+        let predecessor = if let Some(until) = retire_until {
             // The old key stays, read-only and out of the index, as it was before this renew.
             let mut retired = entry;
             retired.retired = true;
             retired.expires_at = retired.expires_at.min(until);
             first.put(*old, retired);
+            if let Some(older) = older {
+                first.predecessors.insert(*old, older);
+            }
+            Some(*old)
         } else {
             added -= 1;
-        }
-        let replaced = second.as_deref_mut().unwrap_or(&mut first).put(*new, moved);
-        if replaced {
+            older
+        };
+        let target = second.as_deref_mut().unwrap_or(&mut first);
+        if target.put(*new, moved) {
             added -= 1;
+        }
+        if let Some(predecessor) = predecessor {
+            target.predecessors.insert(*new, predecessor);
         }
         match added {
             1 => inner.len.fetch_add(1, Ordering::Relaxed),
@@ -540,9 +577,14 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
         let inner = &self.inner;
-        if inner.lock(inner.shard_of(key)).take(key).is_some() {
-            inner.len.fetch_sub(1, Ordering::Relaxed);
-        }
+        let previous = {
+            let mut guard = inner.lock(inner.shard_of(key));
+            if guard.take(key).is_some() {
+                inner.len.fetch_sub(1, Ordering::Relaxed);
+            }
+            guard.predecessors.remove(key)
+        };
+        inner.end_retired_copies(previous);
         Ok(())
     }
 
@@ -577,10 +619,16 @@ impl SessionStore for MemoryStore {
             .filter(|e| !e.retired)
             .and_then(Entry::indexed_owner)
             .is_some_and(|o| &**o == owner);
-        if owned && guard.take(key).is_some() {
+        if !owned {
+            return Ok(false);
+        }
+        if guard.take(key).is_some() {
             inner.len.fetch_sub(1, Ordering::Relaxed);
         }
-        Ok(owned)
+        let previous = guard.predecessors.remove(key);
+        drop(guard);
+        inner.end_retired_copies(previous);
+        Ok(true)
     }
 
     async fn delete_all_owned(
@@ -617,156 +665,4 @@ impl SessionStore for MemoryStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn key(n: u8) -> StorageKey {
-        StorageKey::from_bytes([n; 32])
-    }
-
-    fn record(now: SystemTime, ttl: u64) -> Record {
-        Record::new(Default::default(), now, now + Duration::from_secs(ttl))
-    }
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        futures_util::FutureExt::now_or_never(f).expect("memory store futures never wait")
-    }
-
-    #[test]
-    fn full_store_evicts_the_session_closest_to_expiry() {
-        let store = MemoryStore::builder().capacity(2).build();
-        let now = SystemTime::now();
-        block_on(store.create(&key(1), &record(now, 100))).unwrap();
-        block_on(store.create(&key(2), &record(now, 10))).unwrap();
-        block_on(store.create(&key(3), &record(now, 50))).unwrap();
-        assert_eq!(store.len(), 2);
-        assert!(block_on(store.load(&key(2), now)).unwrap().is_none());
-        assert!(block_on(store.load(&key(1), now)).unwrap().is_some());
-        assert!(block_on(store.load(&key(3), now)).unwrap().is_some());
-    }
-
-    #[test]
-    fn full_store_that_refuses_keeps_every_existing_session() {
-        let store = MemoryStore::builder()
-            .capacity(1)
-            .when_full(WhenFull::Refuse)
-            .build();
-        let now = SystemTime::now();
-        block_on(store.create(&key(1), &record(now, 100))).unwrap();
-        let err = block_on(store.create(&key(2), &record(now, 100))).unwrap_err();
-        assert!(err.source_text().contains("full"));
-        assert!(block_on(store.load(&key(1), now)).unwrap().is_some());
-    }
-
-    #[test]
-    fn expired_sessions_are_reclaimed_to_make_room_before_anything_is_evicted() {
-        let store = MemoryStore::builder()
-            .capacity(1)
-            .when_full(WhenFull::Refuse)
-            .build();
-        let past = SystemTime::now() - Duration::from_secs(100);
-        block_on(store.create(&key(1), &record(past, 10))).unwrap();
-        block_on(store.create(&key(2), &record(SystemTime::now(), 10))).unwrap();
-        assert_eq!(store.len(), 1);
-    }
-
-    #[test]
-    fn sweeper_reclaims_expired_sessions_without_any_request() {
-        let store = MemoryStore::builder()
-            .sweep_interval(Duration::from_millis(20))
-            .build();
-        let now = SystemTime::now();
-        let soon = Record::new(Default::default(), now, now + Duration::from_millis(30));
-        block_on(store.create(&key(1), &soon)).unwrap();
-        block_on(store.create(&key(2), &record(now, 3600))).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while store.len() != 1 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(store.len(), 1, "the expired session was not reclaimed");
-    }
-
-    #[test]
-    fn sweeper_thread_stops_when_the_store_is_dropped() {
-        let store = MemoryStore::builder()
-            .sweep_interval(Duration::from_millis(10))
-            .build();
-        let weak = Arc::downgrade(&store.inner);
-        drop(store);
-        assert!(
-            weak.upgrade().is_none(),
-            "the sweeper must hold only a weak reference"
-        );
-    }
-
-    #[test]
-    fn update_and_renew_never_resurrect() {
-        let store = MemoryStore::default();
-        let now = SystemTime::now();
-        let mut changes = ChangeSet::default();
-        changes.set("a", json!(1));
-        let later = now + Duration::from_secs(60);
-        assert_eq!(
-            block_on(store.update(&key(1), &changes, later, now)).unwrap(),
-            WriteResult::Missing
-        );
-        assert_eq!(
-            block_on(store.renew(&key(1), &key(2), &changes, later, now, None)).unwrap(),
-            WriteResult::Missing
-        );
-        assert_eq!(
-            block_on(store.touch(&key(1), later, now)).unwrap(),
-            WriteResult::Missing
-        );
-        assert!(store.is_empty());
-    }
-
-    #[test]
-    fn renew_moves_data_and_kills_the_old_key() {
-        let store = MemoryStore::default();
-        let now = SystemTime::now();
-        let mut rec = record(now, 60);
-        rec.data.insert("user".into(), json!("ann"));
-        block_on(store.create(&key(1), &rec)).unwrap();
-        let mut changes = ChangeSet::default();
-        changes.set("role", json!("admin"));
-        let result = block_on(store.renew(
-            &key(1),
-            &key(2),
-            &changes,
-            now + Duration::from_secs(60),
-            now,
-            None,
-        ));
-        assert_eq!(result.unwrap(), WriteResult::Done);
-        assert!(block_on(store.load(&key(1), now)).unwrap().is_none());
-        let moved = block_on(store.load(&key(2), now)).unwrap().unwrap();
-        assert_eq!(moved.data.get("user"), Some(&json!("ann")));
-        assert_eq!(moved.data.get("role"), Some(&json!("admin")));
-    }
-
-    #[test]
-    fn create_never_overwrites_a_live_session() {
-        let store = MemoryStore::default();
-        let now = SystemTime::now();
-        let mut first = record(now, 60);
-        first.data.insert("owner".into(), json!(1));
-        block_on(store.create(&key(1), &first)).unwrap();
-        assert_eq!(
-            block_on(store.create(&key(1), &record(now, 60))).unwrap(),
-            WriteResult::Collision
-        );
-        let kept = block_on(store.load(&key(1), now)).unwrap().unwrap();
-        assert_eq!(kept.data.get("owner"), Some(&json!(1)));
-    }
-
-    impl StoreError {
-        fn source_text(&self) -> String {
-            std::error::Error::source(self)
-                .map(ToString::to_string)
-                .unwrap_or_default()
-        }
-    }
-}
+mod tests;
