@@ -262,6 +262,23 @@ impl TempCluster {
         );
     }
 
+    /// A clean restart on the same port and data (`pg_ctl stop -m fast`, then start): the server
+    /// ends every connection with "terminating connection due to administrator command".
+    pub fn restart(&self) {
+        let data = self.dir.join("data");
+        let out = run(
+            &self.bin,
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.resume();
+    }
+
     /// Stops the server at once (connections are cut).
     pub fn stop(&self) {
         let data = self.dir.join("data");

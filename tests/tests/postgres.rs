@@ -965,6 +965,59 @@ async fn restart_under_load(shared_connections: usize) {
     );
 }
 
+/// After a clean restart (`pg_ctl stop -m fast`, then start), the pooled connections the server
+/// ended are not what requests fail on: every request after the restart is served, loads first
+/// (several at once, so that each pooled connection is met), then writes.
+#[actix_web::test]
+async fn after_a_clean_restart_no_request_fails_on_a_connection_the_server_ended() {
+    after_a_clean_restart(0).await;
+}
+
+/// The same with shared connections: the ended ones are replaced before they are used.
+#[actix_web::test]
+async fn with_shared_connections_after_a_clean_restart_no_request_fails() {
+    after_a_clean_restart(2).await;
+}
+
+async fn after_a_clean_restart(shared_connections: usize) {
+    let cluster = TempCluster::start();
+    let (_, schema) = pg::store_on(&cluster.url(), 1).await;
+    let pool = pg::pool(&cluster.url(), 4);
+    let store = PostgresStore::builder(pool.clone())
+        .schema(schema.name.clone())
+        .timeout(Duration::from_secs(5))
+        .shared_connections(shared_connections)
+        .build()
+        .unwrap();
+    let c = client(middleware(store)).await;
+    let sessions = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"];
+    for (n, s) in sessions.iter().enumerate() {
+        c.set(s, "n", json!(n)).await;
+    }
+    let read_all = || {
+        futures_util::future::join_all(sessions.iter().map(|s| {
+            let c = &c;
+            async move { c.get(&format!("/{s}/get/n")).await }
+        }))
+    };
+    assert!(read_all().await.iter().all(|r| r.status == StatusCode::OK));
+    if shared_connections == 0 {
+        assert_eq!(pool.status().size, 4, "every pooled connection was opened");
+    }
+
+    cluster.restart();
+    for (n, reply) in read_all().await.iter().enumerate() {
+        assert_eq!(reply.status, StatusCode::OK, "load {n} after the restart");
+        assert_eq!(reply.json(), json!(n));
+    }
+    for (n, s) in sessions.iter().enumerate() {
+        c.set(s, "n", json!(n + 10)).await;
+    }
+    for (n, s) in sessions.iter().enumerate() {
+        assert_eq!(c.read(s, "n").await, Some(json!(n + 10)));
+    }
+}
+
 // ---- Owner index, renew grace, last_seen --------------------------------------------------
 
 /// `t` cut to whole seconds, so that it survives the column's microsecond precision unchanged.
