@@ -547,6 +547,75 @@ async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
     );
 }
 
+/// A write sent to a backend that stalls (SIGSTOP) together with its postmaster, so that the
+/// cancel request sent on the timeout cannot reach it either, times out; the same session is
+/// then written through another connection. When the backend runs again (before the postmaster,
+/// so that no cancel can come first), the stale statement runs, past its deadline: the database
+/// refuses it, and the newer write stays.
+#[actix_web::test]
+async fn a_timed_out_write_held_up_by_a_frozen_server_never_lands_over_newer_writes() {
+    let cluster = TempCluster::start();
+    let (setup, schema) = pg::store_on(&cluster.url(), 1).await;
+    let now = SystemTime::now();
+    let hour = create_empty(&setup, &[1], now).await;
+    let frozen_pool = pg::pool(&cluster.url(), 1);
+    let frozen = PostgresStore::builder(frozen_pool.clone())
+        .schema(schema.name.clone())
+        .timeout(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    // Opened before the freeze: the postmaster accepts no new connection during it.
+    let healthy = impatient(&schema, 1, 0, Duration::from_secs(5));
+    healthy.load(&key_n(1), now).await.unwrap();
+    let backend: i32 = {
+        let client = frozen_pool.get().await.unwrap();
+        client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let postmaster = cluster.postmaster_pid();
+    let set_n = |n: u64| {
+        let mut changes = ChangeSet::default();
+        changes.set("n", json!(n));
+        changes
+    };
+    // Prepares the statement on the connection that will freeze, so that the update itself
+    // (not its preparation) is what waits there.
+    assert_eq!(
+        frozen
+            .update(&key_n(1), &set_n(0), hour, now)
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+
+    pg::signal(postmaster, "STOP");
+    pg::signal(backend as u32, "STOP");
+    let stale = frozen.update(&key_n(1), &set_n(1), hour, now).await;
+    assert!(stale.is_err(), "the write to the frozen backend timed out");
+    assert_eq!(
+        healthy
+            .update(&key_n(1), &set_n(2), hour, now)
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+    pg::signal(backend as u32, "CONT");
+    // The stale statement runs now, if at all; then the postmaster takes the cancel request.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    pg::signal(postmaster, "CONT");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let stored = healthy.load(&key_n(1), now).await.unwrap().unwrap();
+    assert_eq!(
+        stored.data.get("n"),
+        Some(&json!(2)),
+        "the timed-out write landed over a newer one"
+    );
+}
+
 /// On shared connections, a write waiting behind a row lock fails at the server just before its
 /// timeout (the connection's `lock_timeout`) and never lands, the next write of the same session
 /// succeeds, and the other keys of that connection are served. (Statements that time out at

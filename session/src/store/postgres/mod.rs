@@ -11,6 +11,7 @@ use tokio_postgres::{error::SqlState, types::Json, IsolationLevel};
 
 mod builder;
 mod connection;
+mod deadline;
 mod queries;
 mod shared;
 
@@ -331,11 +332,28 @@ impl PostgresStore {
         sql: Sql<'_>,
         params: Params<'_>,
     ) -> Result<Option<Record>, StoreError> {
+        self.one_row(op, sql, params)
+            .await?
+            .map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
+            .transpose()
+    }
+
+    /// Runs a query that gives at most one row.
+    async fn one_row(
+        &self,
+        op: &'static str,
+        sql: Sql<'_>,
+        params: Params<'_>,
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
         let Answer::OneRow(row) = self.with_statement(op, sql, Call::OneRow(params)).await? else {
             unreachable!("a one-row call answers with at most one row")
         };
-        row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
-            .transpose()
+        Ok(row)
+    }
+
+    /// The deadline of a write that starts now (see [`deadline`]).
+    fn deadline(&self) -> SystemTime {
+        deadline::deadline(self.timeout)
     }
 
     async fn execute(
@@ -381,6 +399,7 @@ struct UpdateArgs<'a> {
     now: SystemTime,
     sets_owner: bool,
     owner: Option<&'a str>,
+    deadline: SystemTime,
 }
 
 impl<'a> UpdateArgs<'a> {
@@ -389,6 +408,7 @@ impl<'a> UpdateArgs<'a> {
         changes: &'a ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        deadline: SystemTime,
     ) -> Self {
         Self {
             key: key.as_bytes().as_slice(),
@@ -399,10 +419,11 @@ impl<'a> UpdateArgs<'a> {
             now,
             sets_owner: changes.owner().is_some(),
             owner: changes.owner().flatten(),
+            deadline,
         }
     }
 
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 8] {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
         [
             &self.key,
             &self.cleared,
@@ -412,6 +433,7 @@ impl<'a> UpdateArgs<'a> {
             &self.now,
             &self.sets_owner,
             &self.owner,
+            &self.deadline,
         ]
     }
 }
@@ -475,15 +497,12 @@ impl SessionStore for PostgresStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
-        let args = UpdateArgs::new(key, changes, expires_at, now);
-        let rows = self
-            .execute(
-                "updating a session",
-                Sql::Single(Single::Update, key),
-                &args.params(),
-            )
+        let op = "updating a session";
+        let args = UpdateArgs::new(key, changes, expires_at, now, self.deadline());
+        let row = self
+            .one_row(op, Sql::Single(Single::Update, key), &args.params())
             .await?;
-        Ok(written(rows, WriteResult::Missing))
+        Ok(written(deadline::counted(op, row)?, WriteResult::Missing))
     }
 
     async fn update_returning(
@@ -493,19 +512,28 @@ impl SessionStore for PostgresStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<(WriteResult, Option<Record>), StoreError> {
-        let args = UpdateArgs::new(key, changes, expires_at, now);
-        let stored = self
-            .query_record(
-                "updating a session",
+        let op = "updating a session";
+        let args = UpdateArgs::new(key, changes, expires_at, now, self.deadline());
+        let row = self
+            .one_row(
+                op,
                 Sql::Single(Single::UpdateReturning, key),
                 &args.params(),
             )
-            .await?;
-        Ok(match stored {
-            Some(record) if record.expires_at > now => (WriteResult::Done, Some(record)),
+            .await?
+            .ok_or_else(|| StoreError::new(op, "the write answered no row"))?;
+        // The row: the record's columns (all NULL when nothing was written), then `in_time`.
+        deadline::in_time(op, &row, 6)?;
+        let written: Option<Json<Value>> = row.try_get(0).map_err(|e| StoreError::new(op, e))?;
+        if written.is_none() {
+            return Ok((WriteResult::Missing, None));
+        }
+        let stored = record(&row).map_err(|e| StoreError::new(op, e))?;
+        Ok(if stored.expires_at > now {
+            (WriteResult::Done, Some(stored))
+        } else {
             // Written with an expiry already past: a load would not return it.
-            Some(_) => (WriteResult::Done, None),
-            None => (WriteResult::Missing, None),
+            (WriteResult::Done, None)
         })
     }
 
@@ -515,14 +543,20 @@ impl SessionStore for PostgresStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
-        let rows = self
-            .execute(
-                "refreshing a session's expiry",
+        let op = "refreshing a session's expiry";
+        let row = self
+            .one_row(
+                op,
                 Sql::Single(Single::Touch, key),
-                &[&key.as_bytes().as_slice(), &expires_at, &now],
+                &[
+                    &key.as_bytes().as_slice(),
+                    &expires_at,
+                    &now,
+                    &self.deadline(),
+                ],
             )
             .await?;
-        Ok(written(rows, WriteResult::Missing))
+        Ok(written(deadline::counted(op, row)?, WriteResult::Missing))
     }
 
     async fn renew(
