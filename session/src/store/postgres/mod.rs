@@ -94,6 +94,12 @@ const OWNER_ATTEMPTS: usize = 5;
 /// # Limitations
 /// Expiry is decided by the application's clock (the time passed by the middleware), so the
 /// instances of one application should keep their clocks in sync (NTP).
+///
+/// An update or idle refresh carries a deadline (90 % of the timeout from its start, on the
+/// application's clock) that the database checks against its own clock, so that a write the
+/// client gave up on cannot land later over newer ones. That holds while the database's clock is
+/// behind the application's by less than 10 % of the timeout; one ahead by more than 90 % of it
+/// makes those writes fail, with an error that says so.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
