@@ -56,7 +56,7 @@ step "log hygiene: no id, cookie value or key in the captured logs"
 cargo run -q -p actix-typed-session-tests --bin check-log-capture -- "$capture"
 rm -f "$capture" "$capture.secrets"
 
-step "faults under load from a second process: store down, stalled, pool exhausted, restarted (${FAULTS_SECONDS:-10} s per scenario)"
+step "faults under load from a second process: store down, stalled, pool exhausted, restarted, frozen (${FAULTS_SECONDS:-10} s per scenario)"
 # Throw-away PostgreSQL clusters and redis-servers of its own; faultbench runs as a debug build
 # (tests/bench/faults.sh without FAULTS_BIN builds it in release instead).
 # Fails when a request hung, data was lost or the server did not serve again.

@@ -20,6 +20,9 @@
 #   pool           PG: a pool of 2 connections for 64 clients, and the same stall; Redis has no
 #                  pool (one multiplexed connection): 64 clients queue on it during the stall
 #   restart        a clean restart (PG: pg_ctl restart -m fast; Redis: SHUTDOWN, start again)
+#   freeze         PG only: the postmaster and every other backend of the faultbench server
+#                  stopped with SIGSTOP for 8 s (at most half the run) while the other backends
+#                  serve on; a timed-out write must not land when they run again
 # Redis runs with --appendonly yes --appendfsync always, the configuration under which sessions
 # survive a Redis restart; PostgreSQL with its defaults (fsync on).
 #
@@ -37,7 +40,7 @@ CLIENTS=${FAULTS_CLIENTS:-16}
 PROFILE=${FAULTS_PROFILE:-release}
 OUT=${FAULTS_OUT:-$ROOT/tests/bench/faults}
 BACKENDS=${FAULTS_BACKENDS:-pg pg-shared redis}
-SCENARIOS=${FAULTS_SCENARIOS:-down-load down-save down-save-mid slow pool restart}
+SCENARIOS=${FAULTS_SCENARIOS:-down-load down-save down-save-mid slow pool restart freeze}
 STORE_TIMEOUT_MS=1000
 DEADLINE_MS=10000
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -50,9 +53,11 @@ source "$ROOT/tests/services.sh"
 
 SERVER_PID=
 LOAD_PID=
+FROZEN=() # PostgreSQL processes stopped by the freeze scenario, continued by it or at exit
 PG_DIRS=()
 REDIS_DIRS=()
 cleanup() {
+  [ ${#FROZEN[@]} -gt 0 ] && kill -CONT "${FROZEN[@]}" 2>/dev/null || true
   [ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null || true
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
   local d
@@ -179,6 +184,21 @@ fault() { # backend scenario
       as_postgres timeout 90 "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -m fast -w -t 60 \
         restart >/dev/null || return 1
       mark fault_clear ;;
+    pg:freeze)
+      # Every other backend of the faultbench server (by pid), and the postmaster, so that the
+      # cancel requests of timed-out statements cannot reach their backends either.
+      local backends
+      backends=$(pg_psql -c "SELECT pid FROM pg_stat_activity
+                             WHERE application_name = 'faultbench' ORDER BY pid" | awk 'NR % 2 == 1')
+      [ -n "$backends" ] || return 1
+      # shellcheck disable=SC2206
+      FROZEN=($(head -n 1 "$PG_DIR/data/postmaster.pid") $backends)
+      mark fault_start
+      kill -STOP "${FROZEN[@]}" || { kill -CONT "${FROZEN[@]}"; FROZEN=(); return 1; }
+      sleep_until "$CLEAR"
+      kill -CONT "${FROZEN[@]}" || return 1
+      FROZEN=()
+      mark fault_clear ;;
     redis:down-*)
       local pid
       pid=$(cat "$REDIS_DIR/pid")
@@ -258,6 +278,8 @@ run() { # backend scenario
     local t0
     t0=$(head -n 1 "$WORK/ready")
     AT=$((t0 + SECS * 250)) CLEAR=$((t0 + SECS * 500))
+    # 8 s of freeze, or half the run if that is shorter.
+    [ "$scenario" = freeze ] && CLEAR=$((AT + (SECS * 500 < 8000 ? SECS * 500 : 8000)))
     if ! fault "$backend" "$scenario"; then
       echo "  $label $scenario: injecting or clearing the fault failed"
       BAD+=("$label $scenario: injecting or clearing the fault failed")
@@ -296,11 +318,13 @@ run() { # backend scenario
   fi
 }
 
-echo "faults: ${SECS} s runs, fault from $((SECS * 250)) ms to $((SECS * 500)) ms, store timeout ${STORE_TIMEOUT_MS} ms, hung after ${DEADLINE_MS} ms"
+echo "faults: ${SECS} s runs, fault from $((SECS * 250)) ms to $((SECS * 500)) ms (freeze: for at most 8 s), store timeout ${STORE_TIMEOUT_MS} ms, hung after ${DEADLINE_MS} ms"
 for backend in $BACKENDS; do
   for scenario in $SCENARIOS; do
     # A pool of 2 cannot hold 2 shared connections: that scenario is the same as pg's.
     [ "$backend:$scenario" = pg-shared:pool ] && continue
+    # Freezing processes by pid is a PostgreSQL scenario (Redis has one process).
+    [ "$backend:$scenario" = redis:freeze ] && continue
     run "$backend" "$scenario"
   done
 done

@@ -262,6 +262,30 @@ impl TempCluster {
         );
     }
 
+    /// A clean restart on the same port and data (`pg_ctl stop -m fast`, then start): the server
+    /// ends every connection with "terminating connection due to administrator command".
+    pub fn restart(&self) {
+        let data = self.dir.join("data");
+        let out = run(
+            &self.bin,
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.resume();
+    }
+
+    /// The process id of the cluster's postmaster (the first line of `postmaster.pid`).
+    pub fn postmaster_pid(&self) -> u32 {
+        let file = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+            .expect("a running cluster has a postmaster.pid");
+        file.lines().next().unwrap().trim().parse().unwrap()
+    }
+
     /// Stops the server at once (connections are cut).
     pub fn stop(&self) {
         let data = self.dir.join("data");
@@ -285,6 +309,16 @@ impl Drop for TempCluster {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Sends `signal` (`STOP`, `CONT`, ...) to the process `pid` (a server process of a
+/// [`TempCluster`]: never one of the shared server).
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill -s {signal} {pid} failed");
 }
 
 /// Waits up to `limit` for `check` to succeed, polling every 100 ms; returns how long it took.

@@ -552,6 +552,75 @@ async fn a_timed_out_write_is_cancelled_and_never_lands_later() {
     );
 }
 
+/// A write sent to a backend that stalls (SIGSTOP) together with its postmaster, so that the
+/// cancel request sent on the timeout cannot reach it either, times out; the same session is
+/// then written through another connection. When the backend runs again (before the postmaster,
+/// so that no cancel can come first), the stale statement runs, past its deadline: the database
+/// refuses it, and the newer write stays.
+#[actix_web::test]
+async fn a_timed_out_write_held_up_by_a_frozen_server_never_lands_over_newer_writes() {
+    let cluster = TempCluster::start();
+    let (setup, schema) = pg::store_on(&cluster.url(), 1).await;
+    let now = SystemTime::now();
+    let hour = create_empty(&setup, &[1], now).await;
+    let frozen_pool = pg::pool(&cluster.url(), 1);
+    let frozen = PostgresStore::builder(frozen_pool.clone())
+        .schema(schema.name.clone())
+        .timeout(Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    // Opened before the freeze: the postmaster accepts no new connection during it.
+    let healthy = impatient(&schema, 1, 0, Duration::from_secs(5));
+    healthy.load(&key_n(1), now).await.unwrap();
+    let backend: i32 = {
+        let client = frozen_pool.get().await.unwrap();
+        client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let postmaster = cluster.postmaster_pid();
+    let set_n = |n: u64| {
+        let mut changes = ChangeSet::default();
+        changes.set("n", json!(n));
+        changes
+    };
+    // Prepares the statement on the connection that will freeze, so that the update itself
+    // (not its preparation) is what waits there.
+    assert_eq!(
+        frozen
+            .update(&key_n(1), &set_n(0), hour, now)
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+
+    pg::signal(postmaster, "STOP");
+    pg::signal(backend as u32, "STOP");
+    let stale = frozen.update(&key_n(1), &set_n(1), hour, now).await;
+    assert!(stale.is_err(), "the write to the frozen backend timed out");
+    assert_eq!(
+        healthy
+            .update(&key_n(1), &set_n(2), hour, now)
+            .await
+            .unwrap(),
+        WriteResult::Done
+    );
+    pg::signal(backend as u32, "CONT");
+    // The stale statement runs now, if at all; then the postmaster takes the cancel request.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    pg::signal(postmaster, "CONT");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let stored = healthy.load(&key_n(1), now).await.unwrap().unwrap();
+    assert_eq!(
+        stored.data.get("n"),
+        Some(&json!(2)),
+        "the timed-out write landed over a newer one"
+    );
+}
+
 /// On shared connections, a write waiting behind a row lock fails at the server just before its
 /// timeout (the connection's `lock_timeout`) and never lands, the next write of the same session
 /// succeeds, and the other keys of that connection are served. (Statements that time out at
@@ -968,6 +1037,59 @@ async fn restart_under_load(shared_connections: usize) {
         Some(json!("ann")),
         "the session was lost"
     );
+}
+
+/// After a clean restart (`pg_ctl stop -m fast`, then start), the pooled connections the server
+/// ended are not what requests fail on: every request after the restart is served, loads first
+/// (several at once, so that each pooled connection is met), then writes.
+#[actix_web::test]
+async fn after_a_clean_restart_no_request_fails_on_a_connection_the_server_ended() {
+    after_a_clean_restart(0).await;
+}
+
+/// The same with shared connections: the ended ones are replaced before they are used.
+#[actix_web::test]
+async fn with_shared_connections_after_a_clean_restart_no_request_fails() {
+    after_a_clean_restart(2).await;
+}
+
+async fn after_a_clean_restart(shared_connections: usize) {
+    let cluster = TempCluster::start();
+    let (_, schema) = pg::store_on(&cluster.url(), 1).await;
+    let pool = pg::pool(&cluster.url(), 4);
+    let store = PostgresStore::builder(pool.clone())
+        .schema(schema.name.clone())
+        .timeout(Duration::from_secs(5))
+        .shared_connections(shared_connections)
+        .build()
+        .unwrap();
+    let c = client(middleware(store)).await;
+    let sessions = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"];
+    for (n, s) in sessions.iter().enumerate() {
+        c.set(s, "n", json!(n)).await;
+    }
+    let read_all = || {
+        futures_util::future::join_all(sessions.iter().map(|s| {
+            let c = &c;
+            async move { c.get(&format!("/{s}/get/n")).await }
+        }))
+    };
+    assert!(read_all().await.iter().all(|r| r.status == StatusCode::OK));
+    if shared_connections == 0 {
+        assert_eq!(pool.status().size, 4, "every pooled connection was opened");
+    }
+
+    cluster.restart();
+    for (n, reply) in read_all().await.iter().enumerate() {
+        assert_eq!(reply.status, StatusCode::OK, "load {n} after the restart");
+        assert_eq!(reply.json(), json!(n));
+    }
+    for (n, s) in sessions.iter().enumerate() {
+        c.set(s, "n", json!(n + 10)).await;
+    }
+    for (n, s) in sessions.iter().enumerate() {
+        assert_eq!(c.read(s, "n").await, Some(json!(n + 10)));
+    }
 }
 
 // ---- Owner index, renew grace, last_seen --------------------------------------------------

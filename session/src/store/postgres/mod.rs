@@ -10,11 +10,14 @@ use serde_json::{Map, Value};
 use tokio_postgres::{error::SqlState, types::Json, IsolationLevel};
 
 mod builder;
+mod connection;
+mod deadline;
 mod queries;
 mod shared;
 
 pub use self::builder::PostgresStoreBuilder;
 use self::{
+    connection::{connection_lost, Answer, Call, Checkout, Params},
     queries::{Queries, ADDED_COLUMNS, MISSING_COLUMNS},
     shared::{SharedConnections, Single},
 };
@@ -62,6 +65,10 @@ const OWNER_ATTEMPTS: usize = 5;
 /// Every operation (waiting for a connection included) is bounded by a timeout (5 seconds by
 /// default), so an exhausted pool or an unreachable server fails the request instead of hanging it.
 ///
+/// After a restart of the server, a read that meets a pooled connection the server ended runs
+/// once more on another connection, so the pool's default `RecyclingMethod::Fast` (no round trip
+/// at checkout) is enough; `Verified` costs a round trip more per operation for nothing here.
+///
 /// Each operation checks a connection out of the pool. A busy instance can instead send the
 /// single-row statements (load, create, update, idle refresh, delete) over a few connections
 /// that all requests share, pipelined, each session's always over the same one: 30–70 % more
@@ -87,6 +94,12 @@ const OWNER_ATTEMPTS: usize = 5;
 /// # Limitations
 /// Expiry is decided by the application's clock (the time passed by the middleware), so the
 /// instances of one application should keep their clocks in sync (NTP).
+///
+/// An update or idle refresh carries a deadline (90 % of the timeout from its start, on the
+/// application's clock) that the database checks against its own clock, so that a write the
+/// client gave up on cannot land later over newer ones. That holds while the database's clock is
+/// behind the application's by less than 10 % of the timeout; one ahead by more than 90 % of it
+/// makes those writes fail, with an error that says so.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
@@ -237,9 +250,7 @@ impl PostgresStore {
     /// before it [`release`](Checkout::release)s it (see [`Checkout`]).
     async fn checkout(&self, op: &'static str) -> Result<Checkout, StoreError> {
         let client = self.pool.get().await.map_err(|e| StoreError::new(op, e))?;
-        Ok(Checkout {
-            client: Some(client),
-        })
+        Ok(Checkout::new(client))
     }
 
     async fn bounded<T>(
@@ -256,40 +267,66 @@ impl PostgresStore {
         }
     }
 
-    /// Runs `run` with the prepared statement `sql`, within the timeout: on the shared
+    /// Runs `call` with the prepared statement `sql`, within the timeout: on the shared
     /// connection of its key when the store has shared connections and `sql` is a single-row
     /// statement, on a pooled connection otherwise (a statement still running when the timeout
     /// expires is cancelled: see [`Checkout`] and [`SharedConnections`]).
-    async fn with_statement<T>(
+    ///
+    /// On a connection found lost (see [`connection`]), a read runs once more on another
+    /// connection, and so does a write that failed before it was sent.
+    async fn with_statement(
         &self,
         op: &'static str,
         sql: Sql<'_>,
-        run: impl AsyncFnOnce(
-            &tokio_postgres::Client,
-            &tokio_postgres::Statement,
-        ) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let text = match sql {
+        call: Call<'_>,
+    ) -> Result<Answer, StoreError> {
+        let (text, read) = match sql {
             Sql::Single(which, key) => {
                 if let Some(shared) = &self.shared {
-                    return shared.run(op, key, which, self.timeout, run).await;
+                    return shared.run(op, key, which, self.timeout, call).await;
                 }
-                self.queries.single(which)
+                (self.queries.single(which), which.is_read())
             }
-            Sql::Other(text) => text,
+            Sql::Read(text) => (text, true),
+            Sql::Other(text) => (text, false),
         };
         self.bounded(op, async {
-            let client = self.checkout(op).await?;
-            let result = async {
-                let stmt = client
-                    .prepare_cached(text)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                run(&client, &stmt).await
+            let mut retried = false;
+            loop {
+                let client = self.checkout(op).await?;
+                // Whether the connection proved lost before the statement was sent.
+                let (result, unsent_lost) = match client.prepare_cached(text).await {
+                    Err(e) => {
+                        let err = StoreError::new(op, e);
+                        let lost = connection_lost(&err);
+                        (Err(err), lost)
+                    }
+                    // Closed since the pool checked it: the statement would not even be sent.
+                    Ok(_) if client.is_closed() => (
+                        Err(StoreError::new(
+                            op,
+                            "the connection closed before the statement was sent",
+                        )),
+                        true,
+                    ),
+                    Ok(stmt) => (call.run(op, &client, &stmt).await, false),
+                };
+                match result {
+                    Err(err) if !retried && (unsent_lost || read && connection_lost(&err)) => {
+                        tracing::debug!(
+                            error = %err,
+                            cause = %std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default(),
+                            "a pooled session store connection was lost; trying another"
+                        );
+                        client.discard();
+                        retried = true;
+                    }
+                    result => {
+                        client.release();
+                        return result;
+                    }
+                }
             }
-            .await;
-            client.release();
-            result
         })
         .await
     }
@@ -299,32 +336,43 @@ impl PostgresStore {
         &self,
         op: &'static str,
         sql: Sql<'_>,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: Params<'_>,
     ) -> Result<Option<Record>, StoreError> {
-        self.with_statement(op, sql, async |client, stmt| {
-            let row = client
-                .query_opt(stmt, params)
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            row.map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
-                .transpose()
-        })
-        .await
+        self.one_row(op, sql, params)
+            .await?
+            .map(|row| record(&row).map_err(|e| StoreError::new(op, e)))
+            .transpose()
+    }
+
+    /// Runs a query that gives at most one row.
+    async fn one_row(
+        &self,
+        op: &'static str,
+        sql: Sql<'_>,
+        params: Params<'_>,
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
+        let Answer::OneRow(row) = self.with_statement(op, sql, Call::OneRow(params)).await? else {
+            unreachable!("a one-row call answers with at most one row")
+        };
+        Ok(row)
+    }
+
+    /// The deadline of a write that starts now (see [`deadline`]).
+    fn deadline(&self) -> SystemTime {
+        deadline::deadline(self.timeout)
     }
 
     async fn execute(
         &self,
         op: &'static str,
         sql: Sql<'_>,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: Params<'_>,
     ) -> Result<u64, StoreError> {
-        self.with_statement(op, sql, async |client, stmt| {
-            client
-                .execute(stmt, params)
-                .await
-                .map_err(|e| StoreError::new(op, e))
-        })
-        .await
+        let Answer::Execute(rows) = self.with_statement(op, sql, Call::Execute(params)).await?
+        else {
+            unreachable!("an execute call answers with a row count")
+        };
+        Ok(rows)
     }
 }
 
@@ -333,64 +381,10 @@ impl PostgresStore {
 enum Sql<'a> {
     /// A single-row statement on the session of this key (shared connections serve these).
     Single(Single, &'a StorageKey),
+    /// Any other statement that only reads, on a pooled connection.
+    Read(&'a str),
     /// Any other statement, on a pooled connection.
     Other(&'a str),
-}
-
-/// A pooled connection for one operation.
-///
-/// When the operation times out, its future is dropped with a statement possibly still queued
-/// at the server (waiting for a lock, say). Returned to the pool as is, that statement would
-/// still run, and a write the client was told had failed would land later, possibly over a
-/// newer one. So a connection dropped before [`release`](Self::release) is taken out of the
-/// pool, a cancel request is sent for its statement (PostgreSQL's out-of-band cancellation, over
-/// a new plain-TCP connection: with a server that requires TLS for it, the cancel fails and is
-/// logged, and the statement may still run), and the connection is closed.
-struct Checkout {
-    client: Option<deadpool_postgres::Object>,
-}
-
-impl Checkout {
-    /// The operation is over: the connection goes back to the pool.
-    fn release(mut self) {
-        drop(self.client.take());
-    }
-}
-
-impl std::ops::Deref for Checkout {
-    type Target = deadpool_postgres::Object;
-
-    fn deref(&self) -> &Self::Target {
-        self.client.as_ref().expect("present until released")
-    }
-}
-
-impl std::ops::DerefMut for Checkout {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        self.client.as_mut().expect("present until released")
-    }
-}
-
-impl Drop for Checkout {
-    fn drop(&mut self) {
-        let Some(object) = self.client.take() else {
-            return;
-        };
-        let client = deadpool_postgres::Object::take(object);
-        let token = client.cancel_token();
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            if let Err(err) = token.cancel_query(tokio_postgres::NoTls).await {
-                tracing::warn!(
-                    error = %err,
-                    "could not cancel the statement of a timed-out session store operation"
-                );
-            }
-            drop(client);
-        });
-    }
 }
 
 fn written(rows: u64, otherwise: WriteResult) -> WriteResult {
@@ -411,6 +405,7 @@ struct UpdateArgs<'a> {
     now: SystemTime,
     sets_owner: bool,
     owner: Option<&'a str>,
+    deadline: SystemTime,
 }
 
 impl<'a> UpdateArgs<'a> {
@@ -419,6 +414,7 @@ impl<'a> UpdateArgs<'a> {
         changes: &'a ChangeSet,
         expires_at: SystemTime,
         now: SystemTime,
+        deadline: SystemTime,
     ) -> Self {
         Self {
             key: key.as_bytes().as_slice(),
@@ -429,10 +425,11 @@ impl<'a> UpdateArgs<'a> {
             now,
             sets_owner: changes.owner().is_some(),
             owner: changes.owner().flatten(),
+            deadline,
         }
     }
 
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 8] {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
         [
             &self.key,
             &self.cleared,
@@ -442,6 +439,7 @@ impl<'a> UpdateArgs<'a> {
             &self.now,
             &self.sets_owner,
             &self.owner,
+            &self.deadline,
         ]
     }
 }
@@ -505,15 +503,12 @@ impl SessionStore for PostgresStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
-        let args = UpdateArgs::new(key, changes, expires_at, now);
-        let rows = self
-            .execute(
-                "updating a session",
-                Sql::Single(Single::Update, key),
-                &args.params(),
-            )
+        let op = "updating a session";
+        let args = UpdateArgs::new(key, changes, expires_at, now, self.deadline());
+        let row = self
+            .one_row(op, Sql::Single(Single::Update, key), &args.params())
             .await?;
-        Ok(written(rows, WriteResult::Missing))
+        Ok(written(deadline::counted(op, row)?, WriteResult::Missing))
     }
 
     async fn update_returning(
@@ -523,19 +518,28 @@ impl SessionStore for PostgresStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<(WriteResult, Option<Record>), StoreError> {
-        let args = UpdateArgs::new(key, changes, expires_at, now);
-        let stored = self
-            .query_record(
-                "updating a session",
+        let op = "updating a session";
+        let args = UpdateArgs::new(key, changes, expires_at, now, self.deadline());
+        let row = self
+            .one_row(
+                op,
                 Sql::Single(Single::UpdateReturning, key),
                 &args.params(),
             )
-            .await?;
-        Ok(match stored {
-            Some(record) if record.expires_at > now => (WriteResult::Done, Some(record)),
+            .await?
+            .ok_or_else(|| StoreError::new(op, "the write answered no row"))?;
+        // The row: the record's columns (all NULL when nothing was written), then `in_time`.
+        deadline::in_time(op, &row, 6)?;
+        let written: Option<Json<Value>> = row.try_get(0).map_err(|e| StoreError::new(op, e))?;
+        if written.is_none() {
+            return Ok((WriteResult::Missing, None));
+        }
+        let stored = record(&row).map_err(|e| StoreError::new(op, e))?;
+        Ok(if stored.expires_at > now {
+            (WriteResult::Done, Some(stored))
+        } else {
             // Written with an expiry already past: a load would not return it.
-            Some(_) => (WriteResult::Done, None),
-            None => (WriteResult::Missing, None),
+            (WriteResult::Done, None)
         })
     }
 
@@ -545,14 +549,20 @@ impl SessionStore for PostgresStore {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<WriteResult, StoreError> {
-        let rows = self
-            .execute(
-                "refreshing a session's expiry",
+        let op = "refreshing a session's expiry";
+        let row = self
+            .one_row(
+                op,
                 Sql::Single(Single::Touch, key),
-                &[&key.as_bytes().as_slice(), &expires_at, &now],
+                &[
+                    &key.as_bytes().as_slice(),
+                    &expires_at,
+                    &now,
+                    &self.deadline(),
+                ],
             )
             .await?;
-        Ok(written(rows, WriteResult::Missing))
+        Ok(written(deadline::counted(op, row)?, WriteResult::Missing))
     }
 
     async fn renew(
@@ -662,28 +672,27 @@ impl SessionStore for PostgresStore {
         now: SystemTime,
     ) -> Result<Vec<OwnedSession>, StoreError> {
         let op = "listing an owner's sessions";
-        self.with_statement(
-            op,
-            Sql::Other(&self.queries.list_owned),
-            async |client, stmt| {
-                let rows = client
-                    .query(stmt, &[&owner, &now])
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(OwnedSession::new(
-                            storage_key(row.try_get(0).map_err(|e| StoreError::new(op, e))?)
-                                .map_err(|e| StoreError::new(op, e))?,
-                            row.try_get(1).map_err(|e| StoreError::new(op, e))?,
-                            row.try_get(2).map_err(|e| StoreError::new(op, e))?,
-                            row.try_get(3).map_err(|e| StoreError::new(op, e))?,
-                        ))
-                    })
-                    .collect()
-            },
-        )
-        .await
+        let Answer::Rows(rows) = self
+            .with_statement(
+                op,
+                Sql::Read(&self.queries.list_owned),
+                Call::Rows(&[&owner, &now]),
+            )
+            .await?
+        else {
+            unreachable!("a rows call answers with rows")
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(OwnedSession::new(
+                    storage_key(row.try_get(0).map_err(|e| StoreError::new(op, e))?)
+                        .map_err(|e| StoreError::new(op, e))?,
+                    row.try_get(1).map_err(|e| StoreError::new(op, e))?,
+                    row.try_get(2).map_err(|e| StoreError::new(op, e))?,
+                    row.try_get(3).map_err(|e| StoreError::new(op, e))?,
+                ))
+            })
+            .collect()
     }
 
     async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {

@@ -70,13 +70,23 @@ impl Queries {
                  SELECT s.predecessor, c.depth + 1 FROM {t} s JOIN copies c USING (id_hash)
                  WHERE s.retired AND s.predecessor IS NOT NULL AND c.depth < 8)"
         );
+        // The writes that overwrite columns of a live row (update, idle refresh) take the
+        // client's deadline as their last parameter and change nothing once the database's clock
+        // is past it (see `PostgresStore::deadline`): a statement held up at the server beyond
+        // its client's patience (a stalled backend) cannot land later over newer writes. The
+        // CTE reads the clock once (a CTE with a volatile function is evaluated once, never
+        // inlined) and the answer says whether the statement was in time.
+        let in_time = |deadline: &str| {
+            format!("WITH clock AS (SELECT clock_timestamp() <= ${deadline} AS in_time)")
+        };
         let update = format!(
             "UPDATE {t} SET
                  data = CASE WHEN $2 THEN $4::jsonb ELSE (data - $3::text[]) || $4::jsonb END,
                  owner = CASE WHEN $7 THEN $8::text ELSE owner END,
                  expires_at = $5,
                  last_seen = $6
-             WHERE id_hash = $1 AND expires_at > $6 AND NOT retired"
+             FROM clock
+             WHERE id_hash = $1 AND expires_at > $6 AND NOT retired AND clock.in_time"
         );
         Self {
             create_table: format!(
@@ -111,11 +121,23 @@ impl Queries {
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (id_hash) DO NOTHING"
             ),
-            update_returning: format!("{update} RETURNING {RECORD_COLUMNS}"),
-            update,
+            update_returning: format!(
+                "{}, written AS ({update} RETURNING {RECORD_COLUMNS})
+                 SELECT written.*, clock.in_time FROM clock LEFT JOIN written ON true",
+                in_time("9")
+            ),
+            update: format!(
+                "{}, written AS ({update} RETURNING 1)
+                 SELECT (SELECT count(*) FROM written), clock.in_time FROM clock",
+                in_time("9")
+            ),
             touch: format!(
-                "UPDATE {t} SET expires_at = $2, last_seen = $3
-                 WHERE id_hash = $1 AND expires_at > $3 AND NOT retired"
+                "{}, written AS (
+                     UPDATE {t} SET expires_at = $2, last_seen = $3 FROM clock
+                     WHERE id_hash = $1 AND expires_at > $3 AND NOT retired AND clock.in_time
+                     RETURNING 1)
+                 SELECT (SELECT count(*) FROM written), clock.in_time FROM clock",
+                in_time("4")
             ),
             take: format!(
                 "DELETE FROM {t} WHERE id_hash = $1 AND expires_at > $2 AND NOT retired

@@ -33,6 +33,7 @@ use deadpool_postgres::{Object, Pool};
 use tokio::{sync::Notify, time::Instant};
 use tokio_postgres::{Client, Statement};
 
+use super::connection::{connection_lost, Answer, Call};
 use crate::{StorageKey, StoreError};
 
 /// The statements shared connections serve: one row each, by primary key.
@@ -47,6 +48,11 @@ pub(super) enum Single {
 }
 
 impl Single {
+    /// Whether the statement only reads (so it may run again after a lost connection).
+    pub(super) fn is_read(self) -> bool {
+        matches!(self, Single::Load)
+    }
+
     pub(super) const ALL: [Single; 6] = [
         Single::Load,
         Single::Create,
@@ -154,16 +160,16 @@ impl SharedConnections {
         self.slots.len()
     }
 
-    /// Runs `run` with `which`'s statement on the connection of `key`'s slot, within `timeout`.
+    /// Runs `call` with `which`'s statement on the connection of `key`'s slot, within `timeout`.
     /// On a timeout the connection is drained (see the module's documentation).
-    pub(super) async fn run<T>(
+    pub(super) async fn run(
         &self,
         op: &'static str,
         key: &StorageKey,
         which: Single,
         timeout: Duration,
-        run: impl AsyncFnOnce(&Client, &Statement) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        call: Call<'_>,
+    ) -> Result<Answer, StoreError> {
         // A timeout too long to add (`Duration::MAX`, say) means none, as with
         // `tokio::time::timeout`.
         let deadline = Instant::now()
@@ -171,15 +177,31 @@ impl SharedConnections {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30));
         let slot = &self.slots[usize::from(key.as_bytes()[0]) % self.slots.len()];
         let timed_out = || StoreError::new(op, format!("timed out after {timeout:?}"));
-        let connection = tokio::time::timeout_at(deadline, self.connection(slot, op))
-            .await
-            .map_err(|_| timed_out())??;
-        let statement = &connection.statements[which as usize];
-        match tokio::time::timeout_at(deadline, run(connection.client(), statement)).await {
-            Ok(result) => result,
-            Err(_) => {
-                retire(slot, connection);
-                Err(timed_out())
+        let mut retried = false;
+        loop {
+            let connection = tokio::time::timeout_at(deadline, self.connection(slot, op))
+                .await
+                .map_err(|_| timed_out())??;
+            let statement = &connection.statements[which as usize];
+            match tokio::time::timeout_at(deadline, call.run(op, connection.client(), statement))
+                .await
+            {
+                // A read on a connection the server ended (a restart, say) runs once more on a
+                // new one (see `super::connection`).
+                Ok(Err(err)) if !retried && which.is_read() && connection_lost(&err) => {
+                    tracing::debug!(
+                        error = %err,
+                        cause = %std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default(),
+                        "a shared session store connection was lost; trying a new one"
+                    );
+                    forget(slot, &connection);
+                    retried = true;
+                }
+                Ok(result) => return result,
+                Err(_) => {
+                    retire(slot, connection);
+                    return Err(timed_out());
+                }
             }
         }
     }
@@ -246,6 +268,18 @@ impl SharedConnections {
         }
         connection.statements = statements;
         Ok(connection)
+    }
+}
+
+/// `connection` was lost: the slot's next statement gets a new one.
+fn forget(slot: &Slot, connection: &Arc<Connection>) {
+    let mut state = slot.lock();
+    if state
+        .live
+        .as_ref()
+        .is_some_and(|live| Arc::ptr_eq(live, connection))
+    {
+        state.live = None;
     }
 }
 

@@ -412,6 +412,8 @@ fn pg_loop(pair: bool) -> std::io::Result<()> {
                                 &now,
                                 &owner_changes,
                                 &owner,
+                                // The deadline (see `PostgresStore`): the store's default.
+                                &(SystemTime::now() + Duration::from_secs(5)),
                             ],
                         )
                         .await
