@@ -112,6 +112,12 @@
 //! [`register::<Cart>()`](SessionMiddlewareBuilder::register) so that a missing backend fails
 //! at `build()`, not at the first request.
 //!
+//! # Sessions in route guards
+//! A guard cannot wait for a store, so it reads a session that opens without I/O (a cookie
+//! session) or one opened before routing: wrap the guarded routes in [`guard::Preload`], and
+//! route on the session with [`guard::has_key`] or a guard of your own
+//! ([`Sessions::from_guard`]). The guard and the handler share one load.
+//!
 //! # Choosing a backend
 //! Register backends by name with [`backend`](SessionMiddlewareBuilder::backend); each session
 //! picks one by name (the first registered is the default). Names are yours: `"cookie"`,
@@ -533,6 +539,7 @@ mod extract;
 #[cfg(all(feature = "cookie", any(test, feature = "__fuzz")))]
 #[doc(hidden)]
 pub mod fuzz_support;
+pub mod guard;
 pub mod guide;
 mod id;
 mod key;
