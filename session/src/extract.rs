@@ -138,6 +138,11 @@ impl Sessions {
         }
     }
 
+    /// The session `name` if this request opened it already (see [`crate::test::opened`]).
+    pub(crate) fn opened(&self, name: &str) -> Option<Session> {
+        self.registry.get(name)
+    }
+
     /// Opens the session `name` on its registered backend, or on the default backend.
     pub async fn open(&self, name: &str) -> Result<Session, SessionError> {
         self.open_inner(name, None).await

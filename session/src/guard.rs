@@ -74,8 +74,8 @@ use crate::{Session, Sessions};
 /// )
 /// .await;
 ///
-/// let anonymous = test::call_service(&app, test::TestRequest::get().uri("/me").to_request()).await;
-/// assert_eq!(anonymous.status(), 401);
+/// let anonymous = test::TestRequest::get().uri("/me").to_request();
+/// assert_eq!(test::call_service(&app, anonymous).await.status(), 401);
 /// let res = test::call_service(&app, test::TestRequest::post().uri("/login").to_request()).await;
 /// let cookie = res.response().cookies().next().unwrap().into_owned();
 /// let req = test::TestRequest::get().uri("/me").cookie(cookie).to_request();

@@ -500,6 +500,35 @@
 //! }
 //! ```
 //!
+//! # Testing handlers
+//! The [`test`](mod@test) module seeds sessions under your middleware's configuration, for
+//! handler tests without a server (a request that carries them) and for service tests with
+//! `actix_web::test::call_service` (cookies that bring them back); [`test::opened`] reads what
+//! the handler changed.
+//!
+//! ```
+//! use actix_web::{test::TestRequest, FromRequest as _, HttpResponse};
+//! use actix_typed_session::{test, Key, MemoryStore, SessionMiddleware, SessionStatus, Sessions};
+//! use serde_json::json;
+//!
+//! async fn logout(sessions: Sessions) -> actix_web::Result<HttpResponse> {
+//!     sessions.open("account").await?.purge();
+//!     Ok(HttpResponse::Ok().finish())
+//! }
+//!
+//! # actix_web::rt::System::new().block_on(async {
+//! let middleware = SessionMiddleware::builder(Key::generate())
+//!     .backend("memory", MemoryStore::default())
+//!     .build()
+//!     .unwrap();
+//! let req = test::TestSessions::new(&middleware)
+//!     .session("account", json!({"user": "ann"}))
+//!     .to_http_request(TestRequest::post());
+//! logout(Sessions::extract(&req).await.unwrap()).await.unwrap();
+//! assert_eq!(test::opened(&req, "account").unwrap().status(), SessionStatus::Purged);
+//! # });
+//! ```
+//!
 //! # Metrics
 //! With the `metrics` feature, the middleware reports through the [`metrics`](https://docs.rs/metrics)
 //! facade (install any exporter, e.g. Prometheus): sessions loaded, created, saved, renewed and
@@ -552,6 +581,7 @@ mod save;
 mod session;
 mod store;
 mod telemetry;
+pub mod test;
 mod typed;
 
 /// Crate-private hot paths for `session/benches/` and the load benchmark only (feature

@@ -121,7 +121,6 @@ impl SessionMiddleware {
         crate::SessionAdmin::new(self.config.clone())
     }
 
-    #[cfg(test)]
     pub(crate) fn config(&self) -> &Arc<Config> {
         &self.config
     }
