@@ -87,7 +87,10 @@ impl Sessions {
     }
 
     /// The sessions of the request a route guard is asked about, or an error naming the
-    /// missing middleware. Guards cannot wait: open sessions with [`Sessions::open_now`].
+    /// missing middleware. Guards cannot wait: open sessions with [`Sessions::open_now`], and
+    /// wrap the guarded routes in [`guard::Preload`](crate::guard::Preload) when the session
+    /// lives in a server-side store. [`guard::has_key`](crate::guard::has_key) is this guard,
+    /// ready-made.
     ///
     /// ```
     /// use actix_web::{guard::{self, GuardContext}, web, App, HttpResponse};
@@ -126,13 +129,18 @@ impl Sessions {
     /// Opens the session `name` without waiting: `Some` when the request already opened it or
     /// its backend needs no I/O to load it (the cookie backend, unless it checks revocations),
     /// `None` when it has to be loaded from a store (call [`open`](Self::open) from async code,
-    /// or open it in a middleware before routing). For guards and other synchronous code; the
-    /// session is the one the handler gets.
+    /// or open it before routing with [`guard::Preload`](crate::guard::Preload)). For guards and
+    /// other synchronous code; the session is the one the handler gets.
     pub fn open_now(&self, name: &str) -> Result<Option<Session>, SessionError> {
         match self.open_or_prepare(name, None)? {
             Prepared::Open(session) => Ok(Some(session)),
             Prepared::Load(_) => Ok(None),
         }
+    }
+
+    /// The session `name` if this request opened it already (see [`crate::test::opened`]).
+    pub(crate) fn opened(&self, name: &str) -> Option<Session> {
+        self.registry.get(name)
     }
 
     /// Opens the session `name` on its registered backend, or on the default backend.

@@ -112,6 +112,12 @@
 //! [`register::<Cart>()`](SessionMiddlewareBuilder::register) so that a missing backend fails
 //! at `build()`, not at the first request.
 //!
+//! # Sessions in route guards
+//! A guard cannot wait for a store, so it reads a session that opens without I/O (a cookie
+//! session) or one opened before routing: wrap the guarded routes in [`guard::Preload`], and
+//! route on the session with [`guard::has_key`] or a guard of your own
+//! ([`Sessions::from_guard`]). The guard and the handler share one load.
+//!
 //! # Choosing a backend
 //! Register backends by name with [`backend`](SessionMiddlewareBuilder::backend); each session
 //! picks one by name (the first registered is the default). Names are yours: `"cookie"`,
@@ -494,6 +500,35 @@
 //! }
 //! ```
 //!
+//! # Testing handlers
+//! The [`test`](mod@test) module seeds sessions under your middleware's configuration, for
+//! handler tests without a server (a request that carries them) and for service tests with
+//! `actix_web::test::call_service` (cookies that bring them back); [`test::opened`] reads what
+//! the handler changed.
+//!
+//! ```
+//! use actix_web::{test::TestRequest, FromRequest as _, HttpResponse};
+//! use actix_typed_session::{test, Key, MemoryStore, SessionMiddleware, SessionStatus, Sessions};
+//! use serde_json::json;
+//!
+//! async fn logout(sessions: Sessions) -> actix_web::Result<HttpResponse> {
+//!     sessions.open("account").await?.purge();
+//!     Ok(HttpResponse::Ok().finish())
+//! }
+//!
+//! # actix_web::rt::System::new().block_on(async {
+//! let middleware = SessionMiddleware::builder(Key::generate())
+//!     .backend("memory", MemoryStore::default())
+//!     .build()
+//!     .unwrap();
+//! let req = test::TestSessions::new(&middleware)
+//!     .session("account", json!({"user": "ann"}))
+//!     .to_http_request(TestRequest::post());
+//! logout(Sessions::extract(&req).await.unwrap()).await.unwrap();
+//! assert_eq!(test::opened(&req, "account").unwrap().status(), SessionStatus::Purged);
+//! # });
+//! ```
+//!
 //! # Metrics
 //! With the `metrics` feature, the middleware reports through the [`metrics`](https://docs.rs/metrics)
 //! facade (install any exporter, e.g. Prometheus): sessions loaded, created, saved, renewed and
@@ -533,6 +568,7 @@ mod extract;
 #[cfg(all(feature = "cookie", any(test, feature = "__fuzz")))]
 #[doc(hidden)]
 pub mod fuzz_support;
+pub mod guard;
 pub mod guide;
 mod id;
 mod key;
@@ -545,6 +581,7 @@ mod save;
 mod session;
 mod store;
 mod telemetry;
+pub mod test;
 mod typed;
 
 /// Crate-private hot paths for `session/benches/` and the load benchmark only (feature

@@ -36,7 +36,8 @@ use crate::{
 /// refresh.
 ///
 /// The request carries its sessions (in its extensions), so they can be reached wherever the
-/// request can: extractors, route guards ([`Sessions::from_guard`](crate::Sessions::from_guard)),
+/// request can: extractors, route guards ([`Sessions::from_guard`](crate::Sessions::from_guard);
+/// [`guard::Preload`](crate::guard::Preload) loads a server-side session for them before routing),
 /// middlewares inside this one (also one that runs the rest of the request on a task of its own)
 /// and, after the inner services answered, middlewares outside it. A
 /// [`Sessions`](crate::Sessions) or [`Session`](crate::Session) handle holds no `HttpRequest` and
@@ -120,7 +121,6 @@ impl SessionMiddleware {
         crate::SessionAdmin::new(self.config.clone())
     }
 
-    #[cfg(test)]
     pub(crate) fn config(&self) -> &Arc<Config> {
         &self.config
     }

@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod expiry;
+pub mod guards;
 pub mod outside;
 pub mod owners;
 pub mod pg;

@@ -575,3 +575,57 @@ async fn interleaved_requests_see_only_their_own_sessions() {
         assert_eq!(test::read_body(res).await, who.as_bytes());
     }
 }
+
+/// `Preload` outside any session middleware is a configuration mistake: every request under it
+/// fails with an opaque 500, and its routes do not run.
+#[actix_web::test]
+async fn preload_outside_a_session_middleware_fails_the_requests_under_it() {
+    let ran = Arc::new(Mutex::new(false));
+    let seen = ran.clone();
+    let app = test::init_service(
+        App::new()
+            .wrap(actix_typed_session::guard::Preload::default_session())
+            .route(
+                "/",
+                web::get().to(move || {
+                    *seen.lock().unwrap() = true;
+                    HttpResponse::Ok()
+                }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(test::read_body(res).await.is_empty(), "not opaque");
+    assert!(!*ran.lock().unwrap(), "the route ran");
+}
+
+/// A store failure while `Preload` loads answers with the configured failure status before
+/// routing: no guard or handler runs on a session that could not be read.
+#[actix_web::test]
+async fn preload_answers_a_store_failure_with_the_failure_status() {
+    use actix_typed_session_tests::FailingStore;
+    let (store, mode) = FailingStore::new();
+    let mw = SessionMiddleware::builder(key(1))
+        .backend("failing", store)
+        .failure_status(StatusCode::SERVICE_UNAVAILABLE)
+        .build()
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(mw)
+            .route("/login", web::post().to(login))
+            .service(
+                web::scope("/me")
+                    .wrap(actix_typed_session::guard::Preload::session("session"))
+                    .route("", web::get().to(HttpResponse::Ok)),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::post().uri("/login").to_request()).await;
+    let cookie = cookies_of(&res);
+    mode.fail_loads();
+    let res = get_with_cookie(&app, "/me", cookie).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(test::read_body(res).await.is_empty(), "not opaque");
+}
