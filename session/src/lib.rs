@@ -208,7 +208,8 @@
 //!   not log the visitor out, and whoever planted the old id learns nothing new.
 //! - **Logout: [`purge`](Session::purge).** Deletes the stored session and removes the cookie.
 //! - **Keys.** One master key of at least 64 bytes; sealing and signing keys are derived from it
-//!   with HKDF. [`previous_keys`](SessionMiddlewareBuilder::previous_keys) keeps cookies made
+//!   with HKDF, a sealing key per hour (a cookie names the hour it was sealed in and opens as long
+//!   as its session lives). [`previous_keys`](SessionMiddlewareBuilder::previous_keys) keeps cookies made
 //!   with older keys readable (and re-seals them) while you rotate.
 //!
 //! ```

@@ -451,7 +451,7 @@ impl SessionMiddlewareBuilder {
         }
 
         let mut config = Config {
-            keys: KeyRing::new(&self.key, &self.previous_keys),
+            keys: KeyRing::new(&self.key, &self.previous_keys).with_lookback(self.absolute),
             rng: SystemRandom::new(),
             backends,
             default_backend,
