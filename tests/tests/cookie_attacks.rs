@@ -78,7 +78,7 @@ async fn every_single_bit_flip_is_rejected_as_anonymous() {
                 .send_raw(
                     TestRequest::get()
                         .uri("/session/get/role")
-                        .insert_header(("cookie", format!("session={variant}"))),
+                        .insert_header(("cookie", format!("__Host-session={variant}"))),
                 )
                 .await;
             assert_eq!(
@@ -120,7 +120,7 @@ async fn short_ragged_and_multibyte_values_are_anonymous() {
                 .send_raw(
                     TestRequest::get()
                         .uri("/session/entries")
-                        .insert_header(("cookie", format!("session={input}"))),
+                        .insert_header(("cookie", format!("__Host-session={input}"))),
                 )
                 .await;
             assert_eq!(reply.status, StatusCode::OK, "{security:?} {input:?}");
