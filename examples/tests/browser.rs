@@ -449,13 +449,16 @@ impl Example {
     }
 }
 
+/// The browser's cookie of session `name`: `__Host-{name}` (the default name under the default
+/// attributes), or `name` itself.
 async fn cookie(client: &Client, name: &str) -> Option<Cookie<'static>> {
+    let host = format!("__Host-{name}");
     client
         .get_all_cookies()
         .await
         .expect("the browser's cookies")
         .into_iter()
-        .find(|c| c.name() == name)
+        .find(|c| c.name() == host || c.name() == name)
 }
 
 async fn cookie_names(client: &Client) -> Vec<String> {
@@ -573,7 +576,7 @@ async fn shop_sessions_behave_in_headless_chromium(datastore: Datastore) {
         "the cart cookie ends with the browser"
     );
     // The flash message was shown once, so its session (and cookie) is gone again.
-    assert_eq!(cookie_names(&browser).await, ["cart"]);
+    assert_eq!(cookie_names(&browser).await, ["__Host-cart"]);
     // The cart is on the datastore under test (in its own schema or key prefix).
     if let Some(stored) = datastore.stored_sessions().await {
         assert_eq!(stored, 1, "the cart is the one session stored");
@@ -663,13 +666,16 @@ async fn shop_sessions_behave_in_headless_chromium(datastore: Datastore) {
     click(&browser, "#logout").await;
     flash(&browser, |t| t.contains("You are logged out")).await;
     text_when(&browser, "#cart-empty", |t| t.contains("empty")).await;
-    assert_eq!(cookie_names(&browser).await, ["prefs"]);
+    assert_eq!(cookie_names(&browser).await, ["__Host-prefs"]);
 
     // A new cart, then a browser restart on the same profile: the browser-session cart cookie
     // is gone, the persistent preferences cookie is not.
     click(&browser, "#add-mug").await;
     flash(&browser, |t| t.contains("Added Enamel mug")).await;
-    assert_eq!(cookie_names(&browser).await, ["cart", "prefs"]);
+    assert_eq!(
+        cookie_names(&browser).await,
+        ["__Host-cart", "__Host-prefs"]
+    );
     browser.close().await.expect("quit Chromium");
 
     let browser = driver.browser(&profile).await;
@@ -678,7 +684,7 @@ async fn shop_sessions_behave_in_headless_chromium(datastore: Datastore) {
         .await
         .expect("open the shop again");
     text_when(&browser, "#cart-empty", |t| t.contains("empty")).await;
-    assert_eq!(cookie_names(&browser).await, ["prefs"]);
+    assert_eq!(cookie_names(&browser).await, ["__Host-prefs"]);
     assert_eq!(value_of(&browser, "note").await, "remember the milk");
     let theme = browser
         .execute("return document.body.className;", vec![])
@@ -1056,6 +1062,6 @@ async fn walkthrough_refuses_the_big_cookie_and_keeps_it_in_the_datastore() {
         t.contains("foo in the cookie session: (unset)")
     })
     .await;
-    assert_eq!(cookie_names(&browser).await, ["visits"]);
+    assert_eq!(cookie_names(&browser).await, ["__Host-visits"]);
     browser.close().await.expect("quit Chromium");
 }

@@ -78,7 +78,7 @@
 //! )
 //! .await;
 //! let res = test::call_service(&app, test::TestRequest::get().uri("/count").to_request()).await;
-//! assert!(res.response().cookies().any(|c| c.name() == "session"));
+//! assert!(res.response().cookies().any(|c| c.name() == "__Host-session"));
 //! # });
 //! ```
 //!
@@ -189,8 +189,12 @@
 //! - **Birth.** A session exists once something is stored in it: an empty new session sets no
 //!   cookie and writes nothing.
 //! - **Cookies.** `HttpOnly` (scripts cannot read them), `Secure` and `SameSite=Lax` by
-//!   default; `__Host-` and `__Secure-` cookie names are honoured and checked by `build()`.
-//!   Browsers accept `Secure` cookies from `http://localhost`, so development needs no TLS.
+//!   default; a session's cookie is then called `__Host-{name}` (`__Host-session`), which no
+//!   subdomain or other path can plant ([Cookie names](SessionConfig#cookie-names)). `__Host-`
+//!   and `__Secure-` names given explicitly are checked by `build()`.
+//!   Browsers accept `Secure` cookies from `http://localhost`, so development needs no TLS
+//!   (some Chromium versions refuse `__Host-` names there, though: if a session does not stick
+//!   in local development, set `cookie_secure(false)` for it, which drops the prefix).
 //! - **Ids.** A server-side session's cookie holds 256 random bits (43 characters); stores
 //!   keep only their SHA-256 hash ([`StorageKey`]). Ids never appear in logs or `Debug`.
 //! - **Expiry, enforced by the server.** An [idle timeout](SessionMiddlewareBuilder::idle_timeout)
@@ -214,7 +218,8 @@
 //!   not log the visitor out, and whoever planted the old id learns nothing new.
 //! - **Logout: [`purge`](Session::purge).** Deletes the stored session and removes the cookie.
 //! - **Keys.** One master key of at least 64 bytes; sealing and signing keys are derived from it
-//!   with HKDF. [`previous_keys`](SessionMiddlewareBuilder::previous_keys) keeps cookies made
+//!   with HKDF, a sealing key per hour (a cookie names the hour it was sealed in and opens as long
+//!   as its session lives). [`previous_keys`](SessionMiddlewareBuilder::previous_keys) keeps cookies made
 //!   with older keys readable (and re-seals them) while you rotate.
 //!
 //! ```
@@ -256,7 +261,8 @@
 //! .await;
 //!
 //! let res = test::call_service(&app, test::TestRequest::post().uri("/login").to_request()).await;
-//! let cookie = res.response().cookies().find(|c| c.name() == "account").unwrap().into_owned();
+//! let mut cookies = res.response().cookies();
+//! let cookie = cookies.find(|c| c.name() == "__Host-account").unwrap().into_owned();
 //! assert_eq!(cookie.http_only(), Some(true));
 //! assert_eq!(cookie.secure(), Some(true));
 //! assert_eq!(cookie.max_age(), None); // a browser-session cookie
@@ -267,7 +273,7 @@
 //!     test::TestRequest::post().uri("/logout").cookie(cookie).to_request(),
 //! )
 //! .await;
-//! let removal = res.response().cookies().find(|c| c.name() == "account").unwrap();
+//! let removal = res.response().cookies().find(|c| c.name() == "__Host-account").unwrap();
 //! assert_eq!(removal.max_age(), Some(actix_web::cookie::time::Duration::ZERO));
 //! # });
 //! ```

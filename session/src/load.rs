@@ -85,7 +85,7 @@ fn open_cookies(
     let now = config.clock.now();
     let mut live = Vec::new();
     for value in candidates(values, ignored) {
-        match store.open_cached(&config.keys, &spec.cookie_aad, value) {
+        match store.open_cached(&config.keys, &spec.cookie_aad, value, now) {
             Ok(opened) => match cookie_state(config, opened, now) {
                 Some(state) => live.push(state),
                 None => ignored.add("its session has expired"),

@@ -159,7 +159,7 @@ fn save_cookie(
     );
     // Serialized straight into the buffer that is sealed in place.
     let value = store
-        .seal_payload(&config.keys, &spec.cookie_aad, &payload)
+        .seal_payload(&config.keys, &spec.cookie_aad, &payload, now)
         .map_err(|err| {
             tracing::error!(session = %spec.name, error = %err, "could not serialize a cookie session");
             SaveFailed

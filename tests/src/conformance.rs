@@ -247,7 +247,7 @@ pub async fn a_purge_is_saved_even_when_the_handler_fails_after_it(backend: Back
         // The id is dead in the store, not only in this browser.
         let replay = TestRequest::get()
             .uri("/s/get/user")
-            .insert_header(("Cookie", format!("s={old}")));
+            .insert_header(("Cookie", format!("__Host-s={old}")));
         assert_eq!(c.send_raw(replay).await.status, StatusCode::NOT_FOUND);
     }
 }
@@ -352,7 +352,8 @@ pub async fn malformed_neighbour_cookies_do_not_hide_the_session(backend: Backen
     let c = client(plain(backend).0).await;
     c.set("s", "user", json!("ann")).await;
     let value = c.cookie("s").unwrap();
-    let header = format!("junk; =; ;;a=b=c; S=other; s={value}; x=\"q; y");
+    // The same name in other cases, and the name without its prefix, are other cookies.
+    let header = format!("junk; =; ;;a=b=c; __host-s=other; s=other; __Host-s={value}; x=\"q; y");
     let reply = c
         .send_raw(
             TestRequest::get()
@@ -369,7 +370,9 @@ pub async fn stale_same_name_cookies_before_the_live_one_do_not_hide_it(backend:
     c.set("s", "user", json!("ann")).await;
     let live = c.cookie("s").unwrap();
     // Junk, then a well-formed id that no store knows, then the live cookie.
-    let header = format!("s=junk; s=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; s={live}");
+    let header = format!(
+        "__Host-s=junk; __Host-s=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; __Host-s={live}"
+    );
     let reply = c
         .send_raw(
             TestRequest::get()
@@ -606,8 +609,9 @@ pub async fn unknown_well_formed_id_is_never_adopted(backend: Backend) {
     assert_eq!(replay.json(), json!({}), "the forged id was adopted");
 }
 
-pub(crate) fn cookie(name: &str, value: &str) -> actix_web::cookie::Cookie<'static> {
-    actix_web::cookie::Cookie::new(name.to_owned(), value.to_owned())
+/// The cookie of session `session` (its default name, `__Host-{session}`) holding `value`.
+pub(crate) fn cookie(session: &str, value: &str) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::new(crate::host(session), value.to_owned())
 }
 
 /// Runs every backend-agnostic conformance test against the backend `$backend` builds.

@@ -38,6 +38,12 @@ pub use stores::{
     CountingStore, Counts, FailingStore, FailureMode, HookedStore, Op, SECRET_DETAIL,
 };
 
+/// The cookie name of session `session` under the default cookie attributes (`Secure`,
+/// `Path=/`, no `Domain`): `__Host-{session}`.
+pub fn host(session: &str) -> String {
+    format!("__Host-{session}")
+}
+
 /// Real time plus an offset that a test moves forward.
 #[derive(Debug, Clone, Default)]
 pub struct TestClock(Arc<AtomicU64>);
@@ -101,8 +107,11 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
     }
 
+    /// The cookie called `name`, or else `__Host-{name}`: session `name`'s cookie under the
+    /// default attributes.
     pub fn cookie(&self, name: &str) -> Option<&Cookie<'static>> {
-        self.set_cookies.iter().find(|c| c.name() == name)
+        let find = |name: &str| self.set_cookies.iter().find(|c| c.name() == name);
+        find(name).or_else(|| find(&host(name)))
     }
 }
 
@@ -449,14 +458,23 @@ where
         }
     }
 
+    /// The jar's cookie called `name`, or else `__Host-{name}` (as [`Reply::cookie`]).
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.jar.borrow().get(name).cloned()
+        let jar = self.jar.borrow();
+        jar.get(name).or_else(|| jar.get(&host(name))).cloned()
     }
 
+    /// Puts a cookie in the jar: under `name` if the jar holds that cookie or `name` has a
+    /// prefix already, else under `__Host-{name}`, session `name`'s cookie under the default
+    /// attributes (the tests that change them never set cookies by hand).
     pub fn set_cookie(&self, name: &str, value: &str) {
-        self.jar
-            .borrow_mut()
-            .insert(name.to_owned(), value.to_owned());
+        let mut jar = self.jar.borrow_mut();
+        let name = if jar.contains_key(name) || name.starts_with("__") {
+            name.to_owned()
+        } else {
+            host(name)
+        };
+        jar.insert(name, value.to_owned());
     }
 }
 

@@ -39,8 +39,8 @@ pub async fn an_older_planted_session_does_not_replace_the_real_one(backend: Bac
         .value()
         .to_owned();
     for header in [
-        format!("s={planted}; s={victim}"),
-        format!("s={victim}; s={planted}"),
+        format!("__Host-s={planted}; __Host-s={victim}"),
+        format!("__Host-s={victim}; __Host-s={planted}"),
     ] {
         let reply = c
             .send_raw(
@@ -60,10 +60,10 @@ pub async fn planted_unknown_values_ahead_of_the_real_one_do_not_hide_it(backend
     let c = client(plain(backend).0).await;
     c.set("s", "user", json!("ann")).await;
     let live = c.cookie("s").unwrap();
-    let seven: Vec<String> = (0..7).map(|n| format!("s={}", unknown(n))).collect();
-    let repeated = vec![format!("s={}", unknown(99)); 20];
+    let seven: Vec<String> = (0..7).map(|n| format!("__Host-s={}", unknown(n))).collect();
+    let repeated = vec![format!("__Host-s={}", unknown(99)); 20];
     for planted in [seven, repeated] {
-        let header = format!("{}; s={live}", planted.join("; "));
+        let header = format!("{}; __Host-s={live}", planted.join("; "));
         let reply = c
             .send_raw(
                 TestRequest::get()

@@ -50,8 +50,9 @@ fn handles(listed: &Value) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn cookie(name: &str, value: &str) -> actix_web::cookie::Cookie<'static> {
-    actix_web::cookie::Cookie::new(name.to_owned(), value.to_owned())
+/// The cookie of session `session` (its default name, `__Host-{session}`) holding `value`.
+fn cookie(session: &str, value: &str) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::new(crate::host(session), value.to_owned())
 }
 
 pub async fn owners_list_sessions_of_logins_from_two_clients(backend: Backend) {

@@ -6,6 +6,8 @@ use actix_typed_session::{
     BuildError, CookieLifetime, CookieStore, Key, MemoryStore, SameSite, SessionConfig,
     SessionMiddleware, SessionMiddlewareBuilder, StatusCode,
 };
+use actix_typed_session_tests::client;
+use serde_json::json;
 
 fn base() -> SessionMiddlewareBuilder {
     SessionMiddleware::builder(Key::generate()).backend("cookie", CookieStore::default())
@@ -104,6 +106,39 @@ fn two_sessions_cannot_share_a_cookie() {
         .session("a", SessionConfig::new().cookie_name("c"))
         .session("b", SessionConfig::new().cookie_name("c")));
     assert!(matches!(e, BuildError::DuplicateCookie { cookie, .. } if cookie == "c"));
+}
+
+#[actix_web::test]
+async fn default_cookie_names_take_the_host_prefix_when_the_attributes_allow_it() {
+    let cases = [
+        // Opened at run time (not registered), and registered.
+        (base(), "__Host-s"),
+        (base().session("s", SessionConfig::new()), "__Host-s"),
+        (base().cookie_secure(false), "s"),
+        (base().cookie_path("/app"), "s"),
+        (base().cookie_domain("example.com"), "s"),
+        // An explicit name is kept as given, with or without a prefix.
+        (
+            base().session("s", SessionConfig::new().cookie_name("s")),
+            "s",
+        ),
+        (
+            base().session("s", SessionConfig::new().cookie_name("__Secure-s")),
+            "__Secure-s",
+        ),
+    ];
+    for (builder, expected) in cases {
+        let c = client(builder.build().unwrap()).await;
+        let reply = c.set("s", "k", json!(1)).await;
+        let names: Vec<&str> = reply.set_cookies.iter().map(|c| c.name()).collect();
+        assert_eq!(names, [expected]);
+    }
+    // The default session too, and clashes are found between resolved names.
+    let e = err(base().session("b", SessionConfig::new().cookie_name("__Host-session")));
+    assert!(
+        matches!(&e, BuildError::DuplicateCookie { cookie, .. } if cookie == "__Host-session"),
+        "{e}"
+    );
 }
 
 #[test]

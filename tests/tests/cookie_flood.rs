@@ -63,8 +63,11 @@ fn flood_like(valid: &str) -> Vec<String> {
 }
 
 fn header(values: &[String], live: &str) -> String {
-    let mut pairs: Vec<String> = values.iter().map(|v| format!("session={v}")).collect();
-    pairs.push(format!("session={live}"));
+    let mut pairs: Vec<String> = values
+        .iter()
+        .map(|v| format!("__Host-session={v}"))
+        .collect();
+    pairs.push(format!("__Host-session={live}"));
     pairs.join("; ")
 }
 

@@ -52,7 +52,7 @@ async fn end_others_refuses_the_other_cookies_of_the_owner(security: CookieSecur
         .send_raw(
             TestRequest::get()
                 .uri("/s/entries")
-                .cookie(actix_web::cookie::Cookie::new("s", kept_by_b)),
+                .cookie(actix_web::cookie::Cookie::new("__Host-s", kept_by_b)),
         )
         .await;
     assert_eq!(replay.json(), json!({}), "a kept copy is refused too");
@@ -160,7 +160,7 @@ async fn many_copies_of_an_owned_cookie_cost_a_bounded_number_of_revocation_read
     let kept = c.cookie("s").unwrap();
     c.post("/s/end-all").await;
     let before = counts.get(&counts.loads);
-    let header = vec![format!("s={kept}"); 50].join("; ");
+    let header = vec![format!("__Host-s={kept}"); 50].join("; ");
     let reply = c
         .send_raw(
             TestRequest::get()

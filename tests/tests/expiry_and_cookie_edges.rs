@@ -175,7 +175,10 @@ async fn a_bad_same_name_cookie_before_the_valid_one_does_not_hide_the_session()
             .send_raw(
                 actix_web::test::TestRequest::get()
                     .uri("/session/get/user")
-                    .insert_header(("cookie", format!("session=garbage; session={valid}"))),
+                    .insert_header((
+                        "cookie",
+                        format!("__Host-session=garbage; __Host-session={valid}"),
+                    )),
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "the valid session was hidden");

@@ -561,15 +561,18 @@ async fn ids_are_accepted_only_from_the_cookie() {
     c.set("session", "user", json!("ann")).await;
     let id = c.cookie("session").unwrap();
     for req in [
-        test::TestRequest::get().uri(&format!("/session/get/user?session={id}&id={id}")),
+        test::TestRequest::get().uri(&format!(
+            "/session/get/user?session={id}&__Host-session={id}&id={id}"
+        )),
         test::TestRequest::get()
             .uri("/session/get/user")
             .insert_header(("session", id.as_str()))
+            .insert_header(("__Host-session", id.as_str()))
             .insert_header(("x-session-id", id.as_str()))
             .insert_header(("authorization", format!("Bearer {id}"))),
         test::TestRequest::get()
             .uri("/session/get/user")
-            .insert_header(("cookie2", format!("session={id}"))),
+            .insert_header(("cookie2", format!("__Host-session={id}"))),
     ] {
         let reply = c.send_raw(req).await;
         assert_eq!(

@@ -404,8 +404,8 @@ async fn nested_middlewares_each_save_their_own_sessions() {
     assert_eq!(cookies.len(), 2, "{cookies:?}");
     // Each saved by its own middleware: the memory store's cookie is a 43-character id, the
     // cookie store's a sealed value.
-    assert_eq!(cookies["inner"].len(), 43, "{cookies:?}");
-    assert!(cookies["outer"].len() > 43, "{cookies:?}");
+    assert_eq!(cookies["__Host-inner"].len(), 43, "{cookies:?}");
+    assert!(cookies["__Host-outer"].len() > 43, "{cookies:?}");
 }
 
 /// One middleware wrapped at App and at scope level: the inner one serves the request's
@@ -428,7 +428,7 @@ async fn one_middleware_wrapped_twice_saves_a_session_once() {
     let res =
         test::call_service(&app, test::TestRequest::post().uri("/s/login").to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(cookie_names(&res), ["session"]);
+    assert_eq!(cookie_names(&res), ["__Host-session"]);
     assert_eq!(memory.len(), 1, "one record");
 }
 
@@ -497,7 +497,7 @@ async fn a_handle_opens_sessions_from_a_spawned_task_before_the_response() {
     ))
     .await;
     let res = get_ok(&app, "/").await;
-    assert_eq!(cookie_names(&res), ["spawned"]);
+    assert_eq!(cookie_names(&res), ["__Host-spawned"]);
 }
 
 /// A middleware inside the session middleware may open the request's sessions in its `call`,
@@ -531,7 +531,7 @@ async fn a_middleware_takes_the_sessions_in_its_call() {
     )
     .await;
     let res = get_ok(&app, "/").await;
-    assert_eq!(cookie_names(&res), ["seen"]);
+    assert_eq!(cookie_names(&res), ["__Host-seen"]);
 }
 
 /// Requests served side by side on one thread, each waiting between its steps, see only their

@@ -59,17 +59,54 @@ pub enum CookieLifetime {
 
 /// Per-session settings; register them with [`SessionMiddlewareBuilder::session`].
 ///
-/// Sessions that are not registered still work: they take their name as cookie name, the
+/// Sessions that are not registered still work: they take the default cookie name, the
 /// backend they are opened on (or the default backend), and the middleware's cookie lifetime.
+///
+/// # Cookie names
+/// A session's cookie is called `__Host-{name}` (`__Host-session`, `__Host-cart`) when the
+/// cookie attributes allow that prefix: `Secure`, `Path=/` and no `Domain`, which are the
+/// defaults. Browsers then refuse a cookie of that name from a sibling subdomain, from a page
+/// on a longer path, or over plain HTTP, so none can be planted beside the real one. With
+/// [`cookie_secure(false)`](SessionMiddlewareBuilder::cookie_secure), another
+/// [`cookie_path`](SessionMiddlewareBuilder::cookie_path) or a
+/// [`cookie_domain`](SessionMiddlewareBuilder::cookie_domain), the cookie is called `{name}`.
+/// A name given with [`cookie_name`](Self::cookie_name) is used as given.
 ///
 /// ```
 /// use actix_typed_session::{CookieLifetime, SessionConfig};
 ///
 /// let cart = SessionConfig::new()
 ///     .backend("memory")
-///     .cookie_name("__Host-cart")
+///     .cookie_name("cart") // exactly `cart`: no prefix
 ///     .lifetime(CookieLifetime::Persistent);
 /// # let _ = cart;
+/// ```
+///
+/// The default name, as a browser sees it:
+///
+/// ```
+/// use actix_typed_session::{CookieStore, Key, Session, SessionMiddleware};
+/// use actix_web::{test, web, App, HttpResponse};
+///
+/// # actix_web::rt::System::new().block_on(async {
+/// let app = test::init_service(
+///     App::new()
+///         .wrap(
+///             SessionMiddleware::builder(Key::generate())
+///                 .backend("cookie", CookieStore::default())
+///                 .build()
+///                 .unwrap(),
+///         )
+///         .route("/", web::get().to(|s: Session| async move {
+///             s.insert("n", 1)?;
+///             Ok::<_, actix_web::Error>(HttpResponse::Ok().finish())
+///         })),
+/// )
+/// .await;
+/// let res = test::call_service(&app, test::TestRequest::get().to_request()).await;
+/// let names: Vec<_> = res.response().cookies().map(|c| c.name().to_owned()).collect();
+/// assert_eq!(names, ["__Host-session"]);
+/// # });
 /// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
@@ -80,7 +117,8 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// Default settings: the default backend, a cookie named after the session.
+    /// Default settings: the default backend, a cookie named after the session (`__Host-{name}`
+    /// under the default cookie attributes; see [Cookie names](Self#cookie-names)).
     pub fn new() -> Self {
         Self::default()
     }
@@ -91,7 +129,10 @@ impl SessionConfig {
         self
     }
 
-    /// The cookie's name, if it should differ from the session's name (e.g. `__Host-cart`).
+    /// The cookie's name, used exactly as given, if it should differ from the default
+    /// (`__Host-{name}` under the default cookie attributes, else `{name}`; see
+    /// [Cookie names](Self#cookie-names)). A `__Host-` or `__Secure-` name is checked against
+    /// the cookie attributes by [`build`](SessionMiddlewareBuilder::build).
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.cookie_name = Some(name.into());
         self
@@ -291,20 +332,24 @@ impl SessionMiddlewareBuilder {
 
     /// The cookies' `Path` (default `/`). `build()` refuses a path that does not start with `/`,
     /// is longer than 1,024 bytes, or holds anything but visible ASCII other than `;` and `,`.
+    /// A path other than `/` drops the `__Host-` prefix from default cookie names
+    /// ([Cookie names](SessionConfig#cookie-names)).
     pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
         self.cookie.path = path.into();
         self
     }
 
     /// The cookies' `Domain` (default: none, so the cookie goes only to the host that set it).
-    /// `build()` refuses anything but a host name of at most 1,024 bytes.
+    /// `build()` refuses anything but a host name of at most 1,024 bytes. A `Domain` drops the
+    /// `__Host-` prefix from default cookie names ([Cookie names](SessionConfig#cookie-names)).
     pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
         self.cookie.domain = Some(domain.into());
         self
     }
 
     /// Whether cookies carry `Secure` (default `true`; browsers accept secure cookies from
-    /// `http://localhost`).
+    /// `http://localhost`). Without `Secure`, default cookie names lose their `__Host-` prefix
+    /// ([Cookie names](SessionConfig#cookie-names)).
     pub fn cookie_secure(mut self, secure: bool) -> Self {
         self.cookie.secure = secure;
         self
@@ -451,7 +496,7 @@ impl SessionMiddlewareBuilder {
         }
 
         let mut config = Config {
-            keys: KeyRing::new(&self.key, &self.previous_keys),
+            keys: KeyRing::new(&self.key, &self.previous_keys).with_lookback(self.absolute),
             rng: SystemRandom::new(),
             backends,
             default_backend,

@@ -124,7 +124,7 @@ impl Config {
         let cookie_name = config
             .cookie_name
             .clone()
-            .unwrap_or_else(|| name.to_owned());
+            .unwrap_or_else(|| self.default_cookie_name(name));
         validate_token(&cookie_name)?;
         self.check_prefix(&cookie_name)?;
         let backend_name = config
@@ -165,6 +165,21 @@ impl Config {
             failure_status: self.failure_status,
             labels,
         })
+    }
+
+    /// The cookie name of a session that does not set one: `__Host-{name}` when the cookie
+    /// attributes allow the prefix (`Secure`, `Path=/`, no `Domain`: the defaults), so that
+    /// neither a sibling subdomain nor a page on a longer path can set a cookie of that name;
+    /// otherwise the session's name. A name that already has a prefix is kept.
+    fn default_cookie_name(&self, name: &str) -> String {
+        let lower = name.to_ascii_lowercase();
+        let host_allowed =
+            self.cookie.secure && self.cookie.path == "/" && self.cookie.domain.is_none();
+        if host_allowed && !lower.starts_with("__host-") && !lower.starts_with("__secure-") {
+            format!("__Host-{name}")
+        } else {
+            name.to_owned()
+        }
     }
 
     fn check_prefix(&self, cookie: &str) -> Result<(), BuildError> {

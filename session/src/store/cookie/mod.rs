@@ -19,6 +19,8 @@ mod payload;
 mod seal;
 
 /// The format version bound into every cookie; a cookie of another version does not open.
+/// (Sealed values also start with a version byte of their own, `seal::VERSION`, with the
+/// epoch; this text stays as it was, so that earlier sealed and signed values keep opening.)
 const FORMAT: &[u8] = b"actix-typed-session cookie v1";
 const TAG_LEN: usize = 16;
 /// Length of an HMAC-SHA256 tag in unpadded base64url.
@@ -41,7 +43,15 @@ pub enum CookieSecurity {
 /// (or signed with HMAC-SHA256), with keys derived from the middleware's master key.
 ///
 /// The cookie name and a format version are bound as associated data, so a value made for one
-/// cookie does not open under another. The payload carries its own idle and absolute deadlines,
+/// cookie does not open under another.
+///
+/// Sealed cookies use a key per hour (an *epoch*): a sealed value starts with a version byte and
+/// the epoch it was sealed in, both authenticated, and opens with that epoch's key for as long
+/// as its session lives (epochs more than five minutes in the future, or from before the
+/// absolute timeout, are refused). AES-GCM with random 96-bit nonces allows at most 2^32 seals
+/// per key (NIST SP 800-38D); an hour stays under that up to about 1.19 million cookie writes a
+/// second per master key, summed over every instance. Sealed cookies of builds before epochs
+/// still open and are re-sealed in the current format by the response. The payload carries its own idle and absolute deadlines,
 /// which the server checks: a client that ignores `Max-Age` and replays an old cookie gets a
 /// fresh session.
 ///
@@ -351,7 +361,8 @@ pub(crate) struct Opened {
     /// When revocations stop applying to it: its creation unless it was re-issued by
     /// "end all other sessions".
     pub(crate) valid_from: SystemTime,
-    /// Opened with a previous key: re-seal with the current one.
+    /// Opened with a previous key, or sealed in the format before epochs: re-seal with the
+    /// current key.
     pub(crate) stale_key: bool,
 }
 
@@ -361,6 +372,7 @@ pub(crate) enum Rejected {
     NotBase64,
     TooShort,
     BadSeal,
+    Epoch,
     BadPayload,
 }
 
@@ -370,6 +382,7 @@ impl Rejected {
             Self::NotBase64 => "not base64url",
             Self::TooShort => "too short",
             Self::BadSeal => "does not open with any configured key",
+            Self::Epoch => "sealed in an epoch in the future or before the absolute timeout",
             Self::BadPayload => "opened but the payload is malformed",
         }
     }
@@ -456,11 +469,11 @@ mod tests {
             let now = SystemTime::now();
             let later = now + Duration::from_secs(60);
             let payload = CookieStore::payload(&data, now, later, Some("ann"), Some(now));
-            let value = store.seal_payload(&keys, &aad, &payload).unwrap();
+            let value = store.seal_payload(&keys, &aad, &payload, now).unwrap();
             let value = value.as_bytes();
             store.remember_sealed(&keys, &aad, value, &payload, &data);
-            let opened = store.open_with_aad(&keys, &aad, value).unwrap();
-            let cached = store.open_cached(&keys, &aad, value).unwrap();
+            let opened = store.open_with_aad(&keys, &aad, value, now).unwrap();
+            let cached = store.open_cached(&keys, &aad, value, now).unwrap();
             assert!(Rc::ptr_eq(&cached.data, &data), "not served from the cache");
             assert_eq!(opened, cached, "{security:?}");
         }
@@ -549,6 +562,8 @@ mod tests {
         ] {
             let opened = CookieStore::new(security).open(&keys, "s", value).unwrap();
             assert_eq!(*opened.data, sample(), "{security:?}");
+            // Sealed values of this format predate epoch keys: re-sealed on their next response.
+            assert_eq!(opened.stale_key, security == CookieSecurity::Sealed);
             assert_eq!(unix(opened.created_at), 2_000_000_000);
             assert_eq!(unix(opened.expires_at), 2_000_000_060);
         }
@@ -574,7 +589,7 @@ mod tests {
                 let now = SystemTime::now();
                 let payload = CookieStore::payload(&data, now, now, Some("ann"), Some(now));
                 let plain_len = payload.encoded_len().unwrap();
-                let value = store.seal_payload(&keys, &aad("s"), &payload).unwrap();
+                let value = store.seal_payload(&keys, &aad("s"), &payload, now).unwrap();
                 assert_eq!(value.len(), store.encoded_len(plain_len), "{security:?}");
                 let opened = store.open(&keys, "s", &value).unwrap();
                 assert_eq!(*opened.data, data);
