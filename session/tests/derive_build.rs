@@ -175,8 +175,10 @@ fn a_type_on_the_default_session_is_not_a_second_session() {
 
 #[test]
 fn a_typed_session_whose_cookie_is_taken_fails() {
+    // The typed session "cart" gets the cookie `__Host-cart` (the default attributes allow the
+    // prefix); another session asks for that very name.
     let err = builder()
-        .session("other", SessionConfig::new().cookie_name("cart"))
+        .session("other", SessionConfig::new().cookie_name("__Host-cart"))
         .register::<CartInMemory>()
         .build_err();
     assert!(matches!(err, BuildError::DuplicateCookie { .. }), "{err:?}");

@@ -19,9 +19,19 @@ pub struct Reply {
     pub set_cookies: Vec<Cookie<'static>>,
 }
 
+/// The cookie name a session `name` gets with the default attributes (Secure, Path `/`, no
+/// Domain): `__Host-{name}`.
+pub fn host(name: &str) -> String {
+    format!("__Host-{name}")
+}
+
 impl Reply {
+    /// The cookie of session `name` (under its `__Host-` name or its plain one).
     pub fn cookie(&self, name: &str) -> Option<&Cookie<'static>> {
-        self.set_cookies.iter().find(|c| c.name() == name)
+        let host = host(name);
+        self.set_cookies
+            .iter()
+            .find(|c| c.name() == name || c.name() == host)
     }
 }
 
@@ -70,8 +80,16 @@ where
         reply
     }
 
-    /// Sends `req` with only the cookie `name=value`; the jar is neither used nor updated.
+    /// The jar's cookie of session `name` (under its `__Host-` name or its plain one).
+    pub fn value(&self, name: &str) -> Option<String> {
+        let jar = self.jar.borrow();
+        jar.get(&host(name)).or_else(|| jar.get(name)).cloned()
+    }
+
+    /// Sends `req` with only the cookie of session `name` (its `__Host-` name) set to `value`;
+    /// the jar is neither used nor updated.
     pub async fn send_with_cookie(&self, req: test::TestRequest, name: &str, value: &str) -> Reply {
+        let name = host(name);
         self.send_raw(req.insert_header((header::COOKIE, format!("{name}={value}"))))
             .await
     }
