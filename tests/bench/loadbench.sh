@@ -21,6 +21,8 @@
 #                 ones); adds the server's CPU per request to the results (its own LB_OUT default:
 #                 tests/bench/loadbench-browser)
 #   LB_MEMORY     0 skips the memory-store checks (on by default)
+#   LB_START_SECONDS  how long a server may take to start (15; more with LB_PREFILL)
+#   LB_BLOB, LB_PREFILL  passed to the server (see loadbench.rs; tests/bench/growth.sh uses them)
 #   DATABASE_URL  a PostgreSQL to use; otherwise a throw-away cluster (tests/services.sh)
 #   REDIS_URL     a Redis to use; otherwise a throw-away redis-server on a free port
 # Every load loop is bounded: wrk by -d, the pg loops by LB_SECONDS, each server by a `timeout`.
@@ -135,7 +137,7 @@ run_variant() { # variant round
     export LB_PORT=$PORT
     timeout $((SECONDS_PER_RUN + WARMUP + 120)) taskset -c "$SCPU" "$BIN" "$v" 2>"$WORK/server.log" &
     SERVER_PID=$!
-    for _ in $(seq 300); do
+    for _ in $(seq $(( ${LB_START_SECONDS:-15} * 20 ))); do
       if curl -s -o /dev/null "http://127.0.0.1:$PORT/init" 2>/dev/null; then up=1; break; fi
       kill -0 "$SERVER_PID" 2>/dev/null || break
       sleep 0.05

@@ -21,7 +21,9 @@
 //! PostgreSQL store's `shared_connections`, 4 by default; 0 for one pooled connection per
 //! operation, the store's own default), `LB_PG_POOL` (its pool's size; `LB_CONNS` if unset),
 //! `LB_MEM_SESSIONS` (mem-capacity; 1,000,000 by default; `LB_SESSIONS` is the load benchmark's
-//! rotating sessions).
+//! rotating sessions), `LB_BLOB` (bytes of filler each `/init` session also holds) and
+//! `LB_PREFILL` (other sessions stored beside the measured ones, PostgreSQL and our Redis store;
+//! see tests/bench/growth.sh).
 //! Exit status 3 means "this variant is not built in" (the driver reports it as skipped).
 
 use std::{
@@ -116,6 +118,9 @@ async fn ours_ro(session: Session) -> actix_web::Result<HttpResponse> {
 
 async fn ours_init(session: Session) -> actix_web::Result<HttpResponse> {
     session.insert("n", 0u64)?;
+    if let Some(blob) = blob() {
+        session.insert("blob", blob)?;
+    }
     Ok(HttpResponse::Ok().body("0"))
 }
 
@@ -132,7 +137,17 @@ async fn as_ro(session: actix_session::Session) -> actix_web::Result<HttpRespons
 
 async fn as_init(session: actix_session::Session) -> actix_web::Result<HttpResponse> {
     session.insert("n", 0u64)?;
+    if let Some(blob) = blob() {
+        session.insert("blob", blob)?;
+    }
     Ok(HttpResponse::Ok().body("0"))
+}
+
+/// `LB_BLOB` bytes stored with every session by `/init` and never touched by `/`: what changing
+/// one key of a large session costs (BENCHMARKS.md, "As the work grows").
+fn blob() -> Option<String> {
+    let bytes: usize = env_or("LB_BLOB", 0);
+    (bytes > 0).then(|| "x".repeat(bytes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,7 +238,10 @@ async fn serve(variant: String) -> std::io::Result<()> {
                     actix_typed_session::LocalCache::default(),
                     postgres_store().await?,
                 ))?,
-                "ours-redis" => ours_middleware(redis_store()?)?,
+                "ours-redis" => {
+                    prefill_redis().await?;
+                    ours_middleware(redis_store()?)?
+                }
                 other => unreachable!("variant {other}"),
             };
             debug_assert!(rw || ro);
@@ -283,6 +301,24 @@ async fn postgres_store() -> std::io::Result<actix_typed_session::PostgresStore>
         .batch_execute("TRUNCATE loadbench.sessions")
         .await
         .map_err(std::io::Error::other)?;
+    // `LB_PREFILL` other sessions stored beside the measured ones.
+    let others: i64 = env_or("LB_PREFILL", 0);
+    if others > 0 {
+        client
+            .execute(
+                "INSERT INTO loadbench.sessions (id_hash, data, created_at, expires_at, last_seen)
+                 SELECT sha256(('other-' || i)::bytea), '{\"n\": 0}', now(),
+                        now() + interval '1 day', now()
+                 FROM generate_series(1, $1::bigint) AS i",
+                &[&others],
+            )
+            .await
+            .map_err(std::io::Error::other)?;
+        client
+            .batch_execute("ANALYZE loadbench.sessions")
+            .await
+            .map_err(std::io::Error::other)?;
+    }
     Ok(store)
 }
 
@@ -300,6 +336,59 @@ fn redis_store() -> std::io::Result<actix_typed_session::RedisStore> {
         .prefix("loadbench:ours:")
         .build()
         .map_err(std::io::Error::other)
+}
+
+/// `LB_PREFILL` other sessions stored in Redis beside the measured ones (kept between runs of one
+/// `loadbench.sh`, which has a Redis of its own; never on a shared one: the benchmark's keys are
+/// only added).
+#[cfg(feature = "redis")]
+async fn prefill_redis() -> std::io::Result<()> {
+    use actix_typed_session::redis;
+    let others: u64 = env_or("LB_PREFILL", 0);
+    if others == 0 {
+        return Ok(());
+    }
+    let client = redis::Client::open(redis_url()).map_err(std::io::Error::other)?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(std::io::Error::other)?;
+    let stored: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut conn)
+        .await
+        .map_err(std::io::Error::other)?;
+    if stored >= others {
+        return Ok(());
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(std::io::Error::other)?
+        .as_millis();
+    // Hashes shaped like the store's, 100,000 per script call.
+    let fill = "for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+          local key = 'loadbench:other:' .. i
+          redis.call('HSET', key, '@c', ARGV[3], '@e', ARGV[4], '@s', ARGV[3], 'd:n', '0')
+          redis.call('PEXPIRE', key, 86400000)
+        end";
+    for first in (1..=others).step_by(100_000) {
+        let last = (first + 99_999).min(others);
+        redis::cmd("EVAL")
+            .arg(fill)
+            .arg(0)
+            .arg(first)
+            .arg(last)
+            .arg(now.to_string())
+            .arg((now + 86_400_000).to_string())
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+async fn prefill_redis() -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(not(feature = "redis"))]
