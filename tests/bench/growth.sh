@@ -27,7 +27,9 @@ run() { # set-name, then environment assignments
   local name=$1
   shift
   echo "== $name"
+  # A second try when a set fails to start (a throw-away server's start can lose a port race).
   env "$@" LB_OUT="$OUT/$name" bash "$ROOT/tests/bench/loadbench.sh" >"$OUT/$name.log" 2>&1 ||
+    env "$@" LB_OUT="$OUT/$name" bash "$ROOT/tests/bench/loadbench.sh" >"$OUT/$name.log" 2>&1 ||
     { tail -20 "$OUT/$name.log"; echo "growth: $name failed" >&2; exit 1; }
   grep -E '^  (ours|as)-' "$OUT/$name.log" || true
 }
