@@ -50,7 +50,11 @@ impl RedisStoreBuilder {
     ///
     /// `WAIT` makes a write as durable as `count` replicas, not strongly consistent: a replica
     /// that acknowledged it can still be the one not promoted. Each write takes at least one
-    /// round trip from the primary to its replicas longer. `timeout` must be shorter than the
+    /// round trip from the primary to its replicas longer, and Redis answers nothing else on a
+    /// connection while a `WAIT` on it blocks: the requests of one worker share one connection,
+    /// so they queue behind each write's wait, reads included. While the replicas are down or
+    /// lagging, every write of a worker holds its connection up to `timeout`: keep it short (a
+    /// small multiple of the replication round trip). `timeout` must be shorter than the
     /// store's [`timeout`](Self::timeout), which bounds the write and its wait together;
     /// [`build`](Self::build) fails otherwise, and when `timeout` is zero (which `WAIT` takes
     /// as "forever").
