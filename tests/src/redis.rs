@@ -254,8 +254,8 @@ impl TempRedis {
         Self::start_with(true)
     }
 
-    /// Starts a replica of `primary` (a plain TCP server), and waits until its link to the
-    /// primary is up and the first sync is done.
+    /// Starts a replica of `primary` (a plain TCP server), and waits until it acknowledges the
+    /// primary's writes (`WAIT 1` answers 1 on the primary).
     pub fn start_replica_of(primary: &TempRedis) -> Self {
         let args = vec![
             "--replicaof".into(),
@@ -264,14 +264,24 @@ impl TempRedis {
         ];
         let replica = Self::start_with_args(false, args);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !replica
-            .info("replication")
-            .contains("master_link_status:up")
-        {
+        loop {
+            // `WAIT` counts the replicas that have this connection's last write.
+            let mut conn = primary.client().get_connection().expect("the primary");
+            let (_, acked): ((), i64) = redis::pipe()
+                .cmd("SET")
+                .arg("ats-replica-check")
+                .arg(1)
+                .cmd("WAIT")
+                .arg(1)
+                .arg(100)
+                .query(&mut conn)
+                .expect("SET and WAIT on the primary");
+            if acked == 1 {
+                return replica;
+            }
             assert!(Instant::now() < deadline, "the replica did not sync");
             std::thread::sleep(Duration::from_millis(20));
         }
-        replica
     }
 
     /// A section of `INFO`.

@@ -12,9 +12,9 @@
 //! On one machine, replication is usually done before the client has its answer, so a plain
 //! kill loses few writes or none. To model a replica that lags when the primary dies (a slow
 //! link, a partition), the "lagging" runs cut the replication link first: the replica is
-//! pointed at a port nothing listens on (`REPLICAOF 127.0.0.1 <free port>`, which keeps its
-//! data until a sync with the new primary succeeds, and none does), and the load goes on for a
-//! while against the primary alone before the kill.
+//! pointed at a port that takes connections but never answers (`REPLICAOF 127.0.0.1 <port>`;
+//! the replica keeps its data until a sync with the new primary succeeds, and none does), and
+//! the load goes on for 0.6 s against the primary alone before the kill.
 //!
 //! [`RedisStoreBuilder::wait_for_replicas`]: actix_typed_session::RedisStoreBuilder::wait_for_replicas
 
@@ -120,8 +120,12 @@ fn failover(wait: bool, lagging: bool) -> Run {
 
     std::thread::sleep(Duration::from_millis(500));
     let cut = Instant::now();
+    // A port that takes connections but never answers: the replica hangs in its handshake with
+    // it (and keeps its data), and no other server can take the port meanwhile.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     if lagging {
-        replica.command::<()>(cmd("REPLICAOF").arg("127.0.0.1").arg(free_port()));
+        let port = silent.local_addr().unwrap().port();
+        replica.command::<()>(cmd("REPLICAOF").arg("127.0.0.1").arg(port));
         while !primary.info("replication").contains("connected_slaves:0") {
             assert!(Instant::now() < deadline, "the replica stayed connected");
             std::thread::sleep(Duration::from_millis(5));
@@ -136,6 +140,7 @@ fn failover(wait: bool, lagging: bool) -> Run {
     stop.store(true, Ordering::Relaxed);
     let clients = load.join().expect("the load panicked");
     replica.command::<()>(cmd("REPLICAOF").arg("NO").arg("ONE"));
+    drop(silent);
 
     // Each client's value on the promoted replica, read through the store with its cookie.
     let found: Vec<u64> = actix_rt::System::new().block_on(async {
@@ -196,12 +201,4 @@ async fn writes(store: RedisStore, stop: &AtomicBool, deadline: Instant) -> (Str
         }
     }
     (c.cookie_header(), writes)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

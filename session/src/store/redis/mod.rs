@@ -134,7 +134,11 @@ const OWNER_SET: &str = "owner:";
 ///   reaches the sessions named by the set). Use a single primary (with replicas or
 ///   Sentinel-managed failover behind one address).
 /// - Durability is whatever Redis is configured for: without AOF or RDB snapshots a restart
-///   logs everyone out (each visitor then simply gets a fresh session).
+///   logs everyone out (each visitor then simply gets a fresh session). Replication is
+///   asynchronous: a write answered 200 that had not reached a replica when the primary died is
+///   lost when that replica is promoted, unless the store waits for replicas
+///   ([`RedisStoreBuilder::wait_for_replicas`], off by default), which fails a write fewer
+///   replicas have than asked for.
 /// - Under `maxmemory` with an evicting policy, Redis may evict live sessions; their visitors get
 ///   fresh sessions. Prefer `volatile-*` policies or `noeviction` (writes then fail with a 500).
 ///   An evicted owner's set loses its members until each session next moves its expiry (at most
