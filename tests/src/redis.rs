@@ -237,6 +237,8 @@ pub struct TempRedis {
     dir: PathBuf,
     /// Only TLS connections (with the certificates in `dir`), on `port`.
     tls: bool,
+    /// More `redis-server` arguments (a replica's `--replicaof`).
+    args: Vec<String>,
     child: Mutex<Option<Child>>,
 }
 
@@ -252,7 +254,51 @@ impl TempRedis {
         Self::start_with(true)
     }
 
+    /// Starts a replica of `primary` (a plain TCP server), and waits until it acknowledges the
+    /// primary's writes (`WAIT 1` answers 1 on the primary).
+    pub fn start_replica_of(primary: &TempRedis) -> Self {
+        let args = vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary.port.to_string(),
+        ];
+        let replica = Self::start_with_args(false, args);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // `WAIT` counts the replicas that have this connection's last write.
+            let mut conn = primary.client().get_connection().expect("the primary");
+            let (_, acked): ((), i64) = redis::pipe()
+                .cmd("SET")
+                .arg("ats-replica-check")
+                .arg(1)
+                .cmd("WAIT")
+                .arg(1)
+                .arg(100)
+                .query(&mut conn)
+                .expect("SET and WAIT on the primary");
+            if acked == 1 {
+                return replica;
+            }
+            assert!(Instant::now() < deadline, "the replica did not sync");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A section of `INFO`.
+    pub fn info(&self, section: &str) -> String {
+        self.command(redis::cmd("INFO").arg(section))
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn start_with(tls: bool) -> Self {
+        Self::start_with_args(tls, Vec::new())
+    }
+
+    fn start_with_args(tls: bool, args: Vec<String>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "ats-redis-{}-{}",
             std::process::id(),
@@ -263,6 +309,7 @@ impl TempRedis {
             port: free_port(),
             dir,
             tls,
+            args,
             child: Mutex::new(None),
         };
         if tls {
@@ -315,6 +362,9 @@ impl TempRedis {
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
+            // A replica's first sync starts at once (Redis waits 5 s by default).
+            .args(["--repl-diskless-sync-delay", "0"])
+            .args(&self.args)
             .arg("--dir")
             .arg(&self.dir)
             .current_dir(&self.dir)

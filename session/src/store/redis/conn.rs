@@ -20,11 +20,12 @@ use std::{
 
 use ::redis::{
     aio::MultiplexedConnection, io::tcp::TcpSettings, AsyncConnectionConfig, Client, Cmd,
-    ErrorKind, RedisError, RedisResult, Script, Value,
+    ErrorKind, Pipeline, RedisError, RedisResult, Script, Value,
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::runtime::Id;
 
+use super::replicas::Replicas;
 use crate::StoreError;
 
 /// A connection being opened; every operation of the runtime waits on the same one.
@@ -98,7 +99,8 @@ impl Connections {
     /// `EVALSHA`, and a `NOSCRIPT` reply (Redis restarted or flushed its scripts) loads the script
     /// and sends `cmd` again. With `retry`, an operation that found its connection dropped is
     /// sent once more on a new one: only for commands whose second run changes nothing more than
-    /// the first (a dropped connection does not tell whether the first ran).
+    /// the first (a dropped connection does not tell whether the first ran). With `wait`, `cmd`
+    /// is a write: its `WAIT` is pipelined behind it, and too few replicas make it an `Err`.
     ///
     /// The whole operation, connecting included, is bounded by the store's timeout. A timeout, or
     /// an error after which the connection cannot be trusted, makes the next operation connect
@@ -109,13 +111,14 @@ impl Connections {
         cmd: &Cmd,
         script: Option<&Script>,
         retry: bool,
+        wait: Option<&Replicas>,
     ) -> Result<Value, StoreError> {
         // The runtime decides which connection; outside of one, nothing can be awaited.
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| StoreError::new(op, "the Redis store runs only inside a tokio runtime"))?
             .id();
         let used = AtomicU64::new(NONE);
-        let attempt = self.attempt(op, runtime, cmd, script, retry, &used);
+        let attempt = self.attempt(op, runtime, cmd, script, retry, wait, &used);
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
             Err(_) => {
@@ -127,6 +130,7 @@ impl Connections {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         op: &'static str,
@@ -134,24 +138,30 @@ impl Connections {
         cmd: &Cmd,
         script: Option<&Script>,
         retry: bool,
+        wait: Option<&Replicas>,
         used: &AtomicU64,
     ) -> Result<Value, StoreError> {
         let mut lent = self.lend(op, runtime, used).await?;
-        let mut result = send(&mut lent.conn, cmd, script).await;
+        let mut result = send(&mut lent.conn, cmd, script, wait).await;
         if let Err(err) = &result {
             if retry && !lent.fresh && err.is_connection_dropped() {
                 // An idle connection that died unnoticed (Redis restarted, say).
                 self.forget(runtime, lent.generation);
                 lent = self.lend(op, runtime, used).await?;
-                result = send(&mut lent.conn, cmd, script).await;
+                result = send(&mut lent.conn, cmd, script, wait).await;
             }
         }
-        result.map_err(|err| {
+        let (value, replicated) = result.map_err(|err| {
             if needs_new_connection(&err) {
                 self.forget(runtime, lent.generation);
             }
             StoreError::new(op, err)
-        })
+        })?;
+        if let (Some(wait), Some(replicated)) = (wait, replicated) {
+            wait.check(replicated)
+                .map_err(|err| StoreError::new(op, err))?;
+        }
+        Ok(value)
     }
 
     /// This runtime's connection, opened if there is none.
@@ -248,21 +258,59 @@ impl Connections {
     }
 }
 
-/// Sends `cmd`, loading `script` once if Redis does not have it (`EVALSHA`'s `NOSCRIPT`).
+/// Sends `cmd`, loading `script` once if Redis does not have it (`EVALSHA`'s `NOSCRIPT`). With
+/// `wait`, its `WAIT` follows `cmd` in one pipeline, and its reply comes back next to `cmd`'s.
 async fn send(
     conn: &mut MultiplexedConnection,
     cmd: &Cmd,
     script: Option<&Script>,
-) -> RedisResult<Value> {
-    match request(conn, cmd).await {
+    wait: Option<&Replicas>,
+) -> RedisResult<(Value, Option<Value>)> {
+    let pipeline = wait.map(|wait| {
+        let mut pipeline = Pipeline::with_capacity(2);
+        pipeline
+            .add_command(cmd.clone())
+            .add_command(wait.command().clone());
+        pipeline
+    });
+    match exchange(conn, cmd, pipeline.as_ref()).await {
         Err(err) if err.kind() == ErrorKind::NoScriptError => match script {
             Some(script) => {
                 script.load_async(conn).await?;
-                request(conn, cmd).await
+                exchange(conn, cmd, pipeline.as_ref()).await
             }
             None => Err(err),
         },
         result => result,
+    }
+}
+
+/// Sends `cmd` alone, or `pipeline` (`cmd` and its `WAIT`) when there is one.
+async fn exchange(
+    conn: &mut MultiplexedConnection,
+    cmd: &Cmd,
+    pipeline: Option<&Pipeline>,
+) -> RedisResult<(Value, Option<Value>)> {
+    match pipeline {
+        None => request(conn, cmd).await.map(|value| (value, None)),
+        Some(pipeline) => request_waiting(conn, pipeline).await,
+    }
+}
+
+/// Sends a write and its `WAIT` (`pipeline`); an error reply to the write is an `Err`, and so
+/// is one to `WAIT` after a write that succeeded.
+async fn request_waiting(
+    conn: &mut MultiplexedConnection,
+    pipeline: &Pipeline,
+) -> RedisResult<(Value, Option<Value>)> {
+    let mut replies = conn.send_packed_commands(pipeline, 0, 2).await?.into_iter();
+    match (replies.next(), replies.next()) {
+        (Some(Value::ServerError(err)), _) | (_, Some(Value::ServerError(err))) => Err(err.into()),
+        (Some(value), Some(replicated)) => Ok((value, Some(replicated))),
+        _ => Err(RedisError::from((
+            ErrorKind::ParseError,
+            "a write and its WAIT did not get two replies",
+        ))),
     }
 }
 

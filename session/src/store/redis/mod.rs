@@ -11,12 +11,14 @@ use ::redis::{Client, Cmd, Script, TlsCertificates, Value};
 
 mod args;
 mod conn;
+mod replicas;
 mod reply;
 mod scripts;
 
 use self::{
     args::*,
     conn::Connections,
+    replicas::Replicas,
     reply::{decode, integer, member_key, parse_millis, strings, unexpected},
     scripts::*,
 };
@@ -132,7 +134,11 @@ const OWNER_SET: &str = "owner:";
 ///   reaches the sessions named by the set). Use a single primary (with replicas or
 ///   Sentinel-managed failover behind one address).
 /// - Durability is whatever Redis is configured for: without AOF or RDB snapshots a restart
-///   logs everyone out (each visitor then simply gets a fresh session).
+///   logs everyone out (each visitor then simply gets a fresh session). Replication is
+///   asynchronous: a write answered 200 that had not reached a replica when the primary died is
+///   lost when that replica is promoted, unless the store waits for replicas
+///   ([`RedisStoreBuilder::wait_for_replicas`], off by default), which fails a write fewer
+///   replicas have than asked for.
 /// - Under `maxmemory` with an evicting policy, Redis may evict live sessions; their visitors get
 ///   fresh sessions. Prefer `volatile-*` policies or `noeviction` (writes then fail with a 500).
 ///   An evicted owner's set loses its members until each session next moves its expiry (at most
@@ -151,6 +157,8 @@ struct Inner {
     conns: Connections,
     prefix: String,
     timeout: Duration,
+    /// The opt-in wait after every write ([`RedisStoreBuilder::wait_for_replicas`]).
+    replicas: Option<Replicas>,
     /// `{prefix}owner:`, the start of every owner set's key.
     owner_prefix: String,
     load: Script,
@@ -190,6 +198,8 @@ pub struct RedisStoreBuilder {
     prefix: String,
     timeout: Duration,
     root_certificates: Option<Vec<u8>>,
+    /// How many replicas must acknowledge each write, within how long.
+    replicas: (usize, Duration),
 }
 
 impl RedisStoreBuilder {
@@ -235,6 +245,7 @@ impl RedisStoreBuilder {
                 "the Redis timeout must be longer than zero",
             ));
         }
+        let replicas = self.replicas()?;
         let client = match self.root_certificates {
             None => self.client,
             Some(pem) => Client::build_with_tls(
@@ -261,6 +272,7 @@ impl RedisStoreBuilder {
                 owner_prefix: format!("{}{OWNER_SET}", self.prefix),
                 prefix: self.prefix,
                 timeout: self.timeout,
+                replicas,
                 load: Script::new(LOAD),
                 create: writer(CREATE),
                 update: script(UPDATE),
@@ -315,6 +327,7 @@ impl RedisStore {
             prefix: DEFAULT_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
             root_certificates: None,
+            replicas: (0, Duration::ZERO),
         }
     }
 
@@ -412,7 +425,10 @@ impl RedisStore {
         cmd: &Cmd,
         retry: bool,
     ) -> Result<Value, StoreError> {
-        self.inner.conns.query(op, cmd, Some(script), retry).await
+        self.inner
+            .conns
+            .query(op, cmd, Some(script), retry, None)
+            .await
     }
 
     /// Runs an update-style script (see [`PRELUDE`] for its arguments); `keys` are the session
@@ -455,7 +471,7 @@ impl RedisStore {
         push_change(&mut cmd, changes).map_err(|e| StoreError::new(op, e))?;
         // A renew moves the key: run again, it would find the old one gone.
         let retry = retire_until.is_none() && keys.len() == 1;
-        integer(op, self.invoke(op, script, &cmd, retry).await?)
+        integer(op, self.invoke_write(op, script, &cmd, retry).await?)
     }
 
     /// Runs [`UPDATE_SMALL`] (see there for its arguments).
@@ -476,7 +492,7 @@ impl RedisStore {
             .arg(ttl_millis(expires_at, now));
         push_change(&mut cmd, changes).map_err(|e| StoreError::new(op, e))?;
         // Applying the same change twice leaves the session as applying it once.
-        integer(op, self.invoke(op, script, &cmd, true).await?)
+        integer(op, self.invoke_write(op, script, &cmd, true).await?)
     }
 
     /// Runs a script that writes a whole record (see [`WRITE`] for its arguments); with `index`,
@@ -509,9 +525,14 @@ impl RedisStore {
             .arg(record.owner.as_deref().unwrap_or(""))
             .arg(&digest);
         push_pairs(&mut cmd, &record.data).map_err(|e| StoreError::new(op, e))?;
-        // A create run twice would find its own key taken; a cache `put` overwrites.
-        let retry = !index;
-        integer(op, self.invoke(op, script, &cmd, retry).await?)
+        // A create run twice would find its own key taken; a cache `put` overwrites. A cache copy
+        // (not `index`) that a failover loses is only a cache miss: it does not wait.
+        let reply = if index {
+            self.invoke_write(op, script, &cmd, false).await?
+        } else {
+            self.invoke(op, script, &cmd, true).await?
+        };
+        integer(op, reply)
     }
 }
 
@@ -615,7 +636,7 @@ impl SessionStore for RedisStore {
         self.arg_key(&mut cmd, key);
         cmd.arg(&self.inner.owner_prefix);
         // Deleting twice deletes once.
-        self.invoke("deleting a session", script, &cmd, true)
+        self.invoke_write("deleting a session", script, &cmd, true)
             .await
             .map(drop)
     }
@@ -660,7 +681,7 @@ impl SessionStore for RedisStore {
         let mut cmd = evalsha(script, &[&self.redis_key(key), &self.owner_key(owner)]);
         cmd.arg(owner);
         // Not run twice: the second run would answer that the session was not the owner's.
-        Ok(integer(OP, self.invoke(OP, script, &cmd, false).await?)? == 1)
+        Ok(integer(OP, self.invoke_write(OP, script, &cmd, false).await?)? == 1)
     }
 
     async fn delete_all_owned(
@@ -675,7 +696,7 @@ impl SessionStore for RedisStore {
             .arg(owner)
             .arg(keep.map_or_else(String::new, StorageKey::to_hex));
         // Not run twice: the second run would not list what the first deleted.
-        let deleted = strings(OP, self.invoke(OP, script, &cmd, false).await?)?;
+        let deleted = strings(OP, self.invoke_write(OP, script, &cmd, false).await?)?;
         deleted.iter().map(|hex| member_key(OP, hex)).collect()
     }
 }
@@ -719,9 +740,14 @@ impl SessionCache for RedisStore {
         let mut cmd = Cmd::with_capacity(2, 16 + self.inner.prefix.len() + 64);
         cmd.arg("DEL");
         self.arg_key(&mut cmd, key);
+        // A copy a failover brought back would be served as fresh: this waits for replicas.
+        let (op, wait) = (
+            "invalidating a cached session",
+            self.inner.replicas.as_ref(),
+        );
         self.inner
             .conns
-            .query("invalidating a cached session", &cmd, None, true)
+            .query(op, &cmd, None, true, wait)
             .await
             .map(drop)
     }
