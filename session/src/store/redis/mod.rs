@@ -7,14 +7,16 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use ::redis::{Client, Cmd, Script, TlsCertificates, Value};
+use ::redis::{Client, Cmd, Script, Value};
 
 mod args;
+mod builder;
 mod conn;
 mod replicas;
 mod reply;
 mod scripts;
 
+pub use self::builder::RedisStoreBuilder;
 use self::{
     args::*,
     conn::Connections,
@@ -23,8 +25,8 @@ use self::{
     scripts::*,
 };
 use crate::{
-    store::cached::SessionCache, BuildError, ChangeSet, OwnedSession, Record, SessionStore,
-    StorageKey, StoreError, WriteResult,
+    store::cached::SessionCache, ChangeSet, OwnedSession, Record, SessionStore, StorageKey,
+    StoreError, WriteResult,
 };
 
 const DEFAULT_PREFIX: &str = "session:";
@@ -182,153 +184,10 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// Builds a [`RedisStore`]; start with [`RedisStore::builder`].
-///
-/// ```
-/// use actix_typed_session::{redis, RedisStore};
-///
-/// let client = redis::Client::open("redis://127.0.0.1/").unwrap();
-/// assert!(RedisStore::builder(client.clone()).prefix("app:sess:").build().is_ok());
-/// assert!(RedisStore::builder(client).prefix("has space").build().is_err());
-/// ```
-#[derive(Debug)]
-#[must_use]
-pub struct RedisStoreBuilder {
-    client: Client,
-    prefix: String,
-    timeout: Duration,
-    root_certificates: Option<Vec<u8>>,
-    /// How many replicas must acknowledge each write, within how long.
-    replicas: (usize, Duration),
-}
-
-impl RedisStoreBuilder {
-    /// The text every key of this store starts with (default `session:`): printable ASCII
-    /// without spaces, at most 128 bytes. Give each application (or each store in one
-    /// application) its own prefix.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The most time one operation may take, connecting included (default 2 seconds).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Trusts the CA certificates in `pem` (PEM text, one or more certificates) for a `rediss://`
-    /// server, in place of the system's root certificates: for a Redis whose certificate is
-    /// signed by a private CA. [`build`](Self::build) fails when the URL is not `rediss://` or
-    /// `pem` cannot be read as PEM certificates.
-    ///
-    /// ```no_run
-    /// use actix_typed_session::{redis, RedisStore};
-    ///
-    /// # fn setup() -> Result<(), Box<dyn std::error::Error>> {
-    /// let ca = std::fs::read("/etc/redis/tls/ca.crt")?;
-    /// let store = RedisStore::builder(redis::Client::open("rediss://redis.internal:6380/")?)
-    ///     .tls_root_certificates(ca)
-    ///     .build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_certificates = Some(pem.into());
-        self
-    }
-
-    /// Validates the settings and builds the store. No connection is opened yet.
-    pub fn build(self) -> Result<RedisStore, BuildError> {
-        validate_prefix(&self.prefix)?;
-        if self.timeout.is_zero() {
-            return Err(BuildError::Timeouts(
-                "the Redis timeout must be longer than zero",
-            ));
-        }
-        let replicas = self.replicas()?;
-        let client = match self.root_certificates {
-            None => self.client,
-            Some(pem) => Client::build_with_tls(
-                self.client.get_connection_info().clone(),
-                TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )
-            .map_err(BuildError::RedisTls)?,
-        };
-        if matches!(
-            client.get_connection_info().addr,
-            ::redis::ConnectionAddr::TcpTls { .. }
-        ) {
-            install_crypto_provider();
-        }
-        // Each script is hashed once here; its `EVALSHA` names it by that hash.
-        let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
-        let writer = |body: &str| Script::new(&format!("{PRELUDE}{WRITE}{body}"));
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                conns: Connections::new(client, self.timeout),
-                owner_prefix: format!("{}{OWNER_SET}", self.prefix),
-                prefix: self.prefix,
-                timeout: self.timeout,
-                replicas,
-                load: Script::new(LOAD),
-                create: writer(CREATE),
-                update: script(UPDATE),
-                update_small: Script::new(UPDATE_SMALL),
-                renew: script(RENEW),
-                delete: script(DELETE),
-                put: writer(PUT),
-                list_owned: script(LIST_OWNED),
-                delete_owned: script(DELETE_OWNED),
-                delete_all_owned: script(DELETE_ALL_OWNED),
-            }),
-        })
-    }
-}
-
-/// Makes `ring` rustls's process-wide crypto provider unless the application installed one.
-/// rustls picks it from its crate features by itself only when exactly one provider is enabled:
-/// another crate of the application enabling `aws-lc-rs` as well would make every TLS connect
-/// panic.
-fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // rustls deprecates `ring` (no post-quantum key exchange) in favour of `aws-lc-rs`, which
-        // needs a C build of its own; `ring` is already a dependency of this crate. Another
-        // thread may have installed a provider meanwhile: theirs stays.
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
-fn validate_prefix(prefix: &str) -> Result<(), BuildError> {
-    let invalid = |reason| BuildError::InvalidIdentifier {
-        what: "Redis key prefix",
-        name: prefix.to_owned(),
-        reason,
-    };
-    if prefix.len() > MAX_PREFIX {
-        return Err(invalid("it is longer than 128 bytes"));
-    }
-    if !prefix.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(invalid(
-            "only printable ASCII characters without spaces are allowed",
-        ));
-    }
-    Ok(())
-}
-
 impl RedisStore {
     /// Starts building a store on `client` (only a parsed URL; nothing is connected yet).
     pub fn builder(client: Client) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            client,
-            prefix: DEFAULT_PREFIX.into(),
-            timeout: DEFAULT_TIMEOUT,
-            root_certificates: None,
-            replicas: (0, Duration::ZERO),
-        }
+        RedisStoreBuilder::new(client)
     }
 
     /// A store on `client` with the default prefix (`session:`) and timeout (2 seconds).
@@ -755,7 +614,7 @@ impl SessionCache for RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{reply::key_from_hex, *};
+    use super::{builder::validate_prefix, reply::key_from_hex, *};
 
     #[test]
     fn prefixes_are_validated_before_any_key_is_built() {
