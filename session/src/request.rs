@@ -24,6 +24,7 @@
 
 use std::{
     cell::{Ref, RefCell, RefMut},
+    net::SocketAddr,
     rc::Rc,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -33,10 +34,10 @@ use std::{
 
 use actix_web::{
     dev::Extensions,
-    http::header::{HeaderMap, HeaderValue, COOKIE},
+    http::header::{HeaderMap, HeaderValue, COOKIE, USER_AGENT},
 };
 
-use crate::{config::Config, Session};
+use crate::{config::Config, device::Client, Session};
 
 /// The sessions a request opened, in order: inline for the usual one or two.
 pub(crate) type Opened = smallvec::SmallVec<[Session; 2]>;
@@ -80,18 +81,22 @@ pub(crate) struct Registry {
     /// The request's `Cookie` headers, taken when the registry is made; `HeaderValue`s share
     /// their bytes with the request.
     cookies: smallvec::SmallVec<[HeaderValue; 1]>,
+    /// The request's `User-Agent`, and its peer address when the middleware records addresses
+    /// (see [`crate::device`]).
+    client: Client,
     opened: RefCell<Opened>,
 }
 
 impl Registry {
     /// The registry of the innermost session middleware serving a request, made the first time
     /// it is asked for: `marker` from the request's app data, `extensions` and `headers` the
-    /// request's.
+    /// request's, `peer` its connection's peer address.
     pub(crate) fn find<'a>(
         marker: Option<&Marker>,
         extensions: impl FnOnce() -> Ref<'a, Extensions>,
         extensions_mut: impl FnOnce() -> RefMut<'a, Extensions>,
         headers: &HeaderMap,
+        peer: Option<SocketAddr>,
     ) -> Option<Rc<Self>> {
         let marker = marker?;
         // Read first: once the registry exists, a caller holding the extensions borrowed (a
@@ -107,6 +112,12 @@ impl Registry {
             config: marker.config.clone(),
             id: marker.id,
             cookies: headers.get_all(COOKIE).cloned().collect(),
+            client: Client {
+                user_agent: headers.get(USER_AGENT).cloned(),
+                address: peer
+                    .filter(|_| marker.config.record_address)
+                    .map(|p| p.ip()),
+            },
             opened: RefCell::default(),
         });
         let mut extensions = extensions_mut();
@@ -154,6 +165,7 @@ impl Registry {
         if let Some(open) = self.get(session.name()) {
             return open;
         }
+        session.state().client = self.client.clone();
         self.opened.borrow_mut().push(session.clone());
         session
     }
@@ -181,6 +193,7 @@ mod tests {
             || req.extensions(),
             || req.extensions_mut(),
             req.headers(),
+            req.peer_addr(),
         )
     }
 
