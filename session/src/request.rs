@@ -179,8 +179,13 @@ mod tests {
     use crate::{Key, MemoryStore, SessionMiddleware};
 
     fn config() -> Arc<Config> {
+        config_with(false)
+    }
+
+    fn config_with(record_address: bool) -> Arc<Config> {
         SessionMiddleware::builder(Key::generate())
             .backend("memory", MemoryStore::default())
+            .record_client_address(record_address)
             .build()
             .unwrap()
             .config()
@@ -218,5 +223,24 @@ mod tests {
         // Found while the caller holds the extensions borrowed.
         let _held = req.extensions();
         assert!(find(Some(&outer), &req).is_some());
+    }
+
+    #[test]
+    fn a_registry_keeps_the_user_agent_and_the_peer_address_only_when_recorded() {
+        let req = || {
+            TestRequest::default()
+                .insert_header((USER_AGENT, "Firefox/1.0"))
+                .peer_addr("192.0.2.1:1234".parse().unwrap())
+                .to_http_request()
+        };
+        let (plain, recording) = (req(), req());
+        let registry = find(Some(&Marker::new(config())), &plain).expect("made");
+        assert_eq!(
+            registry.client.user_agent,
+            Some(HeaderValue::from_static("Firefox/1.0"))
+        );
+        assert_eq!(registry.client.address, None, "not recorded by default");
+        let registry = find(Some(&Marker::new(config_with(true))), &recording).expect("made");
+        assert_eq!(registry.client.address, Some([192, 0, 2, 1].into()));
     }
 }
