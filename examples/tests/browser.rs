@@ -702,6 +702,10 @@ struct Listed {
     this_browser: bool,
     /// Offers "End this session".
     end_button: bool,
+    /// The device it shows.
+    device: String,
+    /// The address it shows.
+    address: String,
 }
 
 /// The rows of the "Your sessions" table on the page the browser shows.
@@ -731,7 +735,23 @@ async fn listed_sessions(client: &Client) -> Vec<Listed> {
             .find_all(Locator::Css("button.end-session"))
             .await
             .expect("the row's buttons");
+        let device = row
+            .find(Locator::Css("span.device"))
+            .await
+            .expect("the device's cell")
+            .text()
+            .await
+            .expect("the device's text");
+        let address = row
+            .find(Locator::Css("small.address"))
+            .await
+            .expect("the address")
+            .text()
+            .await
+            .expect("the address's text");
         listed.push(Listed {
+            device,
+            address,
             handle,
             this_browser: text.contains("this browser"),
             end_button: buttons.len() == 1,
@@ -756,6 +776,13 @@ async fn your_sessions(client: &Client, shop: &Example, count: usize) -> (String
     );
     assert!(!mine[0].end_button, "{listed:?}");
     assert!(others.iter().all(|l| l.end_button), "{listed:?}");
+    // Headless Chromium on Linux, recognised from its User-Agent, connected from this machine.
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.device == "Chrome on Linux" && l.address == "from 127.0.0.1"),
+        "{listed:?}"
+    );
     (
         mine[0].handle.clone(),
         others.iter().map(|l| l.handle.clone()).collect(),

@@ -114,16 +114,21 @@ pub(crate) fn take_stored(entries: &mut Rc<Map<String, Value>>) -> Expiry {
         .map_or(Expiry::Default, |value| Expiry::from_value(&value))
 }
 
-/// The map to store: the entries, plus the expiry when it is not the default.
+/// The map to store: the entries, plus the expiry when it is not the default and the device
+/// when one was recorded (see [`crate::device`]).
 pub(crate) fn stored_entries(state: &State) -> Cow<'_, Map<String, Value>> {
-    match state.expiry.to_value() {
-        None => Cow::Borrowed(&*state.entries),
-        Some(value) => {
-            let mut entries = Map::clone(&state.entries);
-            entries.insert(EXPIRY_KEY.to_owned(), value);
-            Cow::Owned(entries)
-        }
+    let (expiry, device) = (state.expiry.to_value(), state.device.to_value());
+    if expiry.is_none() && device.is_none() {
+        return Cow::Borrowed(&*state.entries);
     }
+    let mut entries = Map::clone(&state.entries);
+    if let Some(value) = expiry {
+        entries.insert(EXPIRY_KEY.to_owned(), value);
+    }
+    if let Some(value) = device {
+        entries.insert(crate::device::DEVICE_KEY.to_owned(), value);
+    }
+    Cow::Owned(entries)
 }
 
 /// Records the state's expiry in its change set (after a change or a clear).

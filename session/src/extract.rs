@@ -82,6 +82,7 @@ impl Sessions {
             || req.extensions(),
             || req.extensions_mut(),
             req.headers(),
+            req.peer_addr(),
         );
         Self::from_registry(registry)
     }
@@ -115,6 +116,7 @@ impl Sessions {
             || ctx.req_data(),
             || ctx.req_data_mut(),
             ctx.head().headers(),
+            ctx.head().peer_addr,
         );
         Self::from_registry(registry)
     }

@@ -567,6 +567,7 @@ mod changes;
 mod clock;
 mod config;
 mod cookie_header;
+mod device;
 mod error;
 mod expiry;
 mod extract;

@@ -229,6 +229,7 @@ pub(crate) async fn load(
                     record.data,
                 );
                 state.expiry = crate::expiry::take_stored(&mut state.entries);
+                state.device = crate::device::take_stored(&mut state.entries);
                 state.owner = record.owner;
                 state.read_only = record.retired;
                 state.loaded_seq = config.writes.now();

@@ -7,8 +7,9 @@ use ring::digest;
 
 use crate::{
     config::{Config, Spec},
+    device::{Device, DEVICE_KEY},
     load::log_store_error,
-    session::Origin,
+    session::{Origin, State},
     store::BackendKind,
     telemetry::timed,
     Session, SessionError, StorageKey, StoreError,
@@ -103,6 +104,16 @@ pub struct SessionInfo {
     pub expires_at: SystemTime,
     /// Whether this is the session of the current request.
     pub current: bool,
+    /// A short description of the device the session was tied to its owner from, made from the
+    /// `User-Agent` when [`Session::set_owner`] ran ("Firefox on Linux", "Safari on iPhone"):
+    /// for the visitor to recognise the session by. `None` when the agent was not recognised.
+    /// The raw `User-Agent` is never stored. Only the browser and system names of a fixed list
+    /// appear, but the header is the client's word: do not trust it for security decisions.
+    pub device: Option<String>,
+    /// The client's IP address when the owner was set, only if the middleware
+    /// [records addresses](crate::SessionMiddlewareBuilder::record_client_address) (personal
+    /// data; behind a proxy, the proxy's address).
+    pub address: Option<String>,
 }
 
 mod unix_seconds {
@@ -111,6 +122,21 @@ mod unix_seconds {
     pub(super) fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
     }
+}
+
+/// Sets the session's device record, and records the change in the change set of a loaded
+/// session (a new one stores it with its whole map).
+fn record_device(state: &mut State, device: Device) {
+    if state.device == device {
+        return;
+    }
+    if matches!(state.origin, Origin::Loaded { .. }) {
+        match device.to_value() {
+            Some(value) => state.changes.set(DEVICE_KEY, value),
+            None => state.changes.remove(DEVICE_KEY),
+        }
+    }
+    state.device = device;
 }
 
 fn check_owner(spec: &Spec, owner: &str) -> Result<(), SessionError> {
@@ -179,6 +205,8 @@ async fn list(
             last_seen: s.last_seen,
             expires_at: s.expires_at,
             current: Some(&s.key) == current,
+            device: s.device,
+            address: s.address,
         })
         .collect();
     listed.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
@@ -324,6 +352,11 @@ impl Session {
             state.valid_from = valid_from;
             return Err(err);
         }
+        if !spec.backend.is_cookie() {
+            // Classified only now: most requests never tie a session to an owner.
+            let device = state.client.device();
+            record_device(&mut state, device);
+        }
         Ok(())
     }
 
@@ -341,6 +374,7 @@ impl Session {
         let mut state = self.state();
         if !state.read_only {
             state.change_owner(None);
+            record_device(&mut state, Device::default());
         }
     }
 

@@ -24,6 +24,7 @@
 
 use std::{
     cell::{Ref, RefCell, RefMut},
+    net::SocketAddr,
     rc::Rc,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -33,10 +34,10 @@ use std::{
 
 use actix_web::{
     dev::Extensions,
-    http::header::{HeaderMap, HeaderValue, COOKIE},
+    http::header::{HeaderMap, HeaderValue, COOKIE, USER_AGENT},
 };
 
-use crate::{config::Config, Session};
+use crate::{config::Config, device::Client, Session};
 
 /// The sessions a request opened, in order: inline for the usual one or two.
 pub(crate) type Opened = smallvec::SmallVec<[Session; 2]>;
@@ -80,18 +81,22 @@ pub(crate) struct Registry {
     /// The request's `Cookie` headers, taken when the registry is made; `HeaderValue`s share
     /// their bytes with the request.
     cookies: smallvec::SmallVec<[HeaderValue; 1]>,
+    /// The request's `User-Agent`, and its peer address when the middleware records addresses
+    /// (see [`crate::device`]).
+    client: Client,
     opened: RefCell<Opened>,
 }
 
 impl Registry {
     /// The registry of the innermost session middleware serving a request, made the first time
     /// it is asked for: `marker` from the request's app data, `extensions` and `headers` the
-    /// request's.
+    /// request's, `peer` its connection's peer address.
     pub(crate) fn find<'a>(
         marker: Option<&Marker>,
         extensions: impl FnOnce() -> Ref<'a, Extensions>,
         extensions_mut: impl FnOnce() -> RefMut<'a, Extensions>,
         headers: &HeaderMap,
+        peer: Option<SocketAddr>,
     ) -> Option<Rc<Self>> {
         let marker = marker?;
         // Read first: once the registry exists, a caller holding the extensions borrowed (a
@@ -107,6 +112,12 @@ impl Registry {
             config: marker.config.clone(),
             id: marker.id,
             cookies: headers.get_all(COOKIE).cloned().collect(),
+            client: Client {
+                user_agent: headers.get(USER_AGENT).cloned(),
+                address: peer
+                    .filter(|_| marker.config.record_address)
+                    .map(|p| p.ip()),
+            },
             opened: RefCell::default(),
         });
         let mut extensions = extensions_mut();
@@ -154,6 +165,7 @@ impl Registry {
         if let Some(open) = self.get(session.name()) {
             return open;
         }
+        session.state().client = self.client.clone();
         self.opened.borrow_mut().push(session.clone());
         session
     }
@@ -167,8 +179,13 @@ mod tests {
     use crate::{Key, MemoryStore, SessionMiddleware};
 
     fn config() -> Arc<Config> {
+        config_with(false)
+    }
+
+    fn config_with(record_address: bool) -> Arc<Config> {
         SessionMiddleware::builder(Key::generate())
             .backend("memory", MemoryStore::default())
+            .record_client_address(record_address)
             .build()
             .unwrap()
             .config()
@@ -181,6 +198,7 @@ mod tests {
             || req.extensions(),
             || req.extensions_mut(),
             req.headers(),
+            req.peer_addr(),
         )
     }
 
@@ -205,5 +223,24 @@ mod tests {
         // Found while the caller holds the extensions borrowed.
         let _held = req.extensions();
         assert!(find(Some(&outer), &req).is_some());
+    }
+
+    #[test]
+    fn a_registry_keeps_the_user_agent_and_the_peer_address_only_when_recorded() {
+        let req = || {
+            TestRequest::default()
+                .insert_header((USER_AGENT, "Firefox/1.0"))
+                .peer_addr("192.0.2.1:1234".parse().unwrap())
+                .to_http_request()
+        };
+        let (plain, recording) = (req(), req());
+        let registry = find(Some(&Marker::new(config())), &plain).expect("made");
+        assert_eq!(
+            registry.client.user_agent,
+            Some(HeaderValue::from_static("Firefox/1.0"))
+        );
+        assert_eq!(registry.client.address, None, "not recorded by default");
+        let registry = find(Some(&Marker::new(config_with(true))), &recording).expect("made");
+        assert_eq!(registry.client.address, Some([192, 0, 2, 1].into()));
     }
 }

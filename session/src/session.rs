@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     config::{Spec, COOKIE_LIMIT},
+    device::DEVICE_KEY,
     expiry::{record_change, EXPIRY_KEY},
     id::SessionId,
     ChangeSet, Expiry, SessionError,
@@ -102,6 +103,10 @@ pub(crate) struct State {
     pub(crate) expiry: Expiry,
     /// The expiry was set in this request: the cookie is sent again, with or without `Max-Age`.
     pub(crate) expiry_changed: bool,
+    /// The device the session was tied to its owner from (stored with it; server-side only).
+    pub(crate) device: crate::device::Device,
+    /// What the request tells about its client (set when the session is registered).
+    pub(crate) client: crate::device::Client,
 }
 
 impl State {
@@ -121,6 +126,8 @@ impl State {
             loaded_seq: 0,
             expiry: Expiry::Default,
             expiry_changed: false,
+            device: Default::default(),
+            client: Default::default(),
         }
     }
 
@@ -202,8 +209,9 @@ impl Session {
     ///
     /// Fails with [`SessionError::Serialize`] when the value does not serialize to JSON, or nests
     /// arrays and objects more than 100 levels deep (deeper than a stored session can be read
-    /// back with), and with [`SessionError::ReservedKey`] for the key `__session_expiry`, under
-    /// which the session's [`Expiry`] is stored.
+    /// back with), and with [`SessionError::ReservedKey`] for the keys `__session_expiry`, under
+    /// which the session's [`Expiry`] is stored, and `__session_device`, under which the device
+    /// it was tied to its owner from is (see [`SessionInfo`](crate::SessionInfo)).
     ///
     /// ```
     /// # use actix_typed_session::{Session, SessionError};
@@ -221,10 +229,13 @@ impl Session {
         key: impl AsRef<str> + Into<String>,
         value: T,
     ) -> Result<(), SessionError> {
-        if key.as_ref() == EXPIRY_KEY {
+        if let Some(reserved) = [EXPIRY_KEY, DEVICE_KEY]
+            .into_iter()
+            .find(|k| *k == key.as_ref())
+        {
             return Err(SessionError::ReservedKey {
                 session: self.name().to_owned(),
-                key: EXPIRY_KEY,
+                key: reserved,
             });
         }
         let value = serde_json::to_value(value)
@@ -428,6 +439,8 @@ impl Session {
         state.entries = Rc::default();
         state.changes.clear();
         state.change_owner(None);
+        // The device goes with the owner (the clear drops it from the store).
+        state.device = Default::default();
         // The expiry is not an entry: it stays.
         if state.expiry != Expiry::Default {
             record_change(&mut state, self.inner.spec.backend.is_cookie());
@@ -500,6 +513,7 @@ impl Session {
         state.read_only = false;
         state.expiry = Expiry::Default;
         state.expiry_changed = false;
+        state.device = Default::default();
     }
 
     /// What has happened to the session so far in this request.

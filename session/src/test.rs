@@ -178,6 +178,7 @@ impl TestSessions {
             || req.extensions(),
             || req.extensions_mut(),
             req.headers(),
+            req.peer_addr(),
         )
         .expect("the marker was added above");
         let now = self.config.clock.now();

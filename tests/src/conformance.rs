@@ -19,7 +19,7 @@ use actix_web::{
 use serde_json::json;
 
 use crate::{client, Reply, TestClock};
-pub use crate::{expiry::*, outside::*, owners::*};
+pub use crate::{devices::*, expiry::*, outside::*, owners::*};
 
 pub const IDLE: Duration = Duration::from_secs(60);
 pub const ABSOLUTE: Duration = Duration::from_secs(600);
@@ -698,6 +698,8 @@ macro_rules! server_conformance_tests {
             owners_end_all_but_the_current_session,
             owners_end_all_sessions_including_the_current_one,
             owners_index_forgets_expired_and_purged_sessions,
+            owners_list_the_device_of_each_login,
+            owners_list_the_client_address_when_the_middleware_records_it,
             renew_grace_keeps_the_old_id_readable_then_kills_it,
             a_purge_in_the_grace_window_also_ends_the_old_ids,
             ending_all_sessions_also_ends_old_ids_in_their_grace_window,

@@ -4,6 +4,7 @@
 #![allow(missing_docs)]
 
 pub mod conformance;
+pub mod devices;
 pub mod expiry;
 pub mod guards;
 pub mod outside;

@@ -26,7 +26,7 @@ macro_rules! visitors {
     };
 }
 
-fn admin(backend: &Backend, clock: &TestClock) -> SessionAdmin {
+pub(crate) fn admin(backend: &Backend, clock: &TestClock) -> SessionAdmin {
     middleware(
         backend.clone(),
         clock,

@@ -202,6 +202,7 @@ pub struct SessionMiddlewareBuilder {
     renew_grace: Duration,
     failure_status: StatusCode,
     clock: Arc<dyn Clock>,
+    record_address: bool,
     typed: Vec<Registration>,
 }
 
@@ -252,6 +253,7 @@ impl SessionMiddlewareBuilder {
             renew_grace: DEFAULT_RENEW_GRACE,
             failure_status: StatusCode::INTERNAL_SERVER_ERROR,
             clock: Arc::new(SystemClock),
+            record_address: false,
             typed: Vec::new(),
         }
     }
@@ -437,6 +439,37 @@ impl SessionMiddlewareBuilder {
         self
     }
 
+    /// Whether [`Session::set_owner`](crate::Session::set_owner) records the client's IP
+    /// address with the session, for [`SessionInfo::address`](crate::SessionInfo::address)
+    /// ("Your sessions" pages). Off by default.
+    ///
+    /// An IP address is personal data (GDPR and similar laws): record it only when you have a
+    /// reason to, say so in your privacy notice, and keep it no longer than the session (it is
+    /// deleted with the session, and when the owner is cleared).
+    ///
+    /// The address is the connection's peer address. Behind a reverse proxy or load balancer
+    /// that is the proxy's address, the same for every visitor. This crate does not read
+    /// `Forwarded` or `X-Forwarded-For`: any client can send them, and only your deployment
+    /// knows which proxies to trust. If you trust yours, wrap a middleware outside this one
+    /// that sets `req.head_mut().peer_addr` from the header your proxy sets, when the
+    /// connection comes from that proxy (actix-web's `ConnectionInfo::realip_remote_addr` reads
+    /// such headers; its documentation explains the spoofing risk). Server-side backends only:
+    /// cookie sessions record no device.
+    ///
+    /// ```
+    /// use actix_typed_session::{Key, MemoryStore, SessionMiddleware};
+    ///
+    /// let middleware = SessionMiddleware::builder(Key::generate())
+    ///     .backend("memory", MemoryStore::default())
+    ///     .record_client_address(true)
+    ///     .build();
+    /// assert!(middleware.is_ok());
+    /// ```
+    pub fn record_client_address(mut self, record: bool) -> Self {
+        self.record_address = record;
+        self
+    }
+
     /// The clock used for expiry (default: the system clock). Meant for tests.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -511,6 +544,7 @@ impl SessionMiddlewareBuilder {
             renew_grace: self.renew_grace,
             failure_status: self.failure_status,
             clock: self.clock.clone(),
+            record_address: self.record_address,
             writes: Default::default(),
         };
         let mut cookie_owner: HashMap<String, String> = HashMap::new();

@@ -29,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) renew_grace: Duration,
     pub(crate) failure_status: StatusCode,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Whether [`Session::set_owner`](crate::Session::set_owner) records the client's address.
+    pub(crate) record_address: bool,
     /// Detects change sets that merged with another write (metric only).
     pub(crate) writes: crate::telemetry::WriteClock,
 }

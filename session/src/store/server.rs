@@ -114,6 +114,11 @@ pub struct OwnedSession {
     pub last_seen: SystemTime,
     /// When the session expires unless it is used again.
     pub expires_at: SystemTime,
+    /// A short description of the device the session was tied to its owner from ("Firefox on
+    /// Linux"), if one was recorded (see [`with_device_entry`](Self::with_device_entry)).
+    pub device: Option<String>,
+    /// The client address recorded with the owner, if the middleware records addresses.
+    pub address: Option<String>,
 }
 
 impl OwnedSession {
@@ -138,7 +143,32 @@ impl OwnedSession {
             created_at,
             last_seen,
             expires_at,
+            device: None,
+            address: None,
         }
+    }
+
+    /// Adds the device recorded with the session: `entry` is the value of the reserved entry
+    /// `__session_device` of the session's stored map (an object with the optional string
+    /// fields `device` and `address`, each cut to 64 bytes here). A custom store's
+    /// `list_owned` passes what it stored under that key; anything else records no device.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use actix_typed_session::{OwnedSession, StorageKey};
+    ///
+    /// let now = SystemTime::now();
+    /// let stored = serde_json::json!({"device": "Firefox on Linux"});
+    /// let listed = OwnedSession::new(StorageKey::from_bytes([7; 32]), now, now, now)
+    ///     .with_device_entry(&stored);
+    /// assert_eq!(listed.device.as_deref(), Some("Firefox on Linux"));
+    /// assert_eq!(listed.address, None);
+    /// ```
+    pub fn with_device_entry(mut self, entry: &serde_json::Value) -> Self {
+        let device = crate::device::Device::from_value(entry);
+        self.device = device.description;
+        self.address = device.address;
+        self
     }
 }
 
@@ -415,7 +445,8 @@ pub trait SessionStore: Send + Sync + 'static {
         false
     }
 
-    /// The live, non-retired sessions tied to `owner`, in no particular order.
+    /// The live, non-retired sessions tied to `owner`, in no particular order, each with the
+    /// device recorded in its map (see [`OwnedSession::with_device_entry`]).
     fn list_owned(
         &self,
         owner: &str,

@@ -134,6 +134,10 @@ async fn main() -> std::io::Result<()> {
         .register::<Cart>()
         .register::<Prefs>()
         .register::<Flash>()
+        // "Your sessions" shows where each login came from. An IP address is personal data:
+        // off by default; here the shop's visitors are on this machine (behind a proxy it would
+        // be the proxy's address: see the option's docs).
+        .record_client_address(true)
         .build()
         .map_err(std::io::Error::other)?;
     let info = web::Data::new(ShopInfo {

@@ -247,8 +247,15 @@ fn session_row(s: &SessionInfo, now: SystemTime) -> String {
              <button class=\"end-session\">End this session</button></form></td>"
         )
     };
+    // What the visitor recognises the session by: the browser and system it logged in from
+    // (never the raw User-Agent), and the address when the middleware records it.
+    let device = escape(s.device.as_deref().unwrap_or("Unknown device"));
+    let address = s.address.as_deref().map_or(String::new(), |a| {
+        format!(" <small class=\"address\">from {}</small>", escape(a))
+    });
     format!(
         "<tr class=\"owned-session{current}\" data-handle=\"{handle}\">\
+         <td><span class=\"device\">{device}</span>{address}</td>\
          <td><code class=\"handle\">{handle}</code></td><td>{created}</td><td>{seen}</td>\
          <td>{expires}</td>{action}</tr>",
         current = if s.current { " current" } else { "" },
@@ -276,7 +283,7 @@ async fn your_sessions(
          <p>Every browser where <b>{user}</b> logged in has a session of its own: its cart \
          session, on the server-side store: here {store}. Ending one logs that browser out, \
          and its cart goes with the session.</p>\
-         <table id=\"owned-sessions\"><tr><th>session</th><th>created</th><th>last seen</th>\
+         <table id=\"owned-sessions\"><tr><th>device</th><th>session</th><th>created</th><th>last seen</th>\
          <th>expires</th><th></th></tr>",
         user = escape(&user),
         store = escape(info.datastore),
@@ -289,7 +296,8 @@ async fn your_sessions(
          <button id=\"end-others\">Log out everywhere else</button></form></p>\
          <p><small>A session is named by a handle derived one-way from its stored key: it \
          reveals neither the id in your cookie nor the key, and it ends only a session of \
-         yours. \"Last seen\" is the last write: a change, or the expiry refresh, which the \
+         yours. The device is what the browser said it was when you logged in (its browser and \
+         system only), and the address where it connected from. \"Last seen\" is the last write: a change, or the expiry refresh, which the \
          store throttles.</small></p>",
     );
     Ok(layout(prefs.theme()?, Some(&user), &messages, &body))

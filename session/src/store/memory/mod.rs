@@ -132,6 +132,17 @@ impl Entry {
             .with_activity(self.last_seen, self.retired))
     }
 
+    /// The session's stored device entry (see `crate::device`): only that entry of the map is
+    /// built, the others are skipped.
+    fn device_entry(&self) -> Option<serde_json::Value> {
+        #[derive(serde::Deserialize)]
+        struct Only {
+            #[serde(rename = "__session_device")]
+            device: Option<serde_json::Value>,
+        }
+        serde_json::from_slice::<Only>(&self.data).ok()?.device
+    }
+
     fn is_live(&self, now: SystemTime) -> bool {
         self.expires_at > now
     }
@@ -601,11 +612,13 @@ impl SessionStore for MemoryStore {
         let mut listed = Vec::new();
         for shard in 0..SHARDS {
             let guard = inner.lock(shard);
-            listed.extend(
-                guard.owned(owner, now).map(|(key, e)| {
-                    OwnedSession::new(*key, e.created_at, e.last_seen, e.expires_at)
-                }),
-            );
+            listed.extend(guard.owned(owner, now).map(|(key, e)| {
+                let listed = OwnedSession::new(*key, e.created_at, e.last_seen, e.expires_at);
+                match e.device_entry() {
+                    Some(entry) => listed.with_device_entry(&entry),
+                    None => listed,
+                }
+            }));
         }
         Ok(listed)
     }

@@ -684,13 +684,20 @@ impl SessionStore for PostgresStore {
         };
         rows.iter()
             .map(|row| {
-                Ok(OwnedSession::new(
+                let listed = OwnedSession::new(
                     storage_key(row.try_get(0).map_err(|e| StoreError::new(op, e))?)
                         .map_err(|e| StoreError::new(op, e))?,
                     row.try_get(1).map_err(|e| StoreError::new(op, e))?,
                     row.try_get(2).map_err(|e| StoreError::new(op, e))?,
                     row.try_get(3).map_err(|e| StoreError::new(op, e))?,
-                ))
+                );
+                // The device recorded with the owner: the map's reserved entry (`crate::device`).
+                let device: Option<serde_json::Value> =
+                    row.try_get(4).map_err(|e| StoreError::new(op, e))?;
+                Ok(match device {
+                    Some(entry) => listed.with_device_entry(&entry),
+                    None => listed,
+                })
             })
             .collect()
     }

@@ -167,7 +167,8 @@ impl Queries {
                      SELECT id_hash FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))"
             ),
             list_owned: format!(
-                "SELECT id_hash, created_at, COALESCE(last_seen, created_at), expires_at FROM {t}
+                "SELECT id_hash, created_at, COALESCE(last_seen, created_at), expires_at,
+                        data->'__session_device' FROM {t}
                  WHERE owner = $1 AND NOT retired AND expires_at > $2"
             ),
             // Ended with its retired copies, as by `delete`, when it is the owner's.

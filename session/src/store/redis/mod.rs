@@ -21,7 +21,7 @@ use self::{
     args::*,
     conn::Connections,
     replicas::Replicas,
-    reply::{decode, integer, member_key, parse_millis, strings, unexpected},
+    reply::{decode, integer, member_key, owned_session, strings, unexpected},
     scripts::*,
 };
 use crate::{
@@ -518,19 +518,7 @@ impl SessionStore for RedisStore {
             return Err(unexpected(OP, "a listing that is not an array"));
         };
         rows.into_iter()
-            .map(|row| strings(OP, row))
-            .map(|row| match row?.as_slice() {
-                [hex, created, last_seen, expires] => Ok(OwnedSession::new(
-                    member_key(OP, hex)?,
-                    parse_millis(OP, created)?,
-                    parse_millis(OP, last_seen)?,
-                    parse_millis(OP, expires)?,
-                )),
-                _ => Err(StoreError::new(
-                    OP,
-                    "owner set listing of an unexpected shape",
-                )),
-            })
+            .map(|row| owned_session(OP, strings(OP, row)?))
             .collect()
     }
 

@@ -8,7 +8,7 @@ use serde_json::Map;
 use super::{
     from_millis, CREATED, DATA, EXPIRES, LAST_SEEN, OWNER, OWNER_INDEX, PREDECESSOR, RETIRED,
 };
-use crate::{Record, StorageKey, StoreError};
+use crate::{OwnedSession, Record, StorageKey, StoreError};
 
 /// A storage key back from the 64 hex digits of a set member.
 pub(super) fn key_from_hex(hex: &str) -> Option<StorageKey> {
@@ -24,6 +24,32 @@ pub(super) fn key_from_hex(hex: &str) -> Option<StorageKey> {
 
 pub(super) fn member_key(op: &'static str, hex: &str) -> Result<StorageKey, StoreError> {
     key_from_hex(hex).ok_or_else(|| StoreError::new(op, "owner set with a malformed member"))
+}
+
+/// One row of the `list_owned` script: `[hex, created_ms, last_seen_ms, expires_ms, device]`,
+/// the last the JSON of the map's reserved device entry (`crate::device`), or '' when there is
+/// none.
+pub(super) fn owned_session(
+    op: &'static str,
+    row: Vec<String>,
+) -> Result<OwnedSession, StoreError> {
+    let [hex, created, last_seen, expires, device] = row.as_slice() else {
+        return Err(StoreError::new(
+            op,
+            "owner set listing of an unexpected shape",
+        ));
+    };
+    let listed = OwnedSession::new(
+        member_key(op, hex)?,
+        parse_millis(op, created)?,
+        parse_millis(op, last_seen)?,
+        parse_millis(op, expires)?,
+    );
+    // One that does not parse is no device rather than a failed listing.
+    Ok(match serde_json::from_str::<serde_json::Value>(device) {
+        Ok(entry) => listed.with_device_entry(&entry),
+        Err(_) => listed,
+    })
 }
 
 pub(super) fn parse_millis(op: &'static str, value: &str) -> Result<SystemTime, StoreError> {

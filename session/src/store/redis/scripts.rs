@@ -69,7 +69,7 @@ pub(super) const DELETE: &str = include_str!("delete.lua");
 pub(super) const PUT: &str = include_str!("put.lua");
 
 /// `KEYS = [owner's set]`, `ARGV = [session_prefix, now_ms, owner]`: `[hex, created_ms,
-/// last_seen_ms, expires_ms]` of each live, writable session of the owner. Members whose hash is
+/// last_seen_ms, expires_ms, device_json or '']` of each live, writable session of the owner. Members whose hash is
 /// gone (expired in Redis) or no longer belongs to the owner are dropped from the set; retired
 /// copies stay in it but are not listed.
 pub(super) const LIST_OWNED: &str = include_str!("list_owned.lua");
