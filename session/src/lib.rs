@@ -596,7 +596,7 @@ pub use self::store::{CookieSecurity, CookieStore};
 #[cfg(feature = "memory")]
 pub use self::store::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "postgres")]
-pub use self::store::{PostgresStore, PostgresStoreBuilder};
+pub use self::store::{PostgresStatements, PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::store::{RedisStore, RedisStoreBuilder};
 #[doc(hidden)]

@@ -14,12 +14,14 @@ mod connection;
 mod deadline;
 mod queries;
 mod shared;
+mod statements;
 
-pub use self::builder::PostgresStoreBuilder;
+pub use self::{builder::PostgresStoreBuilder, statements::PostgresStatements};
 use self::{
     connection::{connection_lost, Answer, Call, Checkout, Params},
     queries::{Queries, ADDED_COLUMNS, MISSING_COLUMNS},
     shared::{SharedConnections, Single},
+    statements::{send, Outcome, Query},
 };
 use crate::{ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult};
 
@@ -105,6 +107,7 @@ pub struct PostgresStore {
     pool: Pool,
     queries: std::sync::Arc<Queries>,
     shared: Option<std::sync::Arc<SharedConnections>>,
+    statements: PostgresStatements,
     timeout: Duration,
     batch: i64,
 }
@@ -115,6 +118,7 @@ impl std::fmt::Debug for PostgresStore {
             .field("table", &self.queries.table)
             .field("timeout", &self.timeout)
             .field("batch", &self.batch)
+            .field("statements", &self.statements)
             .field(
                 "shared_connections",
                 &self.shared.as_ref().map_or(0, |s| s.len()),
@@ -128,7 +132,7 @@ impl PostgresStore {
     /// reference loops (reached through the hidden `__bench` module).
     #[cfg(feature = "__bench")]
     pub(crate) fn load_and_update_sql(&self) -> (&str, &str) {
-        (&self.queries.load, &self.queries.update)
+        (&self.queries.load.text, &self.queries.update.text)
     }
 
     /// Starts building a store on `pool` (the application's own pool).
@@ -140,6 +144,7 @@ impl PostgresStore {
             timeout: DEFAULT_TIMEOUT,
             batch: DEFAULT_BATCH,
             shared: 0,
+            statements: PostgresStatements::Prepared,
         }
     }
 
@@ -280,37 +285,26 @@ impl PostgresStore {
         sql: Sql<'_>,
         call: Call<'_>,
     ) -> Result<Answer, StoreError> {
-        let (text, read) = match sql {
+        let (query, read) = match sql {
             Sql::Single(which, key) => {
                 if let Some(shared) = &self.shared {
                     return shared.run(op, key, which, self.timeout, call).await;
                 }
                 (self.queries.single(which), which.is_read())
             }
-            Sql::Read(text) => (text, true),
-            Sql::Other(text) => (text, false),
+            Sql::Read(query) => (query, true),
+            Sql::Other(query) => (query, false),
         };
         self.bounded(op, async {
             let mut retried = false;
             loop {
                 let client = self.checkout(op).await?;
                 // Whether the connection proved lost before the statement was sent.
-                let (result, unsent_lost) = match client.prepare_cached(text).await {
-                    Err(e) => {
-                        let err = StoreError::new(op, e);
-                        let lost = connection_lost(&err);
-                        (Err(err), lost)
-                    }
-                    // Closed since the pool checked it: the statement would not even be sent.
-                    Ok(_) if client.is_closed() => (
-                        Err(StoreError::new(
-                            op,
-                            "the connection closed before the statement was sent",
-                        )),
-                        true,
-                    ),
-                    Ok(stmt) => (call.run(op, &client, &stmt).await, false),
-                };
+                let (result, unsent_lost) =
+                    match send(self.statements, &**client, op, query, call).await {
+                        Outcome::Unsent { err, lost } => (Err(err), lost),
+                        Outcome::Sent(result) => (result, false),
+                    };
                 match result {
                     Err(err) if !retried && (unsent_lost || read && connection_lost(&err)) => {
                         tracing::debug!(
@@ -357,6 +351,24 @@ impl PostgresStore {
         Ok(row)
     }
 
+    /// Runs a query that gives at most one row in the transaction `tx`.
+    async fn one_row_in(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        op: &'static str,
+        query: &Query,
+        params: Params<'_>,
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
+        let call = Call::OneRow(params);
+        let Answer::OneRow(row) = send(self.statements, tx, op, query, call)
+            .await
+            .into_result()?
+        else {
+            unreachable!("a one-row call answers with at most one row")
+        };
+        Ok(row)
+    }
+
     /// The deadline of a write that starts now (see [`deadline`]).
     fn deadline(&self) -> SystemTime {
         deadline::deadline(self.timeout)
@@ -382,9 +394,16 @@ enum Sql<'a> {
     /// A single-row statement on the session of this key (shared connections serve these).
     Single(Single, &'a StorageKey),
     /// Any other statement that only reads, on a pooled connection.
-    Read(&'a str),
+    Read(&'a Query),
     /// Any other statement, on a pooled connection.
-    Other(&'a str),
+    Other(&'a Query),
+}
+
+/// Whether `err` is a serialization failure (a repeatable-read transaction that must be retried).
+fn serialization_failure(err: &StoreError) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<tokio_postgres::Error>())
+        .is_some_and(|e| e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE))
 }
 
 fn written(rows: u64, otherwise: WriteResult) -> WriteResult {
@@ -587,21 +606,15 @@ impl SessionStore for PostgresStore {
                 let old_key = old.as_bytes().as_slice();
                 let taken = match retire_until {
                     None => {
-                        let take = tx
-                            .prepare_cached(&self.queries.take)
-                            .await
-                            .map_err(|e| StoreError::new(op, e))?;
-                        tx.query_opt(&take, &[&old_key, &now]).await
+                        let params: Params<'_> = &[&old_key, &now];
+                        self.one_row_in(&tx, op, &self.queries.take, params).await
                     }
                     Some(until) => {
-                        let retire = tx
-                            .prepare_cached(&self.queries.retire)
-                            .await
-                            .map_err(|e| StoreError::new(op, e))?;
-                        tx.query_opt(&retire, &[&old_key, &now, &until]).await
+                        let params: Params<'_> = &[&old_key, &now, &until];
+                        self.one_row_in(&tx, op, &self.queries.retire, params).await
                     }
                 };
-                let Some(row) = taken.map_err(|e| StoreError::new(op, e))? else {
+                let Some(row) = taken? else {
                     // Dropping the transaction rolls it back.
                     return Ok(WriteResult::Missing);
                 };
@@ -616,28 +629,30 @@ impl SessionStore for PostgresStore {
                 } else {
                     older
                 };
-                let put = tx
-                    .prepare_cached(&self.queries.put)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                let rows = tx
-                    .execute(
-                        &put,
-                        &[
-                            &new.as_bytes().as_slice(),
-                            &data,
-                            &changes.is_cleared(),
-                            &removed(changes),
-                            &Json(changes.patch()),
-                            &created_at,
-                            &expires_at,
-                            &now,
-                            &owner,
-                            &predecessor,
-                        ],
-                    )
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
+                let put: Params<'_> = &[
+                    &new.as_bytes().as_slice(),
+                    &data,
+                    &changes.is_cleared(),
+                    &removed(changes),
+                    &Json(changes.patch()),
+                    &created_at,
+                    &expires_at,
+                    &now,
+                    &owner,
+                    &predecessor,
+                ];
+                let Answer::Execute(rows) = send(
+                    self.statements,
+                    &tx,
+                    op,
+                    &self.queries.put,
+                    Call::Execute(put),
+                )
+                .await
+                .into_result()?
+                else {
+                    unreachable!("an execute call answers with a row count")
+                };
                 if rows != 1 {
                     // The old row is back as it was once the transaction is rolled back.
                     return Ok(WriteResult::Collision);
@@ -715,10 +730,6 @@ impl SessionStore for PostgresStore {
         self.bounded(op, async {
             let mut client = self.checkout(op).await?;
             let result = async {
-                let stmt = client
-                    .prepare_cached(&self.queries.delete_all_owned)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
                 let keep = keep.map(|k| k.as_bytes().as_slice());
                 // One DELETE, in a repeatable-read transaction. Under read committed, a DELETE that
                 // waits for a concurrent renew of one of the owner's sessions skips the old row
@@ -732,13 +743,17 @@ impl SessionStore for PostgresStore {
                         .start()
                         .await
                         .map_err(|e| StoreError::new(op, e))?;
-                    let rows = match tx.query(&stmt, &[&owner, &keep]).await {
-                        Ok(rows) => rows,
+                    let query = &self.queries.delete_all_owned;
+                    let call = Call::Rows(&[&owner, &keep]);
+                    let rows = match send(self.statements, &tx, op, query, call)
+                        .await
+                        .into_result()
+                    {
+                        Ok(Answer::Rows(rows)) => rows,
+                        Ok(_) => unreachable!("a rows call answers with rows"),
                         // Dropping the transaction rolls it back.
-                        Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {
-                            continue
-                        }
-                        Err(e) => return Err(StoreError::new(op, e)),
+                        Err(e) if serialization_failure(&e) => continue,
+                        Err(e) => return Err(e),
                     };
                     // Retired copies of the owner's renewed sessions go too (ending "everywhere"
                     // includes an old id in its grace window), but only live sessions are reported.
