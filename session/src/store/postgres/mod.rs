@@ -19,7 +19,7 @@ mod statements;
 pub use self::{builder::PostgresStoreBuilder, statements::PostgresStatements};
 use self::{
     connection::{connection_lost, Answer, Call, Checkout, Params},
-    queries::{Queries, ADDED_COLUMNS, MISSING_COLUMNS},
+    queries::{removed, Queries, UpdateArgs, ADDED_COLUMNS, MISSING_COLUMNS},
     shared::{SharedConnections, Single},
     statements::{send, Outcome, Query},
 };
@@ -92,6 +92,37 @@ const OWNER_ATTEMPTS: usize = 5;
 /// let _cleanup = store.spawn_cleanup(std::time::Duration::from_secs(300));
 /// # Ok(()) }
 /// ```
+///
+/// # Behind PgBouncer
+/// PgBouncer in transaction pooling mode (`pool_mode = transaction`; before 1.21, or without
+/// `max_prepared_statements`) hands each transaction to whichever server connection is free,
+/// so a statement prepared in one is missing in the next ("prepared statement \"s3\" does not
+/// exist"). Build the store with [`PostgresStatements::Unnamed`]: every statement is then sent
+/// unnamed, with its parameter types, and parsed, bound and run in one round trip. Renew and
+/// ending an owner's sessions are each one transaction, which PgBouncer keeps on one server
+/// connection, and `migrate` takes a transaction-scoped advisory lock, so the whole store works
+/// there (the conformance suite runs through PgBouncer 1.18). Shared connections rely on state
+/// kept on a server connection (prepared statements, `lock_timeout`), so [`build`] refuses
+/// them with unnamed statements. The cost: each statement is planned anew.
+///
+/// ```no_run
+/// use actix_typed_session::{deadpool_postgres, PostgresStatements, PostgresStore};
+/// use deadpool_postgres::{Config, Runtime};
+/// use deadpool_postgres::tokio_postgres::NoTls;
+///
+/// # async fn setup() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = Config::new();
+/// config.url = Some("postgres://app@pgbouncer.internal:6432/app".into());
+/// let pool = config.create_pool(Some(Runtime::Tokio1), NoTls)?;
+///
+/// let store = PostgresStore::builder(pool)
+///     .statements(PostgresStatements::Unnamed)
+///     .build()?;
+/// store.migrate().await?;
+/// # Ok(()) }
+/// ```
+///
+/// [`build`]: PostgresStoreBuilder::build
 ///
 /// # Limitations
 /// Expiry is decided by the application's clock (the time passed by the middleware), so the
@@ -412,59 +443,6 @@ fn written(rows: u64, otherwise: WriteResult) -> WriteResult {
     } else {
         otherwise
     }
-}
-
-/// The parameters of the `update` and `update_returning` queries.
-struct UpdateArgs<'a> {
-    key: &'a [u8],
-    cleared: bool,
-    removed: Vec<&'a str>,
-    patch: Json<&'a Map<String, Value>>,
-    expires_at: SystemTime,
-    now: SystemTime,
-    sets_owner: bool,
-    owner: Option<&'a str>,
-    deadline: SystemTime,
-}
-
-impl<'a> UpdateArgs<'a> {
-    fn new(
-        key: &'a StorageKey,
-        changes: &'a ChangeSet,
-        expires_at: SystemTime,
-        now: SystemTime,
-        deadline: SystemTime,
-    ) -> Self {
-        Self {
-            key: key.as_bytes().as_slice(),
-            cleared: changes.is_cleared(),
-            removed: removed(changes),
-            patch: Json(changes.patch()),
-            expires_at,
-            now,
-            sets_owner: changes.owner().is_some(),
-            owner: changes.owner().flatten(),
-            deadline,
-        }
-    }
-
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
-        [
-            &self.key,
-            &self.cleared,
-            &self.removed,
-            &self.patch,
-            &self.expires_at,
-            &self.now,
-            &self.sets_owner,
-            &self.owner,
-            &self.deadline,
-        ]
-    }
-}
-
-fn removed(changes: &ChangeSet) -> Vec<&str> {
-    changes.removed().collect()
 }
 
 /// The columns [`record`] reads, in its order.

@@ -1,8 +1,12 @@
 //! The store's SQL, built once from validated schema and table names.
 
-use tokio_postgres::types::Type;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+use tokio_postgres::types::{Json, Type};
 
 use super::{shared::Single, statements::Query, RECORD_COLUMNS};
+use crate::{ChangeSet, StorageKey};
 
 /// SQL text, built once from validated names.
 pub(super) struct Queries {
@@ -229,8 +233,61 @@ impl Queries {
     }
 }
 
+/// The parameters of the `update` and `update_returning` queries.
+pub(super) struct UpdateArgs<'a> {
+    key: &'a [u8],
+    cleared: bool,
+    removed: Vec<&'a str>,
+    patch: Json<&'a Map<String, Value>>,
+    expires_at: SystemTime,
+    now: SystemTime,
+    sets_owner: bool,
+    owner: Option<&'a str>,
+    deadline: SystemTime,
+}
+
+impl<'a> UpdateArgs<'a> {
+    pub(super) fn new(
+        key: &'a StorageKey,
+        changes: &'a ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+        deadline: SystemTime,
+    ) -> Self {
+        Self {
+            key: key.as_bytes().as_slice(),
+            cleared: changes.is_cleared(),
+            removed: removed(changes),
+            patch: Json(changes.patch()),
+            expires_at,
+            now,
+            sets_owner: changes.owner().is_some(),
+            owner: changes.owner().flatten(),
+            deadline,
+        }
+    }
+
+    pub(super) fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
+        [
+            &self.key,
+            &self.cleared,
+            &self.removed,
+            &self.patch,
+            &self.expires_at,
+            &self.now,
+            &self.sets_owner,
+            &self.owner,
+            &self.deadline,
+        ]
+    }
+}
+
+pub(super) fn removed(changes: &ChangeSet) -> Vec<&str> {
+    changes.removed().collect()
+}
+
 /// The parameter types of `update` and `update_returning`, in the order of
-/// `UpdateArgs::params`.
+/// [`UpdateArgs::params`].
 const UPDATE: &[Type] = &[
     Type::BYTEA,
     Type::BOOL,
