@@ -46,6 +46,7 @@ source tests/services.sh
 trap stop_services EXIT
 start_postgres
 start_redis
+find_pgbouncer
 find_chromium
 
 step "cargo test (unit, integration, UI and doc tests), logging at TRACE into a capture"

@@ -7,6 +7,8 @@
 #                 the program if it is not on the PATH).
 #   CHROMIUM, CHROMEDRIVER  the browser and driver for the browser test; find_chromium looks for
 #                 Debian's /usr/bin/chromium and /usr/bin/chromedriver and installs them as root.
+#   PGBOUNCER     the pgbouncer program for the PgBouncer tests (each starts its own, in front of
+#                 DATABASE_URL); find_pgbouncer looks for Debian's and installs it as root.
 
 as_postgres() {
   # PostgreSQL refuses to run as root.
@@ -109,6 +111,24 @@ find_chromium() {
   fi
   export CHROMIUM="$chromium" CHROMEDRIVER="$driver"
   echo "Chromium: $("$chromium" --version 2>/dev/null | head -n 1) with $driver"
+}
+
+find_pgbouncer() {
+  # tests/tests/pgbouncer.rs and conformance_pgbouncer.rs start their own pgbouncer in
+  # transaction pooling mode. PGBOUNCER names another program.
+  local bin=${PGBOUNCER:-$(PATH="$PATH:/usr/sbin" command -v pgbouncer || true)}
+  if [ -z "$bin" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "PgBouncer: pgbouncer not found; installing Debian's pgbouncer package"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    bin=$(PATH="$PATH:/usr/sbin" command -v pgbouncer || true)
+  fi
+  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    echo "pgbouncer not found. Install it (Debian package: pgbouncer; apt-get install pgbouncer)," >&2
+    echo "or set PGBOUNCER to the program." >&2
+    exit 1
+  fi
+  export PGBOUNCER="$bin"
+  echo "PgBouncer: $("$bin" --version 2>/dev/null | head -n 1) at $bin"
 }
 
 stop_services() {

@@ -93,6 +93,15 @@ pub enum BuildError {
         /// The pool's maximum size.
         pool: usize,
     },
+    /// A PostgreSQL store was asked for shared connections and unnamed statements (for
+    /// PgBouncer in transaction pooling mode): shared connections keep prepared statements and
+    /// a `lock_timeout` on connections of their own, which such a pooler does not keep.
+    #[error(
+        "shared connections cannot be used with unnamed statements (PgBouncer in transaction \
+         pooling mode): they rely on prepared statements and a `lock_timeout` that live on a \
+         server connection; leave `shared_connections` at 0"
+    )]
+    SharedConnectionsUnnamed,
     /// The failure status is not a server error.
     #[error("failure status {0} is not a 5xx status")]
     FailureStatus(StatusCode),

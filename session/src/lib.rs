@@ -176,6 +176,7 @@
 //! | [`CookieStore`] | the last response's cookie wins: changes can be lost | its cookie brings the old data back | — (no store) | — | share sessions (same key) |
 //! | [`MemoryStore`] | change sets merged under a lock: none lost | conditional write: not brought back | full store with [`WhenFull::Refuse`]: 500 for new sessions | process restart: fresh empty session | each has its own sessions |
 //! | [`PostgresStore`] | merged in one `UPDATE`: none lost | conditional `UPDATE`: not brought back | 500 within the timeout; recovers by itself | fresh empty session, new id | share sessions |
+//! | [`PostgresStore`] behind PgBouncer (transaction pooling), with [`PostgresStatements::Unnamed`] | as [`PostgresStore`] | as [`PostgresStore`] | as [`PostgresStore`] | as [`PostgresStore`] | share sessions |
 //! | [`RedisStore`] | `HDEL` + `HSET` in one Lua script: none lost | the script checks the session first: not brought back | 500 within the timeout (down, out of memory); reconnects by itself | flush, eviction, restart without persistence: fresh empty session, new id | share sessions |
 //! | [`CachedStore`] | as its durable store (every write goes there first) | as its durable store; with a [`LocalCache`], *reads* on other instances may still see the old session for up to the staleness bound | durable store down: 500; cache down: bypassed (logged) | as its durable store | share sessions; a [`LocalCache`] serves reads up to the staleness bound old |
 //!
@@ -603,7 +604,7 @@ pub use self::store::{CookieSecurity, CookieStore};
 #[cfg(feature = "memory")]
 pub use self::store::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "postgres")]
-pub use self::store::{PostgresStore, PostgresStoreBuilder};
+pub use self::store::{PostgresStatements, PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::store::{RedisStore, RedisStoreBuilder};
 #[doc(hidden)]

@@ -10,6 +10,7 @@ pub mod guards;
 pub mod outside;
 pub mod owners;
 pub mod pg;
+pub mod pgbouncer;
 pub mod redis;
 mod stores;
 

@@ -149,7 +149,7 @@ pub fn pg_bin() -> PathBuf {
     })
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -171,7 +171,7 @@ fn run(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("running {}: {e}", path.display()))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -23,7 +23,7 @@ pub use self::cookie::{CookieSecurity, CookieStore};
 #[cfg(feature = "memory")]
 pub use self::memory::{MemoryStore, MemoryStoreBuilder, WhenFull};
 #[cfg(feature = "postgres")]
-pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
+pub use self::postgres::{PostgresStatements, PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub(crate) use self::server::{DynStore, ErasedStore};

@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use super::{
     queries::Queries,
     shared::{SharedConnections, Single},
+    statements::PostgresStatements,
     PostgresStore,
 };
 use crate::BuildError;
@@ -21,6 +22,7 @@ pub struct PostgresStoreBuilder {
     pub(super) timeout: Duration,
     pub(super) batch: i64,
     pub(super) shared: usize,
+    pub(super) statements: PostgresStatements,
 }
 
 impl PostgresStoreBuilder {
@@ -92,6 +94,41 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// How statements are sent to the server (default [`PostgresStatements::Prepared`]).
+    ///
+    /// Behind PgBouncer in transaction pooling mode (`pool_mode = transaction`, before 1.21 or
+    /// without `max_prepared_statements`), use [`PostgresStatements::Unnamed`]: every statement
+    /// is then parsed, bound and run in one round trip, unnamed, so nothing outlives its
+    /// transaction. The default prepares each statement once per connection, which fails
+    /// there ("prepared statement \"s3\" does not exist") as soon as a client connection's
+    /// next transaction runs on another server connection. The store keeps no other state
+    /// on a connection between transactions (renew and ending an owner's sessions are each
+    /// one transaction; `migrate` takes a transaction-scoped advisory lock), so it works
+    /// through such a pooler. Shared connections cannot: [`build`](Self::build) refuses the
+    /// combination.
+    ///
+    /// ```no_run
+    /// # use actix_typed_session::{deadpool_postgres, PostgresStatements, PostgresStore};
+    /// use deadpool_postgres::{Config, Runtime};
+    /// use deadpool_postgres::tokio_postgres::NoTls;
+    ///
+    /// # async fn setup() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut config = Config::new();
+    /// // PgBouncer, in `pool_mode = transaction`.
+    /// config.url = Some("postgres://app@pgbouncer.internal:6432/app".into());
+    /// let pool = config.create_pool(Some(Runtime::Tokio1), NoTls)?;
+    ///
+    /// let store = PostgresStore::builder(pool)
+    ///     .statements(PostgresStatements::Unnamed)
+    ///     .build()?;
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn statements(mut self, statements: PostgresStatements) -> Self {
+        self.statements = statements;
+        self
+    }
+
     /// Validates the names and builds the store. Names must be lowercase SQL identifiers
     /// (`[a-z_][a-z0-9_]*`); they are quoted, never interpolated unchecked.
     pub fn build(self) -> Result<PostgresStore, BuildError> {
@@ -112,8 +149,11 @@ impl PostgresStoreBuilder {
                 pool,
             });
         }
+        if connections > 0 && self.statements == PostgresStatements::Unnamed {
+            return Err(BuildError::SharedConnectionsUnnamed);
+        }
         let shared = (connections > 0).then(|| {
-            let sql = Single::ALL.map(|which| queries.single(which).to_owned());
+            let sql = Single::ALL.map(|which| queries.single(which).text.clone());
             // A statement waiting for a row lock fails at the server before the client gives
             // up on it: a definite error instead of a timeout, and no drain.
             let lock_timeout = Some(self.timeout / 10 * 9)
@@ -129,6 +169,7 @@ impl PostgresStoreBuilder {
             pool: self.pool,
             queries: std::sync::Arc::new(queries),
             shared,
+            statements: self.statements,
             timeout: self.timeout,
             batch: self.batch,
         })

@@ -13,7 +13,10 @@
 //! closed just before): an error that arrives after the statement was sent does not prove that
 //! it did not commit.
 
-use tokio_postgres::{types::ToSql, Client, Row, Statement};
+use std::pin::pin;
+
+use futures_util::TryStreamExt;
+use tokio_postgres::{types::ToSql, Client, Row, RowStream, Statement};
 
 use crate::StoreError;
 
@@ -40,21 +43,54 @@ pub(super) enum Answer {
 }
 
 impl Call<'_> {
+    /// Runs the call with the prepared `statement` on `client`.
     pub(super) async fn run(
         self,
         op: &'static str,
         client: &Client,
         statement: &Statement,
     ) -> Result<Answer, StoreError> {
-        match self {
-            Call::OneRow(params) => client
-                .query_opt(statement, params)
-                .await
-                .map(Answer::OneRow),
-            Call::Execute(params) => client.execute(statement, params).await.map(Answer::Execute),
-            Call::Rows(params) => client.query(statement, params).await.map(Answer::Rows),
+        let rows = client
+            .query_raw(statement, self.params().iter().copied())
+            .await
+            .map_err(|e| StoreError::new(op, e))?;
+        self.collect(op, rows).await
+    }
+
+    pub(super) fn params(&self) -> Params<'_> {
+        match *self {
+            Call::OneRow(params) | Call::Execute(params) | Call::Rows(params) => params,
         }
-        .map_err(|e| StoreError::new(op, e))
+    }
+
+    /// Reads the rows of the call's statement into its answer.
+    pub(super) async fn collect(
+        self,
+        op: &'static str,
+        rows: RowStream,
+    ) -> Result<Answer, StoreError> {
+        let mut rows = pin!(rows);
+        let failed = |e| StoreError::new(op, e);
+        match self {
+            Call::OneRow(_) => {
+                // A stream that has ended must not be polled again (it would answer "closed").
+                let Some(first) = rows.try_next().await.map_err(failed)? else {
+                    return Ok(Answer::OneRow(None));
+                };
+                if rows.try_next().await.map_err(failed)?.is_some() {
+                    return Err(StoreError::new(
+                        op,
+                        "the statement answered more than one row",
+                    ));
+                }
+                Ok(Answer::OneRow(Some(first)))
+            }
+            Call::Execute(_) => {
+                while rows.try_next().await.map_err(failed)?.is_some() {}
+                Ok(Answer::Execute(rows.rows_affected().unwrap_or(0)))
+            }
+            Call::Rows(_) => rows.try_collect().await.map(Answer::Rows).map_err(failed),
+        }
     }
 }
 

@@ -14,12 +14,14 @@ mod connection;
 mod deadline;
 mod queries;
 mod shared;
+mod statements;
 
-pub use self::builder::PostgresStoreBuilder;
+pub use self::{builder::PostgresStoreBuilder, statements::PostgresStatements};
 use self::{
     connection::{connection_lost, Answer, Call, Checkout, Params},
-    queries::{Queries, ADDED_COLUMNS, MISSING_COLUMNS},
+    queries::{removed, Queries, UpdateArgs, ADDED_COLUMNS, MISSING_COLUMNS},
     shared::{SharedConnections, Single},
+    statements::{send, Outcome, Query},
 };
 use crate::{ChangeSet, OwnedSession, Record, SessionStore, StorageKey, StoreError, WriteResult};
 
@@ -91,6 +93,37 @@ const OWNER_ATTEMPTS: usize = 5;
 /// # Ok(()) }
 /// ```
 ///
+/// # Behind PgBouncer
+/// PgBouncer in transaction pooling mode (`pool_mode = transaction`; before 1.21, or without
+/// `max_prepared_statements`) hands each transaction to whichever server connection is free,
+/// so a statement prepared in one is missing in the next ("prepared statement \"s3\" does not
+/// exist"). Build the store with [`PostgresStatements::Unnamed`]: every statement is then sent
+/// unnamed, with its parameter types, and parsed, bound and run in one round trip. Renew and
+/// ending an owner's sessions are each one transaction, which PgBouncer keeps on one server
+/// connection, and `migrate` takes a transaction-scoped advisory lock, so the whole store works
+/// there (the conformance suite runs through PgBouncer 1.18). Shared connections rely on state
+/// kept on a server connection (prepared statements, `lock_timeout`), so [`build`] refuses
+/// them with unnamed statements. The cost: each statement is planned anew.
+///
+/// ```no_run
+/// use actix_typed_session::{deadpool_postgres, PostgresStatements, PostgresStore};
+/// use deadpool_postgres::{Config, Runtime};
+/// use deadpool_postgres::tokio_postgres::NoTls;
+///
+/// # async fn setup() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = Config::new();
+/// config.url = Some("postgres://app@pgbouncer.internal:6432/app".into());
+/// let pool = config.create_pool(Some(Runtime::Tokio1), NoTls)?;
+///
+/// let store = PostgresStore::builder(pool)
+///     .statements(PostgresStatements::Unnamed)
+///     .build()?;
+/// store.migrate().await?;
+/// # Ok(()) }
+/// ```
+///
+/// [`build`]: PostgresStoreBuilder::build
+///
 /// # Limitations
 /// Expiry is decided by the application's clock (the time passed by the middleware), so the
 /// instances of one application should keep their clocks in sync (NTP).
@@ -105,6 +138,7 @@ pub struct PostgresStore {
     pool: Pool,
     queries: std::sync::Arc<Queries>,
     shared: Option<std::sync::Arc<SharedConnections>>,
+    statements: PostgresStatements,
     timeout: Duration,
     batch: i64,
 }
@@ -115,6 +149,7 @@ impl std::fmt::Debug for PostgresStore {
             .field("table", &self.queries.table)
             .field("timeout", &self.timeout)
             .field("batch", &self.batch)
+            .field("statements", &self.statements)
             .field(
                 "shared_connections",
                 &self.shared.as_ref().map_or(0, |s| s.len()),
@@ -128,7 +163,7 @@ impl PostgresStore {
     /// reference loops (reached through the hidden `__bench` module).
     #[cfg(feature = "__bench")]
     pub(crate) fn load_and_update_sql(&self) -> (&str, &str) {
-        (&self.queries.load, &self.queries.update)
+        (&self.queries.load.text, &self.queries.update.text)
     }
 
     /// Starts building a store on `pool` (the application's own pool).
@@ -140,6 +175,7 @@ impl PostgresStore {
             timeout: DEFAULT_TIMEOUT,
             batch: DEFAULT_BATCH,
             shared: 0,
+            statements: PostgresStatements::Prepared,
         }
     }
 
@@ -280,37 +316,26 @@ impl PostgresStore {
         sql: Sql<'_>,
         call: Call<'_>,
     ) -> Result<Answer, StoreError> {
-        let (text, read) = match sql {
+        let (query, read) = match sql {
             Sql::Single(which, key) => {
                 if let Some(shared) = &self.shared {
                     return shared.run(op, key, which, self.timeout, call).await;
                 }
                 (self.queries.single(which), which.is_read())
             }
-            Sql::Read(text) => (text, true),
-            Sql::Other(text) => (text, false),
+            Sql::Read(query) => (query, true),
+            Sql::Other(query) => (query, false),
         };
         self.bounded(op, async {
             let mut retried = false;
             loop {
                 let client = self.checkout(op).await?;
                 // Whether the connection proved lost before the statement was sent.
-                let (result, unsent_lost) = match client.prepare_cached(text).await {
-                    Err(e) => {
-                        let err = StoreError::new(op, e);
-                        let lost = connection_lost(&err);
-                        (Err(err), lost)
-                    }
-                    // Closed since the pool checked it: the statement would not even be sent.
-                    Ok(_) if client.is_closed() => (
-                        Err(StoreError::new(
-                            op,
-                            "the connection closed before the statement was sent",
-                        )),
-                        true,
-                    ),
-                    Ok(stmt) => (call.run(op, &client, &stmt).await, false),
-                };
+                let (result, unsent_lost) =
+                    match send(self.statements, &**client, op, query, call).await {
+                        Outcome::Unsent { err, lost } => (Err(err), lost),
+                        Outcome::Sent(result) => (result, false),
+                    };
                 match result {
                     Err(err) if !retried && (unsent_lost || read && connection_lost(&err)) => {
                         tracing::debug!(
@@ -357,6 +382,24 @@ impl PostgresStore {
         Ok(row)
     }
 
+    /// Runs a query that gives at most one row in the transaction `tx`.
+    async fn one_row_in(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        op: &'static str,
+        query: &Query,
+        params: Params<'_>,
+    ) -> Result<Option<tokio_postgres::Row>, StoreError> {
+        let call = Call::OneRow(params);
+        let Answer::OneRow(row) = send(self.statements, tx, op, query, call)
+            .await
+            .into_result()?
+        else {
+            unreachable!("a one-row call answers with at most one row")
+        };
+        Ok(row)
+    }
+
     /// The deadline of a write that starts now (see [`deadline`]).
     fn deadline(&self) -> SystemTime {
         deadline::deadline(self.timeout)
@@ -382,9 +425,16 @@ enum Sql<'a> {
     /// A single-row statement on the session of this key (shared connections serve these).
     Single(Single, &'a StorageKey),
     /// Any other statement that only reads, on a pooled connection.
-    Read(&'a str),
+    Read(&'a Query),
     /// Any other statement, on a pooled connection.
-    Other(&'a str),
+    Other(&'a Query),
+}
+
+/// Whether `err` is a serialization failure (a repeatable-read transaction that must be retried).
+fn serialization_failure(err: &StoreError) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<tokio_postgres::Error>())
+        .is_some_and(|e| e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE))
 }
 
 fn written(rows: u64, otherwise: WriteResult) -> WriteResult {
@@ -393,59 +443,6 @@ fn written(rows: u64, otherwise: WriteResult) -> WriteResult {
     } else {
         otherwise
     }
-}
-
-/// The parameters of the `update` and `update_returning` queries.
-struct UpdateArgs<'a> {
-    key: &'a [u8],
-    cleared: bool,
-    removed: Vec<&'a str>,
-    patch: Json<&'a Map<String, Value>>,
-    expires_at: SystemTime,
-    now: SystemTime,
-    sets_owner: bool,
-    owner: Option<&'a str>,
-    deadline: SystemTime,
-}
-
-impl<'a> UpdateArgs<'a> {
-    fn new(
-        key: &'a StorageKey,
-        changes: &'a ChangeSet,
-        expires_at: SystemTime,
-        now: SystemTime,
-        deadline: SystemTime,
-    ) -> Self {
-        Self {
-            key: key.as_bytes().as_slice(),
-            cleared: changes.is_cleared(),
-            removed: removed(changes),
-            patch: Json(changes.patch()),
-            expires_at,
-            now,
-            sets_owner: changes.owner().is_some(),
-            owner: changes.owner().flatten(),
-            deadline,
-        }
-    }
-
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 9] {
-        [
-            &self.key,
-            &self.cleared,
-            &self.removed,
-            &self.patch,
-            &self.expires_at,
-            &self.now,
-            &self.sets_owner,
-            &self.owner,
-            &self.deadline,
-        ]
-    }
-}
-
-fn removed(changes: &ChangeSet) -> Vec<&str> {
-    changes.removed().collect()
 }
 
 /// The columns [`record`] reads, in its order.
@@ -587,21 +584,15 @@ impl SessionStore for PostgresStore {
                 let old_key = old.as_bytes().as_slice();
                 let taken = match retire_until {
                     None => {
-                        let take = tx
-                            .prepare_cached(&self.queries.take)
-                            .await
-                            .map_err(|e| StoreError::new(op, e))?;
-                        tx.query_opt(&take, &[&old_key, &now]).await
+                        let params: Params<'_> = &[&old_key, &now];
+                        self.one_row_in(&tx, op, &self.queries.take, params).await
                     }
                     Some(until) => {
-                        let retire = tx
-                            .prepare_cached(&self.queries.retire)
-                            .await
-                            .map_err(|e| StoreError::new(op, e))?;
-                        tx.query_opt(&retire, &[&old_key, &now, &until]).await
+                        let params: Params<'_> = &[&old_key, &now, &until];
+                        self.one_row_in(&tx, op, &self.queries.retire, params).await
                     }
                 };
-                let Some(row) = taken.map_err(|e| StoreError::new(op, e))? else {
+                let Some(row) = taken? else {
                     // Dropping the transaction rolls it back.
                     return Ok(WriteResult::Missing);
                 };
@@ -616,28 +607,30 @@ impl SessionStore for PostgresStore {
                 } else {
                     older
                 };
-                let put = tx
-                    .prepare_cached(&self.queries.put)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
-                let rows = tx
-                    .execute(
-                        &put,
-                        &[
-                            &new.as_bytes().as_slice(),
-                            &data,
-                            &changes.is_cleared(),
-                            &removed(changes),
-                            &Json(changes.patch()),
-                            &created_at,
-                            &expires_at,
-                            &now,
-                            &owner,
-                            &predecessor,
-                        ],
-                    )
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
+                let put: Params<'_> = &[
+                    &new.as_bytes().as_slice(),
+                    &data,
+                    &changes.is_cleared(),
+                    &removed(changes),
+                    &Json(changes.patch()),
+                    &created_at,
+                    &expires_at,
+                    &now,
+                    &owner,
+                    &predecessor,
+                ];
+                let Answer::Execute(rows) = send(
+                    self.statements,
+                    &tx,
+                    op,
+                    &self.queries.put,
+                    Call::Execute(put),
+                )
+                .await
+                .into_result()?
+                else {
+                    unreachable!("an execute call answers with a row count")
+                };
                 if rows != 1 {
                     // The old row is back as it was once the transaction is rolled back.
                     return Ok(WriteResult::Collision);
@@ -722,10 +715,6 @@ impl SessionStore for PostgresStore {
         self.bounded(op, async {
             let mut client = self.checkout(op).await?;
             let result = async {
-                let stmt = client
-                    .prepare_cached(&self.queries.delete_all_owned)
-                    .await
-                    .map_err(|e| StoreError::new(op, e))?;
                 let keep = keep.map(|k| k.as_bytes().as_slice());
                 // One DELETE, in a repeatable-read transaction. Under read committed, a DELETE that
                 // waits for a concurrent renew of one of the owner's sessions skips the old row
@@ -739,13 +728,17 @@ impl SessionStore for PostgresStore {
                         .start()
                         .await
                         .map_err(|e| StoreError::new(op, e))?;
-                    let rows = match tx.query(&stmt, &[&owner, &keep]).await {
-                        Ok(rows) => rows,
+                    let query = &self.queries.delete_all_owned;
+                    let call = Call::Rows(&[&owner, &keep]);
+                    let rows = match send(self.statements, &tx, op, query, call)
+                        .await
+                        .into_result()
+                    {
+                        Ok(Answer::Rows(rows)) => rows,
+                        Ok(_) => unreachable!("a rows call answers with rows"),
                         // Dropping the transaction rolls it back.
-                        Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {
-                            continue
-                        }
-                        Err(e) => return Err(StoreError::new(op, e)),
+                        Err(e) if serialization_failure(&e) => continue,
+                        Err(e) => return Err(e),
                     };
                     // Retired copies of the owner's renewed sessions go too (ending "everywhere"
                     // includes an old id in its grace window), but only live sessions are reported.
