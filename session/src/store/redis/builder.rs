@@ -111,7 +111,6 @@ impl RedisStoreBuilder {
                 prefix: self.prefix,
                 timeout: self.timeout,
                 replicas,
-                load: Script::new(LOAD),
                 create: writer(CREATE),
                 update: script(UPDATE),
                 update_small: Script::new(UPDATE_SMALL),

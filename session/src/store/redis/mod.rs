@@ -92,7 +92,7 @@ const OWNER_SET: &str = "owner:";
 /// - **delete** removes the hash and its member of the owner's set, and the retired copies it was
 ///   renewed from (the new hash names its copy in `@p`).
 ///
-/// A load is one script call, an `HGETALL` whose reply Redis packs into one string. Listing an owner's sessions, ending one of them and ending all of them
+/// A load is one `HGETALL`. Listing an owner's sessions, ending one of them and ending all of them
 /// are one script each, over the owner's set; a listing also drops the members whose hash Redis
 /// has expired. Every key always carries a Redis TTL (`PEXPIRE` to the session's deadline), so
 /// Redis reclaims expired sessions by itself: no clean-up task is needed.
@@ -163,7 +163,6 @@ struct Inner {
     replicas: Option<Replicas>,
     /// `{prefix}owner:`, the start of every owner set's key.
     owner_prefix: String,
-    load: Script,
     create: Script,
     update: Script,
     update_small: Script,
@@ -269,9 +268,10 @@ impl RedisStore {
         key: &StorageKey,
         now: SystemTime,
     ) -> Result<Option<Record>, StoreError> {
-        let mut cmd = evalsha_head(&self.inner.load, 1);
+        let mut cmd = Cmd::with_capacity(2, 16 + self.inner.prefix.len() + 64);
+        cmd.arg("HGETALL");
         self.arg_key(&mut cmd, key);
-        let reply = self.invoke(op, &self.inner.load, &cmd, true).await?;
+        let reply = self.inner.conns.query(op, &cmd, None, true, None).await?;
         decode(op, reply, now)
     }
 

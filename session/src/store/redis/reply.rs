@@ -63,14 +63,6 @@ pub(super) fn unexpected(op: &'static str, what: &'static str) -> StoreError {
     StoreError::new(op, format!("unexpected reply from Redis: {what}"))
 }
 
-/// The next MessagePack string of `rest`, which moves past it; `None` when it holds none.
-fn packed_str<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(rmp::decode::read_str_len(rest).ok()?).ok()?;
-    let string = rest.get(..len)?;
-    *rest = &rest[len..];
-    Some(string)
-}
-
 /// The integer a script returned.
 pub(super) fn integer(op: &'static str, reply: Value) -> Result<i64, StoreError> {
     match reply {
@@ -98,27 +90,26 @@ pub(super) fn string(op: &'static str, reply: Value) -> Result<String, StoreErro
     }
 }
 
-/// Turns a load's reply into a record; `None` when the hash is absent or expired.
+/// Turns the `HGETALL` reply of a session hash into a record; `None` when absent or expired.
+/// The reply is an array of names and values (RESP2) or a map (RESP3, `?protocol=resp3`).
 ///
-/// The reply is one string: the hash's names and values as a MessagePack array of strings,
-/// packed by Redis's `cmsgpack` (see `load.lua`). Read as `HGETALL`'s array, each name and
-/// each value is a reply item of its own, which costs the `redis` crate's parser more than the
-/// rest of a load on the client together (BENCHMARKS.md).
+/// (A load script that packs the hash into one string costs the client a seventh fewer
+/// instructions, but Redis more: on one machine with Redis it lowered read throughput; see
+/// BENCHMARKS.md.)
 pub(super) fn decode(
     op: &'static str,
     reply: Value,
     now: SystemTime,
 ) -> Result<Option<Record>, StoreError> {
-    let Value::BulkString(packed) = reply else {
-        return Err(unexpected(op, "a packed hash that is not a string"));
+    let items = match reply {
+        Value::Array(items) => items,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => return Err(unexpected(op, "a hash that is neither an array nor a map")),
     };
-    let mut rest = packed.as_slice();
-    let items = rmp::decode::read_array_len(&mut rest)
-        .map_err(|_| unexpected(op, "a packed hash that is not an array"))?;
-    if items % 2 != 0 {
+    if items.len() % 2 != 0 {
         return Err(unexpected(op, "a hash with an odd number of items"));
     }
-    if items == 0 {
+    if items.is_empty() {
         return Ok(None);
     }
     let time = |value: &[u8]| {
@@ -132,11 +123,13 @@ pub(super) fn decode(
     let mut retired = false;
     let mut retired_until = None;
     let mut data = Map::new();
-    for _ in 0..items / 2 {
-        let (Some(name), Some(value)) = (packed_str(&mut rest), packed_str(&mut rest)) else {
+    let mut items = items.into_iter();
+    while let (Some(name), Some(value)) = (items.next(), items.next()) {
+        let (Value::BulkString(name), Value::BulkString(value)) = (name, value) else {
             return Err(unexpected(op, "a hash field that is not a string"));
         };
-        match name {
+        let value = value.as_slice();
+        match name.as_slice() {
             n if n == CREATED.as_bytes() => created_at = Some(time(value)),
             n if n == EXPIRES.as_bytes() => expires_at = Some(time(value)),
             n if n == LAST_SEEN.as_bytes() => last_seen = Some(time(value)),
@@ -201,15 +194,14 @@ mod tests {
         *,
     };
 
-    /// What `load.lua` answers for a hash of `items` (names and values).
+    /// `HGETALL`'s reply for a hash of `items` (names and values).
     fn pack(items: &[&[u8]]) -> Value {
-        let mut packed = Vec::new();
-        rmp::encode::write_array_len(&mut packed, items.len().try_into().unwrap()).unwrap();
-        for item in items {
-            rmp::encode::write_str_len(&mut packed, item.len().try_into().unwrap()).unwrap();
-            packed.extend_from_slice(item);
-        }
-        Value::BulkString(packed)
+        Value::Array(
+            items
+                .iter()
+                .map(|item| Value::BulkString(item.to_vec()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -264,7 +256,7 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(decode("test", pack(&[]), now).unwrap().is_none());
-        // Long strings have other MessagePack headers than short ones.
+        // A long value.
         let long = format!("\"{}\"", "x".repeat(70_000));
         let mut big = fields.clone();
         big.push(("d:long", long.clone()));
@@ -277,17 +269,11 @@ mod tests {
         let now = SystemTime::now();
         let later = millis(now + Duration::from_secs(60)).to_string();
         let later = later.as_bytes();
-        let mut truncated = pack(&[EXPIRES.as_bytes(), later]);
-        if let Value::BulkString(bytes) = &mut truncated {
-            bytes.pop();
-        }
         let bad = [
             Value::Int(1),
-            // HGETALL's own reply, not the packed one.
-            Value::Array(vec![Value::BulkString(EXPIRES.into())]),
-            Value::BulkString(b"not msgpack".to_vec()),
+            Value::BulkString(b"not a hash".to_vec()),
             pack(&[EXPIRES.as_bytes()]),
-            truncated,
+            Value::Array(vec![Value::BulkString(EXPIRES.into()), Value::Int(5)]),
             // No creation time.
             pack(&[EXPIRES.as_bytes(), later]),
             pack(&[EXPIRES.as_bytes(), b"soon", CREATED.as_bytes(), b"0"]),

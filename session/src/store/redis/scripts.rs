@@ -55,10 +55,6 @@ pub(super) const SMALL_ARGS: usize = 128;
 /// owner's set (never listed, but ending all of the owner's sessions deletes it too).
 pub(super) const RENEW: &str = include_str!("renew.lua");
 
-/// `KEYS = [key]`: the hash's `HGETALL` packed into one MessagePack string (see
-/// [`decode`](super::reply::decode)). Without the prelude: it needs none of its helpers.
-pub(super) const LOAD: &str = include_str!("load.lua");
-
 /// `KEYS = [key]`, `ARGV = [owner_set_prefix]`: deletes the hash and its index entry, then the
 /// retired copies it was renewed from, following `@p` (at most 8; the keys are not in `KEYS`:
 /// a copy's key is known only once the hash is read).
