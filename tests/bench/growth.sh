@@ -11,6 +11,7 @@
 #
 #   bash tests/bench/growth.sh                     # 4 s runs, 2 rounds
 #   GROWTH_SECONDS=10 GROWTH_ROUNDS=4 bash tests/bench/growth.sh
+#   GROWTH_SUMMARY_ONLY=1 bash tests/bench/growth.sh   # the summary of the results already there
 #
 # Results: tests/bench/growth/<set>/results.tsv, and a summary table on stdout and in
 # tests/bench/growth/summary.md.
@@ -34,17 +35,20 @@ run() { # set-name, then environment assignments
   grep -E '^  (ours|as)-' "$OUT/$name.log" || true
 }
 
+if [ -z "${GROWTH_SUMMARY_ONLY:-}" ]; then
 for n in 1000 100000 1000000; do
   run "stored-$n" LB_PREFILL=$n LB_VARIANTS="ours-pg-rw ours-redis-rw"
 done
 for bytes in 1024 16384 262144; do
   run "blob-$bytes" LB_BLOB=$bytes LB_VARIANTS="as-redis-rw ours-redis-rw ours-pg-rw"
 done
+fi
 
 # Median req/s and server µs per request of each variant in each set.
 {
   printf '| set | variant | req/s (median) | server µs/request (median) |\n|---|---|--:|--:|\n'
   for dir in "$OUT"/stored-* "$OUT"/blob-*; do
+    [ -f "$dir/results.tsv" ] || continue
     set_name=$(basename "$dir")
     awk -F'\t' -v set="$set_name" 'NR > 1 { rps[$1] = rps[$1] " " $3; us[$1] = us[$1] " " $6 }
       function median(list,   a, n, i, j, t) {
