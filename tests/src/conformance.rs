@@ -354,13 +354,7 @@ pub async fn malformed_neighbour_cookies_do_not_hide_the_session(backend: Backen
     let value = c.cookie("s").unwrap();
     // The same name in other cases, and the name without its prefix, are other cookies.
     let header = format!("junk; =; ;;a=b=c; __host-s=other; s=other; __Host-s={value}; x=\"q; y");
-    let reply = c
-        .send_raw(
-            TestRequest::get()
-                .uri("/s/get/user")
-                .insert_header(("cookie", header)),
-        )
-        .await;
+    let reply = c.get_with_cookie_header("/s/get/user", &header).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json(), json!("ann"));
 }
@@ -373,13 +367,7 @@ pub async fn stale_same_name_cookies_before_the_live_one_do_not_hide_it(backend:
     let header = format!(
         "__Host-s=junk; __Host-s=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; __Host-s={live}"
     );
-    let reply = c
-        .send_raw(
-            TestRequest::get()
-                .uri("/s/get/user")
-                .insert_header(("cookie", header)),
-        )
-        .await;
+    let reply = c.get_with_cookie_header("/s/get/user", &header).await;
     assert_eq!(reply.status, StatusCode::OK, "the live session was hidden");
     assert_eq!(reply.json(), json!("ann"));
 }

@@ -428,6 +428,16 @@ where
         }
     }
 
+    /// A GET of `path` with exactly this `Cookie` header (the jar is neither used nor updated).
+    pub async fn get_with_cookie_header(&self, path: &str, header: &str) -> Reply {
+        self.send_raw(
+            test::TestRequest::get()
+                .uri(path)
+                .insert_header((header::COOKIE, header)),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(test::TestRequest::get().uri(path)).await
     }
@@ -515,6 +525,47 @@ pub fn assert_opaque(err: &SessionError) {
         res.into_body().size(),
         actix_web::body::BodySize::Sized(0)
     ));
+}
+
+/// Captures everything logged on this thread while its guard lives ([`LogCapture::install`]).
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Makes this capture the thread's subscriber (every level) until the guard is dropped.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The captured lines at WARN level.
+    pub fn warnings(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|line| line.contains("WARN"))
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// Installs a subscriber for the test process (idempotent).

@@ -42,13 +42,7 @@ pub async fn an_older_planted_session_does_not_replace_the_real_one(backend: Bac
         format!("__Host-s={planted}; __Host-s={victim}"),
         format!("__Host-s={victim}; __Host-s={planted}"),
     ] {
-        let reply = c
-            .send_raw(
-                TestRequest::get()
-                    .uri("/s/get/user")
-                    .insert_header(("cookie", header.clone())),
-            )
-            .await;
+        let reply = c.get_with_cookie_header("/s/get/user", &header).await;
         assert_eq!(reply.status, StatusCode::OK, "{header}");
         assert_eq!(reply.json(), json!("ann"), "the planted session won");
     }
@@ -64,13 +58,7 @@ pub async fn planted_unknown_values_ahead_of_the_real_one_do_not_hide_it(backend
     let repeated = vec![format!("__Host-s={}", unknown(99)); 20];
     for planted in [seven, repeated] {
         let header = format!("{}; __Host-s={live}", planted.join("; "));
-        let reply = c
-            .send_raw(
-                TestRequest::get()
-                    .uri("/s/get/user")
-                    .insert_header(("cookie", header)),
-            )
-            .await;
+        let reply = c.get_with_cookie_header("/s/get/user", &header).await;
         assert_eq!(reply.status, StatusCode::OK, "the live session was hidden");
         assert_eq!(reply.json(), json!("ann"));
     }

@@ -1,54 +1,17 @@
 //! A request that floods the session's cookie name with values (issue 23): the work per request
 //! is bounded on every backend, and what was ignored is logged as one line with a count.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+use std::time::Instant;
 
 use actix_typed_session::{
     Backend, CookieSecurity, CookieStore, Key, MemoryStore, SessionMiddleware,
 };
-use actix_typed_session_tests::{client, CountingStore};
+use actix_typed_session_tests::{client, CountingStore, LogCapture};
 use actix_web::{http::StatusCode, test::TestRequest};
 use serde_json::json;
 
 /// How many values the flood sends: about what fits a 100 KB `Cookie` header.
 const FLOOD: usize = 1300;
-
-/// Captures everything logged while a test runs (this thread only).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-    fn warnings(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|line| line.contains("WARN"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 /// `FLOOD` distinct values shaped like `valid` (same length, alphabet and last character, so a
 /// well-formed id stays well-formed) that nobody issued.
@@ -73,7 +36,7 @@ fn header(values: &[String], live: &str) -> String {
 
 #[actix_web::test]
 async fn a_flood_of_cookie_values_costs_bounded_work_and_one_log_line() {
-    let logs = Capture::default();
+    let logs = LogCapture::default();
     let _guard = logs.install();
     for backend in [
         Backend::from(CookieStore::default()),

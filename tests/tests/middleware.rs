@@ -1,16 +1,13 @@
 //! Middleware behaviour beyond the per-backend conformance suite: laziness, several named
 //! sessions on different backends, the cookie size limit, key rotation, store failures and logs.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use actix_typed_session::{
     CookieSecurity, CookieStore, Key, MemoryStore, Session, SessionConfig, SessionError,
     SessionMiddleware, Sessions, StatusCode,
 };
-use actix_typed_session_tests::{client, get_ok, CountingStore, FailingStore, SECRET_DETAIL};
+use actix_typed_session_tests::{
+    client, get_ok, CountingStore, FailingStore, LogCapture, SECRET_DETAIL,
+};
 use actix_web::{test, web, App, HttpResponse};
 use serde_json::json;
 
@@ -343,38 +340,9 @@ async fn a_cookie_sealed_for_one_session_does_not_open_as_another() {
     assert_eq!(c.read("cart", "admin").await, None);
 }
 
-/// Captures everything logged while a test runs.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[actix_web::test]
 async fn store_failures_are_logged_with_their_cause_and_opaque_to_clients() {
-    let logs = Capture::default();
+    let logs = LogCapture::default();
     let _guard = logs.install();
     let (store, mode) = FailingStore::new();
     let mw = SessionMiddleware::builder(key(1))
@@ -429,7 +397,7 @@ async fn store_failures_are_logged_with_their_cause_and_opaque_to_clients() {
 
 #[actix_web::test]
 async fn bad_cookies_are_warned_about_without_their_value() {
-    let logs = Capture::default();
+    let logs = LogCapture::default();
     let _guard = logs.install();
     let mw = SessionMiddleware::builder(key(1))
         .backend("cookie", CookieStore::default())
@@ -469,7 +437,7 @@ async fn needs_session(session: Session) -> HttpResponse {
 /// logged at error level (once: it is the same mistake on every request).
 #[actix_web::test]
 async fn a_missing_middleware_is_an_opaque_error_logged_with_the_fix() {
-    let logs = Capture::default();
+    let logs = LogCapture::default();
     let _guard = logs.install();
     let app = test::init_service(App::new().route("/", web::get().to(needs_session))).await;
     for _ in 0..2 {
@@ -489,7 +457,7 @@ async fn a_missing_middleware_is_an_opaque_error_logged_with_the_fix() {
 /// A session asked for on a backend that was never registered is logged at error level too.
 #[actix_web::test]
 async fn an_unregistered_backend_is_logged() {
-    let logs = Capture::default();
+    let logs = LogCapture::default();
     let _guard = logs.install();
     let mw = SessionMiddleware::builder(key(1))
         .backend("cookie", CookieStore::default())
