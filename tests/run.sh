@@ -46,6 +46,7 @@ source tests/services.sh
 trap stop_services EXIT
 start_postgres
 start_redis
+start_redis_cluster
 find_pgbouncer
 find_chromium
 

@@ -5,6 +5,10 @@
 #                 otherwise a throw-away redis-server without persistence runs on a free port.
 #                 The Redis fault tests always start their own redis-server (REDIS_SERVER names
 #                 the program if it is not on the PATH).
+#   REDIS_CLUSTER_URLS  comma-separated node URLs of a Redis Cluster the tests may write to (each
+#                 test uses a prefix of its own); otherwise start_redis_cluster runs a throw-away
+#                 cluster of 3 masters (redis-server --cluster-enabled yes, on free ports, joined
+#                 by redis-cli --cluster create). The cluster failover test starts its own.
 #   CHROMIUM, CHROMEDRIVER  the browser and driver for the browser test; find_chromium looks for
 #                 Debian's /usr/bin/chromium and /usr/bin/chromedriver and installs them as root.
 #   PGBOUNCER     the pgbouncer program for the PgBouncer tests (each starts its own, in front of
@@ -95,6 +99,61 @@ start_redis() {
   echo "Redis: throw-away redis-server on 127.0.0.1:$port ($REDIS_TMP)"
 }
 
+start_redis_cluster() {
+  if [ -n "${REDIS_CLUSTER_URLS:-}" ]; then
+    echo "Redis Cluster: using REDIS_CLUSTER_URLS"
+    return
+  fi
+  if ! command -v redis-cli >/dev/null; then
+    echo "redis-cli not found (it joins the test cluster). Install it (Debian: apt-get install" >&2
+    echo "redis-tools, which redis-server depends on), or set REDIS_CLUSTER_URLS." >&2
+    exit 1
+  fi
+  local server port bus i tries addrs="" urls=""
+  server=${REDIS_SERVER:-$(command -v redis-server)}
+  REDIS_CLUSTER_TMP=$(mktemp -d /tmp/ats-redis-cluster.XXXXXX)
+  for i in 1 2 3; do
+    port=$(free_port)
+    bus=$(free_port)
+    mkdir -p "$REDIS_CLUSTER_TMP/$i"
+    "$server" --port "$port" --cluster-port "$bus" --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 2000 --bind 127.0.0.1 \
+      --save "" --appendonly no --dir "$REDIS_CLUSTER_TMP/$i" --daemonize yes \
+      --pidfile "$REDIS_CLUSTER_TMP/$i/pid" --logfile "$REDIS_CLUSTER_TMP/$i/log" >/dev/null
+    tries=0
+    until redis-cli -p "$port" ping >/dev/null 2>&1; do
+      tries=$((tries + 1))
+      if [ "$tries" -ge 100 ]; then
+        echo "a Redis Cluster node did not start:" >&2
+        cat "$REDIS_CLUSTER_TMP/$i/log" >&2 || true
+        exit 1
+      fi
+      sleep 0.1
+    done
+    addrs="$addrs 127.0.0.1:$port"
+    urls="$urls${urls:+,}redis://127.0.0.1:$port/"
+  done
+  # shellcheck disable=SC2086 # one argument per node
+  if ! redis-cli --cluster create $addrs --cluster-yes >"$REDIS_CLUSTER_TMP/create.log" 2>&1; then
+    echo "redis-cli --cluster create failed:" >&2
+    cat "$REDIS_CLUSTER_TMP/create.log" >&2
+    exit 1
+  fi
+  for addr in $addrs; do
+    tries=0
+    until redis-cli -p "${addr#*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; do
+      tries=$((tries + 1))
+      if [ "$tries" -ge 200 ]; then
+        echo "the test Redis Cluster did not reach cluster_state:ok" >&2
+        exit 1
+      fi
+      sleep 0.1
+    done
+  done
+  export REDIS_CLUSTER_URLS="$urls"
+  echo "Redis Cluster: 3 throw-away masters on$addrs ($REDIS_CLUSTER_TMP)"
+}
+
 find_chromium() {
   # The browser test (examples/tests/browser.rs) drives Debian's Chromium through chromedriver.
   # CHROMIUM and CHROMEDRIVER name other programs.
@@ -132,6 +191,17 @@ find_pgbouncer() {
 }
 
 stop_services() {
+  if [ -n "${REDIS_CLUSTER_TMP:-}" ]; then
+    local node_pid tries
+    for pidfile in "$REDIS_CLUSTER_TMP"/*/pid; do
+      [ -f "$pidfile" ] || continue
+      node_pid=$(cat "$pidfile")
+      kill "$node_pid" 2>/dev/null || true
+      tries=0
+      while kill -0 "$node_pid" 2>/dev/null && [ "$tries" -lt 50 ]; do sleep 0.1; tries=$((tries + 1)); done
+    done
+    rm -rf "$REDIS_CLUSTER_TMP"
+  fi
   if [ -n "${REDIS_TMP:-}" ]; then
     if [ -f "$REDIS_TMP/pid" ]; then
       local pid tries=0

@@ -12,6 +12,7 @@ pub mod owners;
 pub mod pg;
 pub mod pgbouncer;
 pub mod redis;
+pub mod redis_cluster;
 mod stores;
 
 use std::{

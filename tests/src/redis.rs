@@ -67,19 +67,24 @@ pub struct TestPrefix {
     pub prefix: String,
 }
 
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "ats-test:{nanos}:{}:{}:",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
 impl TestPrefix {
     pub fn new(url: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
         Self {
             url: url.to_owned(),
-            prefix: format!(
-                "ats-test:{nanos}:{}:{}:",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::SeqCst)
-            ),
+            prefix: unique_prefix(),
         }
     }
 }
@@ -127,7 +132,7 @@ pub fn redis_server() -> PathBuf {
     })
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -298,7 +303,8 @@ impl TempRedis {
         Self::start_with_args(tls, Vec::new())
     }
 
-    fn start_with_args(tls: bool, args: Vec<String>) -> Self {
+    /// Starts a server with more `redis-server` arguments (a cluster node's, say).
+    pub fn start_with_args(tls: bool, args: Vec<String>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "ats-redis-{}-{}",
             std::process::id(),

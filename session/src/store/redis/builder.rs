@@ -2,11 +2,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use ::redis::{Client, Script, TlsCertificates};
+use ::redis::{Client, ErrorKind, RedisError, Script, TlsCertificates};
 
 use super::{
-    conn::Connections, scripts::*, Inner, RedisStore, DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_PREFIX,
-    OWNER_SET,
+    cluster,
+    conn::{Connections, Target},
+    scripts::*,
+    Inner, RedisStore, DEFAULT_PREFIX, DEFAULT_TIMEOUT, MAX_PREFIX, OWNER_SET,
 };
 use crate::BuildError;
 
@@ -22,7 +24,7 @@ use crate::BuildError;
 #[derive(Debug)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    pub(super) client: Client,
+    pub(super) target: Target,
     pub(super) prefix: String,
     pub(super) timeout: Duration,
     pub(super) root_certificates: Option<Vec<u8>>,
@@ -31,9 +33,9 @@ pub struct RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
-    pub(super) fn new(client: Client) -> Self {
+    pub(super) fn new(target: Target) -> Self {
         Self {
-            client,
+            target,
             prefix: DEFAULT_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
             root_certificates: None,
@@ -58,7 +60,8 @@ impl RedisStoreBuilder {
     /// Trusts the CA certificates in `pem` (PEM text, one or more certificates) for a `rediss://`
     /// server, in place of the system's root certificates: for a Redis whose certificate is
     /// signed by a private CA. [`build`](Self::build) fails when the URL is not `rediss://` or
-    /// `pem` cannot be read as PEM certificates.
+    /// `pem` cannot be read as PEM certificates, and on a cluster, whose client takes its
+    /// certificates itself (`ClusterClientBuilder::certs`).
     ///
     /// ```no_run
     /// use actix_typed_session::{redis, RedisStore};
@@ -84,33 +87,53 @@ impl RedisStoreBuilder {
             ));
         }
         let replicas = self.replicas()?;
-        let client = match self.root_certificates {
-            None => self.client,
-            Some(pem) => Client::build_with_tls(
-                self.client.get_connection_info().clone(),
-                TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            )
-            .map_err(BuildError::RedisTls)?,
+        let target = match (self.target, self.root_certificates) {
+            (target, None) => target,
+            (Target::Server(client), Some(pem)) => Target::Server(
+                Client::build_with_tls(
+                    client.get_connection_info().clone(),
+                    TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+                .map_err(BuildError::RedisTls)?,
+            ),
+            (Target::Cluster(_), Some(_)) => {
+                return Err(BuildError::RedisTls(RedisError::from((
+                    ErrorKind::InvalidClientConfig,
+                    "a cluster's client takes its root certificates itself \
+                     (redis::cluster::ClusterClientBuilder::certs)",
+                ))))
+            }
         };
-        if matches!(
-            client.get_connection_info().addr,
-            ::redis::ConnectionAddr::TcpTls { .. }
-        ) {
-            install_crypto_provider();
-        }
+        let cluster = match &target {
+            Target::Server(client) => {
+                if matches!(
+                    client.get_connection_info().addr,
+                    ::redis::ConnectionAddr::TcpTls { .. }
+                ) {
+                    install_crypto_provider();
+                }
+                None
+            }
+            Target::Cluster(_) => {
+                // The cluster client does not tell whether its nodes speak TLS.
+                install_crypto_provider();
+                Some(cluster::Scripts::new())
+            }
+        };
         // Each script is hashed once here; its `EVALSHA` names it by that hash.
         let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
         let writer = |body: &str| Script::new(&format!("{PRELUDE}{WRITE}{body}"));
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                conns: Connections::new(client, self.timeout),
+                conns: Connections::new(target, self.timeout),
                 owner_prefix: format!("{}{OWNER_SET}", self.prefix),
                 prefix: self.prefix,
                 timeout: self.timeout,
                 replicas,
+                cluster,
                 create: writer(CREATE),
                 update: script(UPDATE),
                 update_small: Script::new(UPDATE_SMALL),

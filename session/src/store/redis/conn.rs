@@ -19,8 +19,12 @@ use std::{
 };
 
 use ::redis::{
-    aio::MultiplexedConnection, io::tcp::TcpSettings, AsyncConnectionConfig, Client, Cmd,
-    ErrorKind, Pipeline, RedisError, RedisResult, Script, Value,
+    aio::{ConnectionLike, MultiplexedConnection},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+    io::tcp::TcpSettings,
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult,
+    Script, Value,
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::runtime::Id;
@@ -28,12 +32,64 @@ use tokio::runtime::Id;
 use super::replicas::Replicas;
 use crate::StoreError;
 
+/// What the store connects to: one server (behind one address), or a Redis Cluster.
+#[derive(Clone)]
+pub(super) enum Target {
+    Server(Client),
+    Cluster(ClusterClient),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Server(client) => f.debug_tuple("Server").field(client).finish(),
+            Self::Cluster(_) => f.write_str("Cluster"),
+        }
+    }
+}
+
+/// A runtime's connection: multiplexed to one server, or a cluster connection (which keeps one
+/// multiplexed connection per node, follows `MOVED` and `ASK`, and reloads the slot map itself).
+#[derive(Clone)]
+enum Conn {
+    Server(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Server(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Server(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Server(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
 /// A connection being opened; every operation of the runtime waits on the same one.
-type Connecting = Shared<BoxFuture<'static, Result<MultiplexedConnection, Arc<RedisError>>>>;
+type Connecting = Shared<BoxFuture<'static, Result<Conn, Arc<RedisError>>>>;
 
 enum State {
     Connecting(Connecting),
-    Ready(MultiplexedConnection),
+    Ready(Conn),
 }
 
 struct Slot {
@@ -54,7 +110,7 @@ struct Slots {
 const NONE: u64 = u64::MAX;
 
 pub(super) struct Connections {
-    client: Client,
+    target: Target,
     timeout: Duration,
     /// One per runtime that used the store (a handful: the workers). A runtime that ended
     /// leaves its slot (its connection's driver task ended with it) until the store is dropped,
@@ -64,7 +120,7 @@ pub(super) struct Connections {
 
 /// A connection lent to one operation.
 struct Lent {
-    conn: MultiplexedConnection,
+    conn: Conn,
     generation: u64,
     /// Opened for this operation (not one that may have died unnoticed since its last use).
     fresh: bool,
@@ -79,16 +135,16 @@ struct ConnectError(#[source] Arc<RedisError>);
 struct TimedOut(Duration);
 
 impl Connections {
-    pub(super) fn new(client: Client, timeout: Duration) -> Self {
+    pub(super) fn new(target: Target, timeout: Duration) -> Self {
         Self {
-            client,
+            target,
             timeout,
             slots: Mutex::default(),
         }
     }
 
-    pub(super) fn client(&self) -> &Client {
-        &self.client
+    pub(super) fn target(&self) -> &Target {
+        &self.target
     }
 
     fn lock(&self) -> MutexGuard<'_, Slots> {
@@ -234,15 +290,22 @@ impl Connections {
     /// TCP sockets get `TCP_NODELAY`, which the crate leaves off unless its `tcp_nodelay` feature
     /// is on: the driver writes the commands of one runtime in batches, and with Nagle's
     /// algorithm a batch written while the previous one is unacknowledged waits for Redis's reply.
+    ///
+    /// A cluster connection asks a node for the slot map first, then connects to each primary.
     fn connect(&self) -> Connecting {
-        let client = self.client.clone();
+        let target = self.target.clone();
         async move {
             let config = AsyncConnectionConfig::new()
                 .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-            client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(Arc::new)
+            match target {
+                Target::Server(client) => client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Conn::Server),
+                // Its nodes' sockets get `TCP_NODELAY` from the crate's `tcp_nodelay` feature.
+                Target::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
+            }
+            .map_err(Arc::new)
         }
         .boxed()
         .shared()
@@ -261,7 +324,7 @@ impl Connections {
 /// Sends `cmd`, loading `script` once if Redis does not have it (`EVALSHA`'s `NOSCRIPT`). With
 /// `wait`, its `WAIT` follows `cmd` in one pipeline, and its reply comes back next to `cmd`'s.
 async fn send(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     cmd: &Cmd,
     script: Option<&Script>,
     wait: Option<&Replicas>,
@@ -287,7 +350,7 @@ async fn send(
 
 /// Sends `cmd` alone, or `pipeline` (`cmd` and its `WAIT`) when there is one.
 async fn exchange(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     cmd: &Cmd,
     pipeline: Option<&Pipeline>,
 ) -> RedisResult<(Value, Option<Value>)> {
@@ -300,10 +363,11 @@ async fn exchange(
 /// Sends a write and its `WAIT` (`pipeline`); an error reply to the write is an `Err`, and so
 /// is one to `WAIT` after a write that succeeded.
 async fn request_waiting(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     pipeline: &Pipeline,
 ) -> RedisResult<(Value, Option<Value>)> {
-    let mut replies = conn.send_packed_commands(pipeline, 0, 2).await?.into_iter();
+    // On a cluster, the pipeline goes to the node of the write's key (`WAIT` names none).
+    let mut replies = conn.req_packed_commands(pipeline, 0, 2).await?.into_iter();
     match (replies.next(), replies.next()) {
         (Some(Value::ServerError(err)), _) | (_, Some(Value::ServerError(err))) => Err(err.into()),
         (Some(value), Some(replicated)) => Ok((value, Some(replicated))),
@@ -317,8 +381,8 @@ async fn request_waiting(
 /// Sends `cmd`; an error reply is an `Err`. Only the reply itself is checked, not the items of
 /// an array (`query_async` would rebuild every array to look into it): none of the store's
 /// commands answers with nested errors, and the reply readers take one for an unexpected reply.
-async fn request(conn: &mut MultiplexedConnection, cmd: &Cmd) -> RedisResult<Value> {
-    match conn.send_packed_command(cmd).await? {
+async fn request(conn: &mut Conn, cmd: &Cmd) -> RedisResult<Value> {
+    match conn.req_packed_command(cmd).await? {
         Value::ServerError(err) => Err(err.into()),
         value => Ok(value),
     }

@@ -7,10 +7,11 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use ::redis::{Client, Cmd, Script, Value};
+use ::redis::{cluster::ClusterClient, Client, Cmd, Script, Value};
 
 mod args;
 mod builder;
+mod cluster;
 mod conn;
 mod replicas;
 mod reply;
@@ -19,7 +20,7 @@ mod scripts;
 pub use self::builder::RedisStoreBuilder;
 use self::{
     args::*,
-    conn::Connections,
+    conn::{Connections, Target},
     replicas::Replicas,
     reply::{decode, integer, member_key, owned_session, strings, unexpected},
     scripts::*,
@@ -161,6 +162,8 @@ struct Inner {
     timeout: Duration,
     /// The opt-in wait after every write ([`RedisStoreBuilder::wait_for_replicas`]).
     replicas: Option<Replicas>,
+    /// On a Redis Cluster, the scripts of its one-slot flows (see `cluster`).
+    cluster: Option<cluster::Scripts>,
     /// `{prefix}owner:`, the start of every owner set's key.
     owner_prefix: String,
     create: Script,
@@ -186,7 +189,25 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Starts building a store on `client` (only a parsed URL; nothing is connected yet).
     pub fn builder(client: Client) -> RedisStoreBuilder {
-        RedisStoreBuilder::new(client)
+        RedisStoreBuilder::new(Target::Server(client))
+    }
+
+    /// Starts building a store on a Redis Cluster (nothing is connected yet): sessions spread
+    /// over its shards by their keys, an owner's sessions included. See the type's documentation
+    /// for what changes on a cluster.
+    ///
+    /// ```no_run
+    /// use actix_typed_session::{redis::cluster::ClusterClient, RedisStore};
+    ///
+    /// # fn setup() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Any reachable nodes: the client learns the others, and which slots each serves.
+    /// let client = ClusterClient::new(vec!["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"])?;
+    /// let store = RedisStore::cluster_builder(client).prefix("myapp:s:").build()?;
+    /// assert!(store.client().is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster_builder(client: ClusterClient) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Target::Cluster(client))
     }
 
     /// A store on `client` with the default prefix (`session:`) and timeout (2 seconds).
@@ -208,16 +229,31 @@ impl RedisStore {
         &self.inner.prefix
     }
 
-    /// The client the store connects with (with the builder's TLS root certificates, if any).
+    /// The client the store connects with (with the builder's TLS root certificates, if any);
+    /// `None` on a cluster.
     ///
     /// ```
     /// use actix_typed_session::{redis, RedisStore};
     ///
     /// let store = RedisStore::new(redis::Client::open("redis://127.0.0.1:6380/2").unwrap());
-    /// assert_eq!(store.client().get_connection_info().redis.db, 2);
+    /// assert_eq!(store.client().unwrap().get_connection_info().redis.db, 2);
     /// ```
-    pub fn client(&self) -> &Client {
-        self.inner.conns.client()
+    pub fn client(&self) -> Option<&Client> {
+        match self.inner.conns.target() {
+            Target::Server(client) => Some(client),
+            Target::Cluster(_) => None,
+        }
+    }
+
+    /// Whether the store runs on a Redis Cluster ([`cluster_builder`](Self::cluster_builder)).
+    ///
+    /// ```
+    /// use actix_typed_session::{redis, RedisStore};
+    ///
+    /// assert!(!RedisStore::new(redis::Client::open("redis://127.0.0.1/").unwrap()).is_cluster());
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        self.inner.cluster.is_some()
     }
 
     /// The Redis key of a session: the prefix, then the hash of its id in hex.
@@ -303,18 +339,36 @@ impl RedisStore {
         now: SystemTime,
         retire_until: Option<SystemTime>,
     ) -> Result<i64, StoreError> {
+        let set = match changes.owner() {
+            Some(Some(owner)) => self.owner_key(owner),
+            _ => String::new(),
+        };
+        let mut all = keys.to_vec();
+        if !set.is_empty() {
+            all.push(&set);
+        }
+        let mut cmd = evalsha(script, &all);
+        self.push_update_args(&mut cmd, changes, expires_at, now, retire_until)
+            .map_err(|e| StoreError::new(op, e))?;
+        // A renew moves the key: run again, it would find the old one gone.
+        let retry = retire_until.is_none() && keys.len() == 1;
+        integer(op, self.invoke_write(op, script, &cmd, retry).await?)
+    }
+
+    /// Appends the arguments of an update-style script (see [`PRELUDE`]).
+    fn push_update_args(
+        &self,
+        cmd: &mut Cmd,
+        changes: &ChangeSet,
+        expires_at: SystemTime,
+        now: SystemTime,
+        retire_until: Option<SystemTime>,
+    ) -> Result<(), serde_json::Error> {
         let (owner_change, owner, digest) = match changes.owner() {
             None => ("", "", String::new()),
             Some(None) => ("-", "", String::new()),
             Some(Some(owner)) => ("+", owner, owner_digest(owner)),
         };
-        let set;
-        let mut all = keys.to_vec();
-        if !digest.is_empty() {
-            set = self.owner_set(&digest);
-            all.push(&set);
-        }
-        let mut cmd = evalsha(script, &all);
         cmd.arg(&self.inner.owner_prefix)
             .arg(millis(now))
             .arg(millis(expires_at))
@@ -327,13 +381,11 @@ impl RedisStore {
             Some(t) => cmd.arg(millis(t)),
             None => cmd.arg(""),
         };
-        push_change(&mut cmd, changes).map_err(|e| StoreError::new(op, e))?;
-        // A renew moves the key: run again, it would find the old one gone.
-        let retry = retire_until.is_none() && keys.len() == 1;
-        integer(op, self.invoke_write(op, script, &cmd, retry).await?)
+        push_change(cmd, changes)
     }
 
-    /// Runs [`UPDATE_SMALL`] (see there for its arguments).
+    /// Runs [`UPDATE_SMALL`] (see there for its arguments). On a cluster, an expiry that moved
+    /// moves the owner's set's TTL here, after the script (which cannot reach the set).
     async fn change_small(
         &self,
         op: &'static str,
@@ -345,13 +397,26 @@ impl RedisStore {
         let script = &self.inner.update_small;
         let mut cmd = evalsha_head(script, 1);
         self.arg_key(&mut cmd, key);
-        cmd.arg(&self.inner.owner_prefix)
+        // An empty owner-set prefix tells the script to answer the owner's digest instead.
+        let owner_prefix = match self.inner.cluster {
+            Some(_) => "",
+            None => &self.inner.owner_prefix,
+        };
+        cmd.arg(owner_prefix)
             .arg(millis(now))
             .arg(millis(expires_at))
             .arg(ttl_millis(expires_at, now));
         push_change(&mut cmd, changes).map_err(|e| StoreError::new(op, e))?;
         // Applying the same change twice leaves the session as applying it once.
-        integer(op, self.invoke_write(op, script, &cmd, true).await?)
+        match self.invoke_write(op, script, &cmd, true).await? {
+            Value::BulkString(digest) => {
+                let digest = String::from_utf8_lossy(&digest);
+                let ttl = ttl_millis(expires_at, now);
+                self.index(op, &digest, ttl, &[], &[key.to_hex()]).await?;
+                Ok(1)
+            }
+            reply => integer(op, reply),
+        }
     }
 
     /// Runs a script that writes a whole record (see [`WRITE`] for its arguments); with `index`,
@@ -367,6 +432,10 @@ impl RedisStore {
     ) -> Result<i64, StoreError> {
         let redis_key = self.redis_key(key);
         let (mut cmd, digest) = match &record.owner {
+            // On a cluster the owner's set is on another slot: it is written after the hash.
+            Some(owner) if index && !record.retired && self.inner.cluster.is_some() => {
+                (evalsha(script, &[&redis_key]), owner_digest(owner))
+            }
             Some(owner) if index && !record.retired => {
                 let digest = owner_digest(owner);
                 let set = self.owner_set(&digest);
@@ -391,7 +460,11 @@ impl RedisStore {
         } else {
             self.invoke(op, script, &cmd, true).await?
         };
-        integer(op, reply)
+        let code = integer(op, reply)?;
+        if code == 1 && self.inner.cluster.is_some() {
+            self.index(op, &digest, ttl, &[], &[key.to_hex()]).await?;
+        }
+        Ok(code)
     }
 }
 
@@ -435,12 +508,14 @@ impl SessionStore for RedisStore {
         let small = changes.owner().is_none()
             && !changes.is_cleared()
             && changes.removed().len() + 2 * changes.patch().len() < SMALL_ARGS;
+        const OP: &str = "updating a session";
         let code = if small {
-            self.change_small("updating a session", key, changes, expires_at, now)
-                .await?
+            self.change_small(OP, key, changes, expires_at, now).await?
+        } else if self.inner.cluster.is_some() {
+            return self.cluster_update(OP, key, changes, expires_at, now).await;
         } else {
             self.change(
-                "updating a session",
+                OP,
                 &self.inner.update,
                 &[&self.redis_key(key)],
                 changes,
@@ -475,9 +550,15 @@ impl SessionStore for RedisStore {
         now: SystemTime,
         retire_until: Option<SystemTime>,
     ) -> Result<WriteResult, StoreError> {
+        const OP: &str = "renewing a session";
+        if self.inner.cluster.is_some() {
+            return self
+                .cluster_renew(OP, old, new, changes, expires_at, now, retire_until)
+                .await;
+        }
         let code = self
             .change(
-                "renewing a session",
+                OP,
                 &self.inner.renew,
                 &[&self.redis_key(old), &self.redis_key(new)],
                 changes,
@@ -490,6 +571,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        if self.inner.cluster.is_some() {
+            return self.cluster_delete(key).await;
+        }
         let script = &self.inner.delete;
         let mut cmd = evalsha_head(script, 1);
         self.arg_key(&mut cmd, key);
@@ -510,6 +594,9 @@ impl SessionStore for RedisStore {
         now: SystemTime,
     ) -> Result<Vec<OwnedSession>, StoreError> {
         const OP: &str = "listing an owner's sessions";
+        if self.inner.cluster.is_some() {
+            return self.cluster_list_owned(owner, now).await;
+        }
         let script = &self.inner.list_owned;
         let mut cmd = evalsha(script, &[&self.owner_key(owner)]);
         cmd.arg(&self.inner.prefix).arg(millis(now)).arg(owner);
@@ -524,6 +611,9 @@ impl SessionStore for RedisStore {
 
     async fn delete_owned(&self, owner: &str, key: &StorageKey) -> Result<bool, StoreError> {
         const OP: &str = "ending one of an owner's sessions";
+        if self.inner.cluster.is_some() {
+            return self.cluster_delete_owned(owner, key).await;
+        }
         let script = &self.inner.delete_owned;
         let mut cmd = evalsha(script, &[&self.redis_key(key), &self.owner_key(owner)]);
         cmd.arg(owner);
@@ -537,6 +627,9 @@ impl SessionStore for RedisStore {
         keep: Option<&StorageKey>,
     ) -> Result<Vec<StorageKey>, StoreError> {
         const OP: &str = "ending an owner's sessions";
+        if self.inner.cluster.is_some() {
+            return self.cluster_delete_all_owned(owner, keep).await;
+        }
         let script = &self.inner.delete_all_owned;
         let mut cmd = evalsha(script, &[&self.owner_key(owner)]);
         cmd.arg(&self.inner.prefix)

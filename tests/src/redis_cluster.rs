@@ -1,0 +1,173 @@
+//! Redis Cluster for tests: a key prefix of its own per test on the cluster named by
+//! `REDIS_CLUSTER_URLS` (which `bash tests/run.sh` starts), and throw-away clusters with
+//! replicas for the failover test.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use actix_typed_session::{redis, redis::cluster::ClusterClient, RedisStore, RedisStoreBuilder};
+
+use crate::redis::{free_port, unique_prefix, TempRedis};
+
+/// The node URLs of the cluster the tests share, from `REDIS_CLUSTER_URLS`.
+pub fn cluster_urls() -> Vec<String> {
+    let urls = std::env::var("REDIS_CLUSTER_URLS").unwrap_or_else(|_| {
+        panic!(
+            "REDIS_CLUSTER_URLS is not set. Run `bash tests/run.sh`, which starts a throw-away \
+             Redis Cluster, or set it to the comma-separated node URLs of a cluster the tests \
+             may write to."
+        )
+    });
+    urls.split(',').map(str::to_owned).collect()
+}
+
+/// A cluster client for `urls`.
+pub fn cluster_client(urls: &[String]) -> ClusterClient {
+    ClusterClient::new(urls.to_vec()).expect("valid node URLs")
+}
+
+/// The primaries of the cluster at `urls`, as URLs (from `CLUSTER NODES` on the first node).
+pub fn primaries(urls: &[String]) -> Vec<String> {
+    let nodes: String = crate::redis::command(&urls[0], &redis::cmd("CLUSTER").arg("NODES"))
+        .expect("CLUSTER NODES");
+    nodes
+        .lines()
+        .filter(|line| line.split(' ').nth(2).is_some_and(|f| f.contains("master")))
+        .filter_map(|line| {
+            let addr = line.split(' ').nth(1)?.split('@').next()?;
+            Some(format!("redis://{addr}/"))
+        })
+        .collect()
+}
+
+/// The keys under a prefix on every primary of the cluster at `urls`.
+pub fn cluster_keys(urls: &[String], prefix: &str) -> Vec<(String, String)> {
+    primaries(urls)
+        .into_iter()
+        .flat_map(|node| {
+            crate::redis::keys(&node, prefix)
+                .into_iter()
+                .map(move |key| (node.clone(), key))
+        })
+        .collect()
+}
+
+/// A prefix of its own for one test on a cluster; its keys are deleted when this is dropped.
+pub struct ClusterPrefix {
+    pub urls: Vec<String>,
+    pub prefix: String,
+}
+
+impl Drop for ClusterPrefix {
+    fn drop(&mut self) {
+        let deleted = std::panic::catch_unwind(|| {
+            for (node, key) in cluster_keys(&self.urls, &self.prefix) {
+                crate::redis::command::<()>(&node, redis::cmd("DEL").arg(key))?;
+            }
+            Ok::<_, redis::RedisError>(())
+        });
+        if !matches!(deleted, Ok(Ok(()))) && !std::thread::panicking() {
+            eprintln!("could not delete the test keys under {}", self.prefix);
+        }
+    }
+}
+
+/// A store under a prefix of its own on the shared cluster.
+pub async fn store() -> (RedisStore, ClusterPrefix) {
+    store_on(&cluster_urls(), |builder| builder)
+}
+
+/// A store under a new prefix on the cluster at `urls`, with more settings from `configure`.
+pub fn store_on(
+    urls: &[String],
+    configure: impl FnOnce(RedisStoreBuilder) -> RedisStoreBuilder,
+) -> (RedisStore, ClusterPrefix) {
+    let prefix = unique_prefix();
+    let store = configure(RedisStore::cluster_builder(cluster_client(urls)).prefix(&prefix))
+        .build()
+        .expect("valid settings");
+    let guard = ClusterPrefix {
+        urls: urls.to_vec(),
+        prefix,
+    };
+    (store, guard)
+}
+
+/// A throw-away Redis Cluster on free loopback ports: `masters` primaries, each with `replicas`
+/// replicas; every node is killed when this is dropped.
+pub struct TempCluster {
+    pub nodes: Vec<TempRedis>,
+}
+
+impl TempCluster {
+    /// Starts the nodes, joins them (`redis-cli --cluster create`) and waits until every node
+    /// reports `cluster_state:ok` and every replica has synced.
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let nodes: Vec<TempRedis> = (0..masters * (1 + replicas))
+            .map(|_| {
+                let args = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--cluster-port",
+                    &free_port().to_string(),
+                ];
+                TempRedis::start_with_args(false, args.map(str::to_owned).to_vec())
+            })
+            .collect();
+        let out = Command::new(redis_cli())
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("running redis-cli: {e}"));
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Self { nodes };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &cluster.nodes {
+            loop {
+                let info: String = node.command(redis::cmd("CLUSTER").arg("INFO"));
+                let replication = node.info("replication");
+                let synced = !replication.contains("role:slave")
+                    || replication.contains("master_link_status:up");
+                if info.contains("cluster_state:ok") && synced {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster did not come up");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// The URLs of all nodes.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(TempRedis::url).collect()
+    }
+
+    /// Whether a node is a primary now.
+    pub fn is_primary(node: &TempRedis) -> bool {
+        node.info("replication").contains("role:master")
+    }
+}
+
+/// Where `redis-cli` is (it joins the test clusters).
+fn redis_cli() -> std::path::PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("redis-cli"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("redis-cli not found: install Debian's `redis-tools` package (it joins the cluster)")
+    })
+}
