@@ -1,6 +1,7 @@
 //! Several application instances over one shared store, as behind a load balancer: three
 //! `instance` processes (tests/src/bin/instance.rs) on free loopback ports, driven round-robin by
-//! clients that each keep one cookie jar, as a browser does. On PostgreSQL and on Redis:
+//! clients that each keep one cookie jar, as a browser does. On PostgreSQL, on Redis and on a
+//! Redis Cluster:
 //! - parallel writes of disjoint keys of one session through different instances all survive;
 //! - "log out everywhere" on one instance ends the owner's sessions on all of them;
 //! - with a local cache in each instance, what another instance reads is stale for at most the
@@ -14,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_typed_session_tests::{pg, redis};
+use actix_typed_session_tests::{pg, redis, redis_cluster};
 use actix_web::{cookie::Cookie, http::header};
 use futures_util::future::{join, join_all};
 use serde_json::{json, Value};
@@ -62,7 +63,8 @@ impl Drop for Instance {
     }
 }
 
-/// Three instances over one store: `backend` is `pg` or `redis`, `name` the schema or prefix.
+/// Three instances over one store: `backend` is `pg`, `redis` or `redis-cluster` (whose `url`
+/// lists the nodes, separated by commas), `name` the schema or prefix.
 fn three(backend: &str, url: &str, name: &str, cache_bound_ms: Option<u64>) -> Vec<Instance> {
     let bound = cache_bound_ms.map(|ms| ms.to_string());
     let mut args = vec![backend, url, name];
@@ -257,6 +259,19 @@ async fn three_instances_on_postgres() {
 async fn three_instances_on_redis() {
     let (_, prefix) = redis::store().await;
     let instances = three("redis", &prefix.url, &prefix.prefix, None);
+    parallel_disjoint_writes_all_survive(&instances).await;
+    log_out_everywhere_ends_the_sessions_on_all_instances(&instances, Duration::ZERO).await;
+}
+
+#[actix_web::test]
+async fn three_instances_on_redis_cluster() {
+    let (_, prefix) = redis_cluster::store().await;
+    let instances = three(
+        "redis-cluster",
+        &prefix.urls.join(","),
+        &prefix.prefix,
+        None,
+    );
     parallel_disjoint_writes_all_survive(&instances).await;
     log_out_everywhere_ends_the_sessions_on_all_instances(&instances, Duration::ZERO).await;
 }

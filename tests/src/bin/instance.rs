@@ -5,6 +5,7 @@
 //! ```text
 //! instance pg    <database url> <schema> [<local cache staleness bound, ms>]
 //! instance redis <redis url>    <prefix> [<local cache staleness bound, ms>]
+//! instance redis-cluster <node url>,<node url>,... <prefix> [<local cache staleness bound, ms>]
 //! ```
 //!
 //! Every instance derives the same key, as instances behind one load balancer share theirs.
@@ -86,8 +87,18 @@ async fn shared_store(
                 .map_err(std::io::Error::other)?;
             backend(store, bound)
         }
+        "redis-cluster" => {
+            let nodes: Vec<&str> = url.split(',').collect();
+            let client = actix_typed_session::redis::cluster::ClusterClient::new(nodes)
+                .map_err(std::io::Error::other)?;
+            let store = RedisStore::cluster_builder(client)
+                .prefix(name)
+                .build()
+                .map_err(std::io::Error::other)?;
+            backend(store, bound)
+        }
         other => Err(std::io::Error::other(format!(
-            "unknown backend {other:?}: pg or redis"
+            "unknown backend {other:?}: pg, redis or redis-cluster"
         ))),
     }
 }
@@ -96,7 +107,7 @@ fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [kind, url, name, rest @ ..] = args.as_slice() else {
         return Err(std::io::Error::other(
-            "usage: instance pg|redis <url> <schema or prefix> [<local cache bound, ms>]",
+            "usage: instance pg|redis|redis-cluster <url> <schema or prefix> [<local cache bound, ms>]",
         ));
     };
     let bound = match rest {
