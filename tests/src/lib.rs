@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod devices;
 pub mod expiry;
+pub mod failover;
 pub mod guards;
 pub mod outside;
 pub mod owners;

@@ -299,6 +299,11 @@ impl TempRedis {
         self.port
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap().as_ref().map(Child::id)
+    }
+
     fn start_with(tls: bool) -> Self {
         Self::start_with_args(tls, Vec::new())
     }

@@ -76,23 +76,22 @@ impl Drop for ClusterPrefix {
 
 /// A store under a prefix of its own on the shared cluster.
 pub async fn store() -> (RedisStore, ClusterPrefix) {
-    store_on(&cluster_urls(), |builder| builder)
+    let urls = cluster_urls();
+    let (store, prefix) = store_on(&urls, |builder| builder);
+    (store, ClusterPrefix { urls, prefix })
 }
 
-/// A store under a new prefix on the cluster at `urls`, with more settings from `configure`.
+/// A store under a new prefix (returned) on the cluster at `urls`, with more settings from
+/// `configure`. Nothing deletes its keys: for a throw-away cluster.
 pub fn store_on(
     urls: &[String],
     configure: impl FnOnce(RedisStoreBuilder) -> RedisStoreBuilder,
-) -> (RedisStore, ClusterPrefix) {
+) -> (RedisStore, String) {
     let prefix = unique_prefix();
     let store = configure(RedisStore::cluster_builder(cluster_client(urls)).prefix(&prefix))
         .build()
         .expect("valid settings");
-    let guard = ClusterPrefix {
-        urls: urls.to_vec(),
-        prefix,
-    };
-    (store, guard)
+    (store, prefix)
 }
 
 /// A throw-away Redis Cluster on free loopback ports: `masters` primaries, each with `replicas`
@@ -103,7 +102,7 @@ pub struct TempCluster {
 
 impl TempCluster {
     /// Starts the nodes, joins them (`redis-cli --cluster create`) and waits until every node
-    /// reports `cluster_state:ok` and every replica has synced.
+    /// reports `cluster_state:ok` and every primary's writes reach its replica.
     pub fn start(masters: usize, replicas: usize) -> Self {
         let nodes: Vec<TempRedis> = (0..masters * (1 + replicas))
             .map(|_| {
@@ -146,6 +145,11 @@ impl TempCluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        if replicas > 0 {
+            for node in cluster.nodes.iter().filter(|n| Self::is_primary(n)) {
+                replicated(node, deadline);
+            }
+        }
         cluster
     }
 
@@ -157,6 +161,31 @@ impl TempCluster {
     /// Whether a node is a primary now.
     pub fn is_primary(node: &TempRedis) -> bool {
         node.info("replication").contains("role:master")
+    }
+}
+
+/// Waits until a write on `primary` reaches a replica (`WAIT 1` answers 1): a replica that
+/// reports its link up may not take the stream yet.
+fn replicated(primary: &TempRedis, deadline: Instant) {
+    let mut conn = primary.client().get_connection().expect("a primary");
+    // A key of one of the primary's slots: the others answer MOVED.
+    let mut n = 0;
+    loop {
+        let replied: redis::RedisResult<((), i64)> = redis::pipe()
+            .cmd("SET")
+            .arg(format!("ats-ready-{n}"))
+            .arg(1)
+            .cmd("WAIT")
+            .arg(1)
+            .arg(100)
+            .query(&mut conn);
+        match replied {
+            Ok((_, 1)) => return,
+            Err(err) if err.kind() == redis::ErrorKind::Moved => n += 1,
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(err) => panic!("checking replication: {err}"),
+        }
+        assert!(Instant::now() < deadline, "a replica did not take writes");
     }
 }
 

@@ -27,24 +27,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_typed_session::{
-    redis::cmd, Key, RedisStore, RedisStoreBuilder, SessionMiddleware, StatusCode,
-};
+use actix_typed_session::{redis::cmd, RedisStore, RedisStoreBuilder, StatusCode};
 use actix_typed_session_tests::{
-    client,
+    failover::{self, Write},
     redis::{self, TempRedis},
 };
-use actix_web::{http::header, test::TestRequest};
-use serde_json::json;
 
 /// Clients writing at the same time, each with a session of its own.
 const CLIENTS: usize = 8;
 const PREFIX: &str = "failover:";
 /// How long a write waits for the replica when the wait is on.
 const WAIT: Duration = Duration::from_millis(100);
-
-/// One write: when it was sent, when it was answered, the value written, and the status.
-type Write = (Instant, Instant, u64, StatusCode);
 
 /// What one run saw.
 #[derive(Debug)]
@@ -112,7 +105,8 @@ fn failover(wait: bool, lagging: bool) -> Run {
         let stop = stop.clone();
         std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let clients = (0..CLIENTS).map(|_| writes(store.clone(), &stop, deadline));
+                let clients =
+                    (0..CLIENTS).map(|_| failover::writes(store.clone(), &stop, deadline));
                 futures_util::future::join_all(clients).await
             })
         })
@@ -143,22 +137,10 @@ fn failover(wait: bool, lagging: bool) -> Run {
     drop(silent);
 
     // Each client's value on the promoted replica, read through the store with its cookie.
-    let found: Vec<u64> = actix_rt::System::new().block_on(async {
-        let c = client(middleware(builder(&replica.url()).build().unwrap())).await;
-        let mut found = Vec::new();
-        for (cookies, _) in &clients {
-            let read = TestRequest::get()
-                .uri("/session/get/n")
-                .insert_header((header::COOKIE, cookies.as_str()));
-            let reply = c.send_raw(read).await;
-            found.push(match reply.status {
-                StatusCode::OK => reply.json().as_u64().expect("a number"),
-                StatusCode::NOT_FOUND => 0,
-                other => panic!("reading from the promoted replica: {other}"),
-            });
-        }
-        found
-    });
+    let found = actix_rt::System::new().block_on(failover::values(
+        builder(&replica.url()).build().unwrap(),
+        &clients,
+    ));
 
     let ok = |w: &&Write| w.3 == StatusCode::OK;
     let while_cut = |w: &&Write| lagging && w.0 >= cut_done && w.0 < killed;
@@ -169,36 +151,6 @@ fn failover(wait: bool, lagging: bool) -> Run {
         acked: all().filter(ok).count(),
         acked_while_cut: all().filter(while_cut).filter(ok).count(),
         refused_while_cut: all().filter(while_cut).filter(|w| !ok(w)).count(),
-        lost: clients
-            .iter()
-            .zip(&found)
-            .map(|((_, writes), &found)| writes.iter().filter(|w| ok(w) && w.2 > found).count())
-            .sum(),
+        lost: failover::lost(&clients, &found),
     }
-}
-
-fn middleware(store: RedisStore) -> SessionMiddleware {
-    SessionMiddleware::builder(Key::from(&[21u8; 64][..]))
-        .backend("redis", store)
-        .build()
-        .unwrap()
-}
-
-/// One client's loop: `n` = 1, 2, 3, … into its session until `stop` (or the deadline).
-/// Returns its cookies and its writes.
-async fn writes(store: RedisStore, stop: &AtomicBool, deadline: Instant) -> (String, Vec<Write>) {
-    let c = client(middleware(store)).await;
-    let mut writes = Vec::new();
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        n += 1;
-        let sent = Instant::now();
-        let reply = c.post_json("/session/set/n", json!(n)).await;
-        writes.push((sent, Instant::now(), n, reply.status));
-        if reply.status != StatusCode::OK {
-            // The primary is gone: no need to spin.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    (c.cookie_header(), writes)
 }
