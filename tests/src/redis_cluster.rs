@@ -30,8 +30,8 @@ pub fn cluster_client(urls: &[String]) -> ClusterClient {
 
 /// The primaries of the cluster at `urls`, as URLs (from `CLUSTER NODES` on the first node).
 pub fn primaries(urls: &[String]) -> Vec<String> {
-    let nodes: String = crate::redis::command(&urls[0], &redis::cmd("CLUSTER").arg("NODES"))
-        .expect("CLUSTER NODES");
+    let nodes: String =
+        crate::redis::command(&urls[0], redis::cmd("CLUSTER").arg("NODES")).expect("CLUSTER NODES");
     nodes
         .lines()
         .filter(|line| line.split(' ').nth(2).is_some_and(|f| f.contains("master")))

@@ -66,6 +66,8 @@ fn with_the_wait_no_write_answered_ok_is_lost_when_a_lagging_replica_takes_over(
     eprintln!("cluster failover: primary killed, lagging replica, wait=on  {run:?}");
     assert!(run.acked >= 200, "too little load: {run:?}");
     assert_eq!(run.lost, 0, "writes answered 200 were lost: {run:?}");
+    // What the cut-off replica could not take was refused, not confirmed.
+    assert!(run.refused > 0, "{run:?}");
     let run = failover(false, true);
     eprintln!("cluster failover: primary killed, lagging replica, wait=off {run:?}");
     assert!(run.lost > 0, "no write lost without the wait: {run:?}");

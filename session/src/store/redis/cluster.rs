@@ -1,23 +1,8 @@
-//! The Redis store on a Redis Cluster ([`RedisStore::cluster_builder`]).
-//!
-//! A cluster runs a script only on keys of one slot, and a session's hash, its owner's set and
-//! the hash it is renewed into hash to different slots (so different shards): spreading them is
-//! the point of a cluster. So every script here touches the one key it declares, and what a
-//! single server does in one script takes a few, in this order:
-//!
-//! - the session's hash is written first (its checks decide whether anything happens), then its
-//!   owner's set: a session is never in a set it does not belong to for long, and a failure in
-//!   between leaves it out of its set only until its expiry next moves (which adds it again);
-//! - a renew **takes** the old hash (deletes it, or retires it for a grace window, and returns
-//!   its fields: from then on no write lands on it), **places** the new one (only if its key is
-//!   free), then moves the index entry. When the place fails, the old hash is put back as it was;
-//! - a delete follows the retired copies a session was renewed from (`@p`) one key at a time;
-//! - listing and ending an owner's sessions read the owner's set, then each session on its own
-//!   shard (concurrently), then drop from the set what is gone.
-//!
-//! Hash and set are not changed atomically together, unlike on one server: a session created
-//! while all of its owner's sessions are being ended may outlive that, as a login made just
-//! after it would.
+//! The Redis store's flows on a Redis Cluster ([`RedisStore::cluster_builder`]), where a script
+//! may touch only keys of one slot: each script here touches the one key it declares, and the
+//! steps of a write are ordered as `RedisStore`'s documentation ("On a Redis Cluster") tells:
+//! the session's hash first (its checks decide whether anything happens), then its owner's set;
+//! a renew takes the old hash, places the new one, and puts the old one back if that fails.
 
 use std::{collections::HashMap, time::SystemTime};
 
@@ -78,6 +63,9 @@ impl Scripts {
         }
     }
 }
+
+/// A hash's fields and values, as Redis returns them.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// What the cluster's delete script answered: `None` when it deleted nothing.
 struct Deleted {
@@ -445,7 +433,7 @@ impl RedisStore {
 const DEVICE_FIELD: &str = "d:__session_device";
 
 /// The names and values of a hash, from `HGETALL` (RESP2 array or RESP3 map).
-fn pairs(op: &'static str, reply: Value) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+fn pairs(op: &'static str, reply: Value) -> Result<Fields, StoreError> {
     let items = match reply {
         Value::Array(items) => items,
         Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
@@ -462,7 +450,7 @@ fn pairs(op: &'static str, reply: Value) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Stor
     Ok(pairs)
 }
 
-fn field<'a>(pairs: &'a [(Vec<u8>, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+fn field<'a>(pairs: &'a Fields, name: &str) -> Option<&'a [u8]> {
     pairs
         .iter()
         .find(|(n, _)| n == name.as_bytes())

@@ -130,12 +130,33 @@ const OWNER_SET: &str = "owner:";
 /// # Ok(()) }
 /// ```
 ///
+/// # On a Redis Cluster
+/// [`RedisStore::cluster_builder`] takes a [`redis::cluster::ClusterClient`](::redis::cluster::ClusterClient)
+/// instead: each runtime gets one cluster connection, which follows `MOVED` and `ASK`
+/// redirections and reloads the slot map by itself. Keys are laid out as above, so a session's
+/// hash, its owner's set and the key it is renewed into hash to slots of their own, on any
+/// shard. A cluster runs a script only on keys of one slot, so every script touches only the
+/// key it declares, and what one script does on a single server takes a few steps:
+///
+/// - a write that changes the owner index writes the hash first, then the owner's set (one
+///   more round trip). A failure between the two leaves the session out of its owner's set until
+///   its expiry next moves, which adds it again; until then, listing and ending the owner's
+///   sessions miss it;
+/// - a renew **takes** the old hash (a script deletes it, or retires it for the grace window,
+///   and returns its fields; no write lands on it after that), **places** the new hash with the
+///   change applied (only if its key is free), then moves the index entry. If the place fails
+///   (a taken key, an unreachable shard), the old hash is put back as it was;
+/// - a delete follows the retired copies a session was renewed from one key at a time;
+/// - listing and ending an owner's sessions read the owner's set, then each session on its own
+///   shard (concurrently), then drop from the set the members that are gone.
+///
+/// The hash and the set are not changed in one atomic step: a session created while all of its
+/// owner's sessions are being ended may outlive that, as one created just after it would.
+/// [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) waits on the shard of each write.
+///
 /// # Limitations
-/// - Redis Cluster is not supported: a renew touches two keys, which may live on different slots,
-///   and the owner index is kept by scripts that reach keys they do not declare in `KEYS` (an
-///   unchanged owner's set is named by the hash itself, and listing or ending an owner's sessions
-///   reaches the sessions named by the set). Use a single primary (with replicas or
-///   Sentinel-managed failover behind one address).
+/// - Sentinel is not built in: use a single primary behind one address that failover moves
+///   (a Sentinel-aware proxy, a managed endpoint), or a Redis Cluster.
 /// - Durability is whatever Redis is configured for: without AOF or RDB snapshots a restart
 ///   logs everyone out (each visitor then simply gets a fresh session). Replication is
 ///   asynchronous: a write answered 200 that had not reached a replica when the primary died is
@@ -694,78 +715,4 @@ impl SessionCache for RedisStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{builder::validate_prefix, reply::key_from_hex, *};
-
-    #[test]
-    fn prefixes_are_validated_before_any_key_is_built() {
-        for good in ["", "session:", "app/v2:s:", &"p".repeat(128)] {
-            assert!(validate_prefix(good).is_ok(), "{good:?}");
-        }
-        for bad in [
-            "has space",
-            "tab\t",
-            "new\nline",
-            "séance",
-            &"p".repeat(129),
-        ] {
-            assert!(validate_prefix(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn data_fields_cannot_collide_with_reserved_fields() {
-        let reserved = [
-            CREATED,
-            EXPIRES,
-            LAST_SEEN,
-            OWNER,
-            OWNER_INDEX,
-            RETIRED,
-            PREDECESSOR,
-        ];
-        for key in ["@c", "@e", "@o", "@i", "@r", "@s", "@p", "", "d:", "c"] {
-            let f = format!("{DATA}{key}"); // what `push_pairs` names the field
-            assert!(f.starts_with(DATA) && !reserved.contains(&f.as_str()));
-        }
-        // Every reserved field is the one the scripts use.
-        let scripts = [
-            PRELUDE,
-            WRITE,
-            LIST_OWNED,
-            DELETE,
-            RENEW,
-            DELETE_OWNED,
-            UPDATE_SMALL,
-        ]
-        .concat();
-        for name in reserved {
-            assert!(scripts.contains(&format!("'{name}'")), "{name}");
-        }
-    }
-
-    #[test]
-    fn owner_sets_cannot_collide_with_session_keys() {
-        let store = RedisStore::new(Client::open("redis://127.0.0.1/").unwrap());
-        let set = store.owner_key("alice");
-        let rest = set.strip_prefix(store.prefix()).unwrap();
-        assert!(!rest.as_bytes()[0].is_ascii_hexdigit());
-        assert_eq!(rest.len(), OWNER_SET.len() + 64);
-        assert!(!set.contains("alice"));
-        assert_ne!(store.owner_key("alice"), store.owner_key("bob"));
-        // The hex of a key comes back as the key.
-        let key = StorageKey::from_bytes(std::array::from_fn(|i| i as u8 * 7));
-        assert_eq!(key_from_hex(&key.to_hex()), Some(key));
-        for bad in ["", "ab", &"g".repeat(64), &"é".repeat(32), &"a".repeat(66)] {
-            assert_eq!(key_from_hex(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn ttls_are_positive_durations_from_now() {
-        let now = SystemTime::now();
-        assert_eq!(ttl_millis(now + Duration::from_secs(3), now), 3000);
-        assert_eq!(ttl_millis(now - Duration::from_secs(3), now), 1);
-        assert_eq!(ttl_millis(now, now), 1);
-    }
-}
+mod tests;
