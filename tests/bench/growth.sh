@@ -12,6 +12,7 @@
 #   bash tests/bench/growth.sh                     # 4 s runs, 2 rounds
 #   GROWTH_SECONDS=10 GROWTH_ROUNDS=4 bash tests/bench/growth.sh
 #   GROWTH_SUMMARY_ONLY=1 bash tests/bench/growth.sh   # the summary of the results already there
+#   GROWTH_SETS="blob-262144" bash tests/bench/growth.sh # only these sets (names as below)
 #
 # Results: tests/bench/growth/<set>/results.tsv, and a summary table on stdout and in
 # tests/bench/growth/summary.md.
@@ -27,6 +28,7 @@ export LB_START_SECONDS=120
 run() { # set-name, then environment assignments
   local name=$1
   shift
+  if [ -n "${GROWTH_SETS:-}" ] && ! grep -qw -- "$name" <<<"$GROWTH_SETS"; then return; fi
   echo "== $name"
   # A second try when a set fails to start (a throw-away server's start can lose a port race).
   env "$@" LB_OUT="$OUT/$name" bash "$ROOT/tests/bench/loadbench.sh" >"$OUT/$name.log" 2>&1 ||

@@ -54,7 +54,7 @@ fn a_manual_failover_loses_no_write_with_or_without_the_wait() {
     for wait in [false, true] {
         let run = failover(wait, false);
         eprintln!("cluster failover: manual, wait={wait} {run:?}");
-        assert!(run.acked >= 200, "too little load: {run:?}");
+        assert!(run.acked >= 100, "too little load: {run:?}");
         assert_eq!(run.lost, 0, "{run:?}");
     }
 }
@@ -64,7 +64,7 @@ fn with_the_wait_no_write_answered_ok_is_lost_when_a_lagging_replica_takes_over(
     init_logs();
     let run = failover(true, true);
     eprintln!("cluster failover: primary killed, lagging replica, wait=on  {run:?}");
-    assert!(run.acked >= 200, "too little load: {run:?}");
+    assert!(run.acked >= 100, "too little load: {run:?}");
     assert_eq!(run.lost, 0, "writes answered 200 were lost: {run:?}");
     // What the cut-off replica could not take was refused, not confirmed.
     assert!(run.refused > 0, "{run:?}");
@@ -90,7 +90,7 @@ fn failover(wait: bool, kill: bool) -> Run {
     let (store, prefix) = redis_cluster::store_on(&urls, configure);
     let prefix = prefix.as_str();
     let stop = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let load = {
         let (stop, store) = (stop.clone(), store.clone());
         std::thread::spawn(move || {
@@ -101,14 +101,25 @@ fn failover(wait: bool, kill: bool) -> Run {
             })
         })
     };
+    // Every client has its session (a loaded machine may take a while to start them), and the
+    // load has run for a moment.
+    let started = Instant::now() + Duration::from_secs(30);
+    let placed = loop {
+        let placed = cluster_keys(&urls, prefix);
+        if placed.len() >= CLIENTS {
+            break placed;
+        }
+        assert!(Instant::now() < started, "only {} sessions", placed.len());
+        std::thread::sleep(Duration::from_millis(50));
+    };
     std::thread::sleep(Duration::from_millis(500));
 
     // The primary holding the most sessions, and its replica.
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-    for (node, _) in cluster_keys(&urls, prefix) {
+    for (node, _) in placed {
         *per_node.entry(node).or_default() += 1;
     }
-    let (busiest, _) = per_node.iter().max_by_key(|(_, n)| **n).expect("keys");
+    let (busiest, _) = per_node.iter().max_by_key(|(_, n)| **n).expect("sessions");
     let primary = node_at(&cluster, busiest);
     let replica = replica_of(&cluster, primary);
     // The load stops as soon as the replica has taken over: a client's later writes would
