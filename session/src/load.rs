@@ -27,6 +27,9 @@ const MAX_REVOCATION_CHECKS: usize = 3;
 /// The distinct values of the session's cookie that are considered, in header order: the first
 /// [`MAX_VALUES`] distinct ones. The rest are counted in `ignored`.
 fn candidates<'a>(values: &CookieValues<'a>, ignored: &mut Ignored) -> CookieValues<'a> {
+    if values.len() < 2 {
+        return values.clone();
+    }
     let mut distinct = CookieValues::new();
     for value in values.iter() {
         if distinct.contains(value) {
@@ -54,14 +57,14 @@ pub(crate) fn load_now(
             let values = cookie_values(cookies, &spec.cookie_name);
             let mut ignored = Ignored::default();
             let mut live = open_cookies(config, spec, store, &values, &mut ignored);
-            let state = (!live.is_empty()).then(|| live.swap_remove(0));
+            let newest = (!live.is_empty()).then(|| live.swap_remove(0));
             ignored.add_n(
                 "another live value of the session's cookie was newer",
                 live.len(),
             );
-            ignored.log(spec, state.is_some());
-            Some(match state {
-                Some(state) => loaded(spec.clone(), state),
+            ignored.log(spec, newest.is_some());
+            Some(match newest {
+                Some(cookie) => loaded(spec.clone(), cookie_state(cookie)),
                 None => fresh(spec.clone()),
             })
         }
@@ -72,6 +75,18 @@ pub(crate) fn load_now(
     }
 }
 
+/// A live value of a cookie session, opened: what it holds, and until when it lives.
+#[cfg(feature = "cookie")]
+struct LiveCookie {
+    opened: crate::store::Opened,
+    expires_at: SystemTime,
+}
+
+/// The live values of a session's cookie: inline for the usual one. Only the one that wins
+/// becomes a session [`State`] (a few hundred bytes, costly to move around).
+#[cfg(feature = "cookie")]
+type Live = smallvec::SmallVec<[LiveCookie; 1]>;
+
 /// Opens the considered values of a cookie session: the live ones, newest first (the latest
 /// deadline, which the server set at its latest write; header order among equals).
 #[cfg(feature = "cookie")]
@@ -81,29 +96,23 @@ fn open_cookies(
     store: &crate::CookieStore,
     values: &CookieValues<'_>,
     ignored: &mut Ignored,
-) -> Vec<State> {
+) -> Live {
     let now = config.clock.now();
-    let mut live = Vec::new();
+    let mut live = Live::new();
     for value in candidates(values, ignored) {
         match store.open_cached(&config.keys, &spec.cookie_aad, value, now) {
-            Ok(opened) => match cookie_state(config, opened, now) {
-                Some(state) => live.push(state),
+            Ok(opened) => match live_until(config, opened.created_at, opened.expires_at, now) {
+                Some(expires_at) => live.push(LiveCookie { opened, expires_at }),
                 None => ignored.add("its session has expired"),
             },
             Err(rejected) => ignored.add(rejected.as_str()),
         }
     }
     // Stable: equal deadlines keep header order.
-    live.sort_by_key(|state| std::cmp::Reverse(expiry(state)));
-    live
-}
-
-#[cfg(feature = "cookie")]
-fn expiry(state: &State) -> SystemTime {
-    match state.origin {
-        Origin::Loaded { expires_at, .. } => expires_at,
-        Origin::New => SystemTime::UNIX_EPOCH,
+    if live.len() > 1 {
+        live.sort_by_key(|cookie| std::cmp::Reverse(cookie.expires_at));
     }
+    live
 }
 
 pub(crate) async fn load(
@@ -123,19 +132,15 @@ pub(crate) async fn load(
             // Revocation checks cost a store read each: a few per request at most, however
             // many same-named cookies the request carries.
             let mut checks = 0;
-            for state in live {
+            for cookie in live {
                 skipped -= 1;
-                if let (true, Some(owner)) = (store.revocable(), state.owner.as_deref()) {
+                if let (true, Some(owner)) = (store.revocable(), cookie.opened.owner.as_deref()) {
                     checks += 1;
                     if checks > MAX_REVOCATION_CHECKS {
                         ignored.add("too many owned session cookies in one request");
                         continue;
                     }
-                    let valid_from = state.valid_from.unwrap_or(match state.origin {
-                        Origin::Loaded { created_at, .. } => created_at,
-                        Origin::New => now,
-                    });
-                    let revoked = store.is_revoked(owner, valid_from, now);
+                    let revoked = store.is_revoked(owner, cookie.opened.valid_from, now);
                     match timed(&spec, "check revocation", revoked).await {
                         Ok(false) => {}
                         Ok(true) => {
@@ -152,7 +157,7 @@ pub(crate) async fn load(
                         }
                     }
                 }
-                loaded = Some(state);
+                loaded = Some(cookie_state(cookie));
                 break;
             }
             ignored.add_n(
@@ -293,10 +298,10 @@ fn fresh(spec: Arc<Spec>) -> Session {
     Session::new(spec, State::new(Origin::New, Map::new()))
 }
 
-/// The state of an opened cookie session, if it is still live.
+/// The session state of a live cookie value.
 #[cfg(feature = "cookie")]
-fn cookie_state(config: &Config, opened: crate::store::Opened, now: SystemTime) -> Option<State> {
-    let expires_at = live_until(config, opened.created_at, opened.expires_at, now)?;
+fn cookie_state(cookie: LiveCookie) -> State {
+    let LiveCookie { opened, expires_at } = cookie;
     let mut state = State::new(
         Origin::Loaded {
             id: None,
@@ -309,7 +314,7 @@ fn cookie_state(config: &Config, opened: crate::store::Opened, now: SystemTime) 
     state.reseal = opened.stale_key;
     state.owner = opened.owner;
     state.valid_from = (opened.valid_from != opened.created_at).then_some(opened.valid_from);
-    Some(state)
+    state
 }
 
 /// The session's effective expiry if it is still live at `now`: its own deadline, capped by
