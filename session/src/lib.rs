@@ -152,7 +152,8 @@
 //!
 //! **[`RedisStore`]** (feature `redis`) keeps each session in a Redis hash with a TTL, on the
 //! re-exported [`redis`] crate: shared by every instance, expiry handled by Redis, as durable as
-//! your Redis configuration. It reconnects by itself, and speaks TLS (`rediss://`).
+//! your Redis configuration. It reconnects by itself, speaks TLS (`rediss://`), and runs on a
+//! Redis Cluster too ([`RedisStore::cluster_builder`]).
 //! ```sh
 //! cargo add actix-typed-session --features redis
 //! ```
