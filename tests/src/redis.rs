@@ -438,3 +438,54 @@ impl Drop for TempRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A renew with a grace window whose change set also clears the session (a login that drops
+/// the anonymous cart, say) still links the new hash to the retired copy: deleting the session
+/// then ends the old id too.
+pub async fn a_cleared_renew_still_ends_its_grace_copy_on_delete(store: &RedisStore) {
+    use actix_typed_session::{ChangeSet, Record, SessionStore, StorageKey, WriteResult};
+
+    let now = SystemTime::now();
+    let (old, new) = (
+        StorageKey::from_bytes([31; 32]),
+        StorageKey::from_bytes([32; 32]),
+    );
+    let mut data = serde_json::Map::new();
+    data.insert("cart".into(), serde_json::json!([1, 2]));
+    let record = Record::new(data, now, now + Duration::from_secs(60));
+    assert_eq!(
+        store.create(&old, &record).await.unwrap(),
+        WriteResult::Done
+    );
+    let mut changes = ChangeSet::default();
+    changes.clear();
+    changes.set("user", serde_json::json!("ann"));
+    let renewed = store
+        .renew(
+            &old,
+            &new,
+            &changes,
+            now + Duration::from_secs(60),
+            now,
+            Some(now + Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renewed, WriteResult::Done);
+    let moved = store.load(&new, now).await.unwrap().expect("renewed");
+    assert_eq!(moved.data.get("cart"), None);
+    assert!(
+        store
+            .load(&old, now)
+            .await
+            .unwrap()
+            .expect("grace copy")
+            .retired
+    );
+    store.delete(&new).await.unwrap();
+    assert_eq!(
+        store.load(&old, now).await.unwrap(),
+        None,
+        "the grace copy outlived the logout"
+    );
+}

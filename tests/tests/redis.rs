@@ -1319,3 +1319,10 @@ async fn a_retired_copy_in_the_earlier_layout_is_read_as_retired_and_never_gets_
     assert!(pttl(&key) <= 5000, "TTL {} ms", pttl(&key));
     assert_eq!(store.load(&key_n(1), now).await.unwrap().unwrap(), old);
 }
+
+#[actix_web::test]
+async fn a_cleared_renew_still_ends_its_grace_copy_on_delete() {
+    init_logs();
+    let (store, _prefix) = redis::store().await;
+    redis::a_cleared_renew_still_ends_its_grace_copy_on_delete(&store).await;
+}

@@ -204,3 +204,11 @@ async fn a_renew_into_a_taken_key_leaves_both_sessions_as_they_were() {
         store.delete(&key_n(2)).await.unwrap();
     }
 }
+
+#[actix_web::test]
+async fn a_cleared_renew_still_ends_its_grace_copy_on_delete() {
+    init_logs();
+    let (store, _prefix) = redis_cluster::store().await;
+    actix_typed_session_tests::redis::a_cleared_renew_still_ends_its_grace_copy_on_delete(&store)
+        .await;
+}

@@ -32,12 +32,16 @@ local function apply(key)
   else
     redis.call('HSET', key, '@e', ARGV[3], '@s', ARGV[2])
     if ARGV[5] == '1' then
-      -- Clearing drops the entries, not the creation time or the owner.
-      local kept = redis.call('HMGET', key, '@c', '@o', '@i')
+      -- Clearing drops the entries, not the creation time, the owner or the retired copy a
+      -- renew just linked (a logout must still end it).
+      local kept = redis.call('HMGET', key, '@c', '@o', '@i', '@p')
       redis.call('DEL', key)
       redis.call('HSET', key, '@c', kept[1] or ARGV[2], '@e', ARGV[3], '@s', ARGV[2])
       if kept[2] and kept[3] then
         redis.call('HSET', key, '@o', kept[2], '@i', kept[3])
+      end
+      if kept[4] then
+        redis.call('HSET', key, '@p', kept[4])
       end
     end
     each('HSET', key, ARGV, first, #ARGV)
