@@ -77,3 +77,51 @@ pub fn lost(clients: &[Writes], found: &[u64]) -> usize {
         })
         .sum()
 }
+
+/// One client's loop of increments (`/session/count/n`, each answered with the counter's new
+/// value) until `stop` (or the deadline): unlike [`writes`], a write lost and followed by more
+/// shows, as the counter going back. Returns its cookies and its writes (the value each was
+/// answered with; 0 when it was not answered 200).
+pub async fn increments(store: RedisStore, stop: &AtomicBool, deadline: Instant) -> Writes {
+    let c = client(middleware(store)).await;
+    let mut writes = Vec::new();
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let sent = Instant::now();
+        let reply = c.post("/session/count/n").await;
+        let value = match reply.status {
+            StatusCode::OK => reply.json().as_u64().expect("a number"),
+            _ => 0,
+        };
+        writes.push((sent, Instant::now(), value, reply.status));
+        if reply.status != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    (c.cookie_header(), writes)
+}
+
+/// Increments answered 200 that the counter later lacked: each time the answered value goes
+/// back (a later increment started from an older counter), and at the end, what the counter
+/// (`found`) is below the last value answered. Increments that were not answered 200 but
+/// landed only make the counter larger: they hide nothing.
+pub fn lost_increments(clients: &[Writes], found: &[u64]) -> usize {
+    clients
+        .iter()
+        .zip(found)
+        .map(|((_, writes), &found)| {
+            let mut lost = 0;
+            let mut last = 0;
+            for &(_, _, value, status) in writes {
+                if status != StatusCode::OK {
+                    continue;
+                }
+                if value <= last {
+                    lost += last - value + 1;
+                }
+                last = value;
+            }
+            lost + last.saturating_sub(found)
+        })
+        .map(|lost| usize::try_from(lost).unwrap_or(usize::MAX))
+        .sum()
+}

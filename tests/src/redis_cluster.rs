@@ -111,8 +111,9 @@ impl TempCluster {
                     "yes",
                     "--cluster-config-file",
                     "nodes.conf",
+                    // Long enough that a loaded test machine sees no failover it did not ask for.
                     "--cluster-node-timeout",
-                    "2000",
+                    "5000",
                     "--cluster-port",
                     &free_port().to_string(),
                 ];

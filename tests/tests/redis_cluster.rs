@@ -159,7 +159,7 @@ async fn an_owners_sessions_on_every_shard_are_listed_and_ended_through_one_inde
 #[actix_web::test]
 async fn a_renew_into_a_taken_key_leaves_both_sessions_as_they_were() {
     init_logs();
-    let (store, _prefix) = redis_cluster::store().await;
+    let (store, prefix) = redis_cluster::store().await;
     let now = SystemTime::now();
     for grace in [None, Some(now + Duration::from_secs(30))] {
         store
@@ -188,6 +188,11 @@ async fn a_renew_into_a_taken_key_leaves_both_sessions_as_they_were() {
         assert_eq!(old.data["a"], json!(1));
         assert_eq!(old.owner.as_deref(), Some("ann"));
         assert!(!old.retired, "grace {grace:?}");
+        // Put back with the TTL of its own deadline (a minute), not a placeholder.
+        let old_key = store.redis_key(&key_n(1));
+        let node = placement(&prefix)[&old_key].clone();
+        let ttl: i64 = command(&node, cmd("PTTL").arg(&old_key)).unwrap();
+        assert!(ttl > 50_000, "TTL {ttl} ms after the renew was undone");
         let taken = store.load(&key_n(2), now).await.unwrap().expect("kept");
         assert_eq!(taken.data.get("a"), None);
         assert_eq!(listed(&store, "ann").await, keys_of([1]));

@@ -18,7 +18,7 @@ use super::{
 use crate::{ChangeSet, OwnedSession, StorageKey, StoreError, WriteResult};
 
 /// `KEYS = [key]`, the update arguments of [`PRELUDE`]. The single server's `UPDATE` without
-/// the owner index: returns `[1, owner digest before ('' for none), 1 when the expiry moved]`,
+/// the owner index: returns `[1, owner digest before ('' for none)]`,
 /// or 0 when the session is gone, expired or retired.
 const UPDATE: &str = include_str!("cluster/update.lua");
 
@@ -32,9 +32,9 @@ const INDEX: &str = include_str!("cluster/index.lua");
 /// does (`kept` = 1) when a grace window is given and ends after `now`.
 const TAKE: &str = include_str!("cluster/take.lua");
 
-/// `KEYS = [key]`, `ARGV = [ttl_ms, only_new, field, value, ...]`: writes a whole hash with
-/// its TTL; with `only_new` = `1` only into a free key (returns 2 when it is taken), otherwise
-/// in place of what is there. Returns 1 when written.
+/// `KEYS = [key]`, `ARGV = [ttl_ms, into, field, value, ...]`: writes a whole hash with its TTL,
+/// with `into` = `new` only into a free key (returns 2 when it is taken), with `existing` only in
+/// place of a hash that is there (returns 0 when there is none). Returns 1 when written.
 const PLACE: &str = include_str!("cluster/place.lua");
 
 /// `KEYS = [key]`, `ARGV = [mode, owner]`: deletes the hash when `mode` allows it: `any`,
@@ -62,6 +62,15 @@ impl Scripts {
             delete: Script::new(DELETE),
         }
     }
+}
+
+/// Where [`PLACE`] may write.
+#[derive(Clone, Copy)]
+enum Place {
+    /// Only into a free key.
+    New,
+    /// Only in place of a hash that is there.
+    Existing,
 }
 
 /// A hash's fields and values, as Redis returns them.
@@ -122,10 +131,9 @@ impl RedisStore {
                 _ => Err(unexpected(op, "an update answer that is not 0 or an array")),
             };
         };
-        let [_, old, moved] = <[Value; 3]>::try_from(items)
+        let [_, old] = <[Value; 2]>::try_from(items)
             .map_err(|_| unexpected(op, "an update answer of an unexpected shape"))?;
         let old = string(op, old)?;
-        let moved = integer(op, moved)? == 1;
         let new = match changes.owner() {
             None => old.clone(),
             Some(None) => String::new(),
@@ -139,8 +147,10 @@ impl RedisStore {
             }
             Ok(())
         };
+        // Always, as the single server's script does: a re-sent update (whose first reply was
+        // lost) finds the owner already in the hash.
         let join = async {
-            if !new.is_empty() && (old != new || moved) {
+            if !new.is_empty() {
                 self.index(op, &new, ttl, &[], &member).await?;
             }
             Ok(())
@@ -190,7 +200,7 @@ impl RedisStore {
                 op,
                 &new_key,
                 ttl_millis(expires_at, now),
-                true,
+                Place::New,
                 after.iter(),
             )
             .await;
@@ -199,12 +209,15 @@ impl RedisStore {
             let old_ttl = field(&before, EXPIRES)
                 .and_then(|ms| std::str::from_utf8(ms).ok()?.parse().ok())
                 .map_or(1, |ms| ttl_millis(from_millis(ms), now));
+            // Into the state the take left: a deleted hash into a free key, a retired copy only
+            // while it is there (a logout that ended it meanwhile wins).
+            let restore = if kept { Place::Existing } else { Place::New };
             let restored = self
                 .place(
                     op,
                     &old_key,
                     old_ttl,
-                    false,
+                    restore,
                     before.iter().map(|(k, v)| (k, v)),
                 )
                 .await;
@@ -247,18 +260,21 @@ impl RedisStore {
         op: &'static str,
         key: &str,
         ttl: u64,
-        only_new: bool,
+        into: Place,
         fields: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>,
     ) -> Result<i64, StoreError> {
         let script = &self.scripts().place;
         let mut cmd = evalsha(script, &[key]);
-        cmd.arg(ttl).arg(if only_new { "1" } else { "0" });
+        cmd.arg(ttl).arg(match into {
+            Place::New => "new",
+            Place::Existing => "existing",
+        });
         for (name, value) in fields {
             cmd.arg(name.as_slice()).arg(value.as_slice());
         }
-        // Writing into a free key twice would find it taken; in place of what is there, the
-        // second run writes the same.
-        integer(op, self.invoke_write(op, script, &cmd, !only_new).await?)
+        // Run twice, the second would find the key taken (or, in place of a hash, answer the
+        // same): not retried.
+        integer(op, self.invoke_write(op, script, &cmd, false).await?)
     }
 
     /// Runs [`DELETE`] on `key` in `mode`, for `owner`.
@@ -272,9 +288,10 @@ impl RedisStore {
         let script = &self.scripts().delete;
         let mut cmd = evalsha(script, &[key]);
         cmd.arg(mode).arg(owner);
-        // A second run deletes nothing more; its answer is not needed then, the first's was
-        // lost with the connection (and with it the predecessor to follow: it expires by itself).
-        let reply = self.invoke_write(op, script, &cmd, true).await?;
+        // Run twice, a delete deletes nothing more, but the second answer would say nothing was
+        // deleted: only a plain delete (and a copy's) is retried, as on a single server.
+        let retry = matches!(mode, "any" | "retired");
+        let reply = self.invoke_write(op, script, &cmd, retry).await?;
         let Value::Array(items) = reply else {
             return match integer(op, reply)? {
                 0 => Ok(None),
@@ -314,11 +331,10 @@ impl RedisStore {
         else {
             return Ok(());
         };
-        if !deleted.digest.is_empty() {
-            self.index(OP, &deleted.digest, 0, &[key.to_hex()], &[])
-                .await?;
-        }
-        self.end_copies(OP, deleted.predecessor).await
+        // The copies first: they must not outlive a logout whose index step fails.
+        self.end_copies(OP, deleted.predecessor).await?;
+        self.index(OP, &deleted.digest, 0, &[key.to_hex()], &[])
+            .await
     }
 
     /// [`SessionStore::delete_owned`](crate::SessionStore::delete_owned).
@@ -334,9 +350,9 @@ impl RedisStore {
         else {
             return Ok(false);
         };
+        self.end_copies(OP, deleted.predecessor).await?;
         self.index(OP, &owner_digest(owner), 0, &[key.to_hex()], &[])
             .await?;
-        self.end_copies(OP, deleted.predecessor).await?;
         Ok(true)
     }
 

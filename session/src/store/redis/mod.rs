@@ -151,7 +151,13 @@ const OWNER_SET: &str = "owner:";
 ///   shard (concurrently), then drop from the set the members that are gone.
 ///
 /// The hash and the set are not changed in one atomic step: a session created while all of its
-/// owner's sessions are being ended may outlive that, as one created just after it would.
+/// owner's sessions are being ended may outlive that, as one created just after it would. A renew
+/// whose index step fails answers an error although the new hash is placed: the visitor keeps
+/// neither id (failing closed, as a failed login does). The cluster client re-sends a command
+/// whose connection broke, whatever the store asked: a re-sent refresh may skip its owner-set
+/// step (repaired at the next expiry move), a re-sent create or renew answers as if the key were
+/// taken or the session gone (the middleware then retries with a fresh id, or starts a fresh
+/// session), leaving at most an unreachable hash that expires.
 /// [`wait_for_replicas`](RedisStoreBuilder::wait_for_replicas) waits on the shard of each write.
 ///
 /// # Limitations
