@@ -2,7 +2,6 @@
 //! clusters (initdb on a free port) for fault tests that stop and restart the server.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::Command,
     sync::atomic::{AtomicUsize, Ordering},
@@ -171,12 +170,9 @@ fn run(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("running {}: {e}", path.display()))
 }
 
+/// A free loopback port (see [`crate::redis`]'s, which never hands one out twice).
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::redis::free_port()
 }
 
 impl TempCluster {

@@ -52,6 +52,17 @@ impl PgBouncer {
     /// Starts PgBouncer in front of the server at `upstream` (a `postgres://` URL, trust
     /// authentication), pooling at most `pool_size` server connections per user and database.
     pub fn start(upstream: &str, pool_size: u32) -> Self {
+        // Another process may take the free port before PgBouncer binds it: try another.
+        for _ in 0..3 {
+            if let Some(started) = Self::start_once(upstream, pool_size) {
+                return started;
+            }
+        }
+        panic!("pgbouncer found its port taken three times");
+    }
+
+    /// One start on a fresh port; `None` when the port was taken meanwhile.
+    fn start_once(upstream: &str, pool_size: u32) -> Option<Self> {
         let config = tokio_postgres::Config::from_str(upstream).expect("a valid DATABASE_URL");
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
@@ -133,6 +144,10 @@ impl PgBouncer {
                     break pid;
                 }
             }
+            if log().contains("Address already in use") {
+                let _ = std::fs::remove_dir_all(&dir);
+                return None;
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "pgbouncer did not listen on 127.0.0.1:{listen} within 10 s: {}",
@@ -140,13 +155,13 @@ impl PgBouncer {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        Self {
+        Some(Self {
             dir,
             port: listen,
             pid,
             user,
             database,
-        }
+        })
     }
 
     /// The URL of the database through PgBouncer.
