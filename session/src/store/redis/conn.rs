@@ -1,5 +1,6 @@
-//! The store's connections: one multiplexed `redis` connection per tokio runtime that uses the
-//! store, opened on first use and replaced after a failure.
+//! The store's connections: one multiplexed `redis` connection (or, on a Redis Cluster, one
+//! cluster connection, which keeps a multiplexed connection per node) per tokio runtime that
+//! uses the store, opened on first use and replaced after a failure.
 //!
 //! A multiplexed connection spawns its driver task on the runtime that opened it, and answers
 //! only while that runtime runs: so each runtime (an actix-web worker, a test's runtime) gets its
