@@ -158,7 +158,7 @@ pub fn openssl() -> PathBuf {
         .unwrap_or_else(|| panic!("openssl not found: install Debian's `openssl` package"))
 }
 
-fn on_path(program: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(program))

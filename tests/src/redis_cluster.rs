@@ -192,12 +192,7 @@ fn replicated(primary: &TempRedis, deadline: Instant) {
 
 /// Where `redis-cli` is (it joins the test clusters).
 fn redis_cli() -> std::path::PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("redis-cli"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
+    crate::redis::on_path("redis-cli").unwrap_or_else(|| {
         panic!("redis-cli not found: install Debian's `redis-tools` package (it joins the cluster)")
     })
 }

@@ -11,7 +11,9 @@ use futures_util::future::{try_join, try_join_all};
 
 use super::{
     args::*,
-    reply::{integer, member_key, owned_session, string, strings, unexpected},
+    reply::{
+        hash_items, integer, member_key, owned_session, string, strings, unexpected, zero_or_array,
+    },
     scripts::PRELUDE,
     RedisStore, DATA, EXPIRES, LAST_SEEN, OWNER, OWNER_INDEX, PREDECESSOR, RETIRED,
 };
@@ -125,14 +127,9 @@ impl RedisStore {
         self.push_update_args(&mut cmd, changes, expires_at, now, None)
             .map_err(|e| StoreError::new(op, e))?;
         let reply = self.invoke_write(op, script, &cmd, true).await?;
-        let Value::Array(items) = reply else {
-            return match integer(op, reply)? {
-                0 => Ok(WriteResult::Missing),
-                _ => Err(unexpected(op, "an update answer that is not 0 or an array")),
-            };
+        let Some([_, old]) = zero_or_array(op, reply)? else {
+            return Ok(WriteResult::Missing);
         };
-        let [_, old] = <[Value; 2]>::try_from(items)
-            .map_err(|_| unexpected(op, "an update answer of an unexpected shape"))?;
         let old = string(op, old)?;
         let new = match changes.owner() {
             None => old.clone(),
@@ -179,14 +176,9 @@ impl RedisStore {
             .arg(retire_until.map_or_else(String::new, |t| millis(t).to_string()));
         // Not run twice: a second run would find the hash already taken.
         let reply = self.invoke_write(op, &scripts.take, &cmd, false).await?;
-        let Value::Array(items) = reply else {
-            return match integer(op, reply)? {
-                0 => Ok(WriteResult::Missing),
-                _ => Err(unexpected(op, "a take answer that is not 0 or an array")),
-            };
+        let Some([kept, fields]) = zero_or_array(op, reply)? else {
+            return Ok(WriteResult::Missing);
         };
-        let [kept, fields] = <[Value; 2]>::try_from(items)
-            .map_err(|_| unexpected(op, "a take answer of an unexpected shape"))?;
         let kept = integer(op, kept)? == 1;
         let before = pairs(op, fields)?;
         let mut after: HashMap<Vec<u8>, Vec<u8>> = before.iter().cloned().collect();
@@ -292,14 +284,9 @@ impl RedisStore {
         // deleted: only a plain delete (and a copy's) is retried, as on a single server.
         let retry = matches!(mode, "any" | "retired");
         let reply = self.invoke_write(op, script, &cmd, retry).await?;
-        let Value::Array(items) = reply else {
-            return match integer(op, reply)? {
-                0 => Ok(None),
-                _ => Err(unexpected(op, "a delete answer that is not 0 or an array")),
-            };
+        let Some([digest, predecessor, retired]) = zero_or_array(op, reply)? else {
+            return Ok(None);
         };
-        let [digest, predecessor, retired] = <[Value; 3]>::try_from(items)
-            .map_err(|_| unexpected(op, "a delete answer of an unexpected shape"))?;
         Ok(Some(Deleted {
             digest: string(op, digest)?,
             predecessor: string(op, predecessor)?,
@@ -410,7 +397,8 @@ impl RedisStore {
             let mut cmd = Cmd::new();
             cmd.arg("HMGET").arg(format!("{}{m}", self.inner.prefix));
             cmd.arg(super::CREATED).arg(LAST_SEEN).arg(EXPIRES);
-            cmd.arg(OWNER).arg(RETIRED).arg(DEVICE_FIELD);
+            cmd.arg(OWNER).arg(RETIRED);
+            cmd.arg(format!("{DATA}{}", crate::device::DEVICE_KEY));
             let reply = self.inner.conns.query(OP, &cmd, None, true, None).await?;
             optional_strings(OP, reply)
         }))
@@ -445,16 +433,9 @@ impl RedisStore {
     }
 }
 
-/// The field of the device description (`crate::device`'s reserved entry).
-const DEVICE_FIELD: &str = "d:__session_device";
-
 /// The names and values of a hash, from `HGETALL` (RESP2 array or RESP3 map).
 fn pairs(op: &'static str, reply: Value) -> Result<Fields, StoreError> {
-    let items = match reply {
-        Value::Array(items) => items,
-        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        _ => return Err(unexpected(op, "a hash that is neither an array nor a map")),
-    };
+    let items = hash_items(op, reply)?;
     let mut items = items.into_iter();
     let mut pairs = Vec::with_capacity(items.len() / 2);
     while let Some(name) = items.next() {

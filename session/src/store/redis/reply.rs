@@ -90,6 +90,30 @@ pub(super) fn string(op: &'static str, reply: Value) -> Result<String, StoreErro
     }
 }
 
+/// The names and values of an `HGETALL` reply, in turn: an array (RESP2) or a map (RESP3).
+pub(super) fn hash_items(op: &'static str, reply: Value) -> Result<Vec<Value>, StoreError> {
+    match reply {
+        Value::Array(items) => Ok(items),
+        Value::Map(pairs) => Ok(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+        _ => Err(unexpected(op, "a hash that is neither an array nor a map")),
+    }
+}
+
+/// A script's answer that is 0 (nothing done: `None`) or an array of `N` items.
+pub(super) fn zero_or_array<const N: usize>(
+    op: &'static str,
+    reply: Value,
+) -> Result<Option<[Value; N]>, StoreError> {
+    match reply {
+        Value::Int(0) => Ok(None),
+        Value::Array(items) => items
+            .try_into()
+            .map(Some)
+            .map_err(|_| unexpected(op, "an answer array of an unexpected length")),
+        _ => Err(unexpected(op, "an answer that is neither 0 nor an array")),
+    }
+}
+
 /// Turns the `HGETALL` reply of a session hash into a record; `None` when absent or expired.
 /// The reply is an array of names and values (RESP2) or a map (RESP3, `?protocol=resp3`).
 ///
@@ -101,11 +125,7 @@ pub(super) fn decode(
     reply: Value,
     now: SystemTime,
 ) -> Result<Option<Record>, StoreError> {
-    let items = match reply {
-        Value::Array(items) => items,
-        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        _ => return Err(unexpected(op, "a hash that is neither an array nor a map")),
-    };
+    let items = hash_items(op, reply)?;
     if items.len() % 2 != 0 {
         return Err(unexpected(op, "a hash with an odd number of items"));
     }
