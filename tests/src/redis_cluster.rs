@@ -25,7 +25,10 @@ pub fn cluster_urls() -> Vec<String> {
 
 /// A cluster client for `urls`.
 pub fn cluster_client(urls: &[String]) -> ClusterClient {
-    ClusterClient::new(urls.to_vec()).expect("valid node URLs")
+    ClusterClient::builder(urls.to_vec())
+        .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
+        .build()
+        .expect("valid node URLs")
 }
 
 /// The primaries of the cluster at `urls`, as URLs (from `CLUSTER NODES` on the first node).
@@ -182,7 +185,9 @@ fn replicated(primary: &TempRedis, deadline: Instant) {
             .query(&mut conn);
         match replied {
             Ok((_, 1)) => return,
-            Err(err) if err.kind() == redis::ErrorKind::Moved => n += 1,
+            Err(err) if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {
+                n += 1
+            }
             Ok(_) => std::thread::sleep(Duration::from_millis(50)),
             Err(err) => panic!("checking replication: {err}"),
         }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use actix_typed_session::{
     deadpool_postgres::{Config, PoolConfig, Runtime},
+    redis::io::tcp::TcpSettings,
     Backend, CachedStore, Key, LocalCache, PostgresStore, RedisStore, Session, SessionMiddleware,
     SessionStore,
 };
@@ -89,7 +90,9 @@ async fn shared_store(
         }
         "redis-cluster" => {
             let nodes: Vec<&str> = url.split(',').collect();
-            let client = actix_typed_session::redis::cluster::ClusterClient::new(nodes)
+            let client = actix_typed_session::redis::cluster::ClusterClient::builder(nodes)
+                .tcp_settings(TcpSettings::default().set_nodelay(true))
+                .build()
                 .map_err(std::io::Error::other)?;
             let store = RedisStore::cluster_builder(client)
                 .prefix(name)

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use ::redis::{Client, ErrorKind, RedisError, Script, TlsCertificates};
+use ::redis::{Client, ConnectionInfo, ErrorKind, RedisError, Script, TlsCertificates};
 
 use super::{
     cluster,
@@ -88,10 +88,12 @@ impl RedisStoreBuilder {
         }
         let replicas = self.replicas()?;
         let target = match (self.target, self.root_certificates) {
-            (target, None) => target,
+            (Target::Server(client), None) => {
+                Target::Server(Client::open(with_nodelay(&client)).map_err(BuildError::RedisTls)?)
+            }
             (Target::Server(client), Some(pem)) => Target::Server(
                 Client::build_with_tls(
-                    client.get_connection_info().clone(),
+                    with_nodelay(&client),
                     TlsCertificates {
                         client_tls: None,
                         root_cert: Some(pem),
@@ -99,6 +101,7 @@ impl RedisStoreBuilder {
                 )
                 .map_err(BuildError::RedisTls)?,
             ),
+            (target @ Target::Cluster(_), None) => target,
             (Target::Cluster(_), Some(_)) => {
                 return Err(BuildError::RedisTls(RedisError::from((
                     ErrorKind::InvalidClientConfig,
@@ -110,7 +113,7 @@ impl RedisStoreBuilder {
         let cluster = match &target {
             Target::Server(client) => {
                 if matches!(
-                    client.get_connection_info().addr,
+                    client.get_connection_info().addr(),
                     ::redis::ConnectionAddr::TcpTls { .. }
                 ) {
                     install_crypto_provider();
@@ -177,4 +180,13 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), BuildError> {
         ));
     }
     Ok(())
+}
+
+/// The client's connection settings with `TCP_NODELAY` on (the `redis` crate leaves it off): a
+/// runtime's connection writes its commands in batches, and with Nagle's algorithm a batch
+/// written while the previous one is unacknowledged would wait for Redis's reply.
+fn with_nodelay(client: &Client) -> ConnectionInfo {
+    let info = client.get_connection_info().clone();
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    info.set_tcp_settings(tcp)
 }

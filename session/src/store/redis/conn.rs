@@ -21,11 +21,10 @@ use std::{
 
 use ::redis::{
     aio::{ConnectionLike, MultiplexedConnection},
-    cluster::ClusterClient,
+    cluster::{ClusterClient, ClusterConfig},
     cluster_async::ClusterConnection,
-    io::tcp::TcpSettings,
     AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult,
-    Script, Value,
+    Script, ServerErrorKind, Value,
 };
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::runtime::Id;
@@ -33,8 +32,10 @@ use tokio::runtime::Id;
 use super::replicas::Replicas;
 use crate::StoreError;
 
-/// What the store connects to: one server (behind one address), or a Redis Cluster.
+/// What the store connects to: one server (behind one address), or a Redis Cluster. One per
+/// store, cloned only to open a connection: the size of either client does not matter.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Target {
     Server(Client),
     Cluster(ClusterClient),
@@ -286,25 +287,30 @@ impl Connections {
     }
 
     /// Opens a connection: TCP, TLS or a Unix socket, then `AUTH` and `SELECT` as the URL says
-    /// (the `redis` crate does all of it). Bounded by the timeout of the operations waiting on it.
-    ///
-    /// TCP sockets get `TCP_NODELAY`, which the crate leaves off unless its `tcp_nodelay` feature
-    /// is on: the driver writes the commands of one runtime in batches, and with Nagle's
-    /// algorithm a batch written while the previous one is unacknowledged waits for Redis's reply.
+    /// (the `redis` crate does all of it). Bounded by the timeout of the operations waiting on it:
+    /// the crate's own connect and response timeouts are off, so that the store's timeout is the
+    /// only one (a longer one must not fail at the crate's 500 ms).
     ///
     /// A cluster connection asks a node for the slot map first, then connects to each primary.
     fn connect(&self) -> Connecting {
         let target = self.target.clone();
         async move {
-            let config = AsyncConnectionConfig::new()
-                .set_tcp_settings(TcpSettings::default().set_nodelay(true));
             match target {
-                Target::Server(client) => client
-                    .get_multiplexed_async_connection_with_config(&config)
+                Target::Server(client) => {
+                    let config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(None)
+                        .set_response_timeout(None);
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await
+                        .map(Conn::Server)
+                }
+                // A cluster config without a response timeout; the connect timeout stays the
+                // client's.
+                Target::Cluster(client) => client
+                    .get_async_connection_with_config(ClusterConfig::new())
                     .await
-                    .map(Conn::Server),
-                // Its nodes' sockets get `TCP_NODELAY` from the crate's `tcp_nodelay` feature.
-                Target::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
+                    .map(Conn::Cluster),
             }
             .map_err(Arc::new)
         }
@@ -338,7 +344,7 @@ async fn send(
         pipeline
     });
     match exchange(conn, cmd, pipeline.as_ref()).await {
-        Err(err) if err.kind() == ErrorKind::NoScriptError => match script {
+        Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => match script {
             Some(script) => {
                 script.load_async(conn).await?;
                 exchange(conn, cmd, pipeline.as_ref()).await
@@ -373,7 +379,7 @@ async fn request_waiting(
         (Some(Value::ServerError(err)), _) | (_, Some(Value::ServerError(err))) => Err(err.into()),
         (Some(value), Some(replicated)) => Ok((value, Some(replicated))),
         _ => Err(RedisError::from((
-            ErrorKind::ParseError,
+            ErrorKind::Parse,
             "a write and its WAIT did not get two replies",
         ))),
     }

@@ -223,12 +223,21 @@ impl RedisStore {
     /// over its shards by their keys, an owner's sessions included. See the type's documentation
     /// for what changes on a cluster.
     ///
+    /// The cluster client keeps its own TCP settings: turn `TCP_NODELAY` on when building it, as
+    /// the store does for a single server's client (a connection writes its commands in batches,
+    /// and with Nagle's algorithm a batch can wait for the previous one's reply).
+    ///
     /// ```no_run
-    /// use actix_typed_session::{redis::cluster::ClusterClient, RedisStore};
+    /// use actix_typed_session::{
+    ///     redis::{cluster::ClusterClient, io::tcp::TcpSettings},
+    ///     RedisStore,
+    /// };
     ///
     /// # fn setup() -> Result<(), Box<dyn std::error::Error>> {
     /// // Any reachable nodes: the client learns the others, and which slots each serves.
-    /// let client = ClusterClient::new(vec!["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"])?;
+    /// let client = ClusterClient::builder(["redis://10.0.0.1:6379/", "redis://10.0.0.2:6379/"])
+    ///     .tcp_settings(TcpSettings::default().set_nodelay(true))
+    ///     .build()?;
     /// let store = RedisStore::cluster_builder(client).prefix("myapp:s:").build()?;
     /// assert!(store.client().is_none());
     /// # Ok(()) }
@@ -256,14 +265,16 @@ impl RedisStore {
         &self.inner.prefix
     }
 
-    /// The client the store connects with (with the builder's TLS root certificates, if any);
-    /// `None` on a cluster.
+    /// The client the store connects with (with the builder's TLS root certificates, if any, and
+    /// `TCP_NODELAY` on); `None` on a cluster.
     ///
     /// ```
     /// use actix_typed_session::{redis, RedisStore};
     ///
     /// let store = RedisStore::new(redis::Client::open("redis://127.0.0.1:6380/2").unwrap());
-    /// assert_eq!(store.client().unwrap().get_connection_info().redis.db, 2);
+    /// let info = store.client().unwrap().get_connection_info();
+    /// assert_eq!(info.redis_settings().db(), 2);
+    /// assert!(info.tcp_settings().nodelay());
     /// ```
     pub fn client(&self) -> Option<&Client> {
         match self.inner.conns.target() {
