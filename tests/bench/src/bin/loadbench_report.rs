@@ -36,7 +36,7 @@ const TARGETS: &[Target] = &[
     Target {
         variant: "ours-cookie-rw",
         against: "as-cookie-rw",
-        at_least: 1.25,
+        at_least: 1.2,
     },
     Target {
         variant: "ours-cookie-ro",
