@@ -109,6 +109,18 @@ pub async fn store() -> (RedisStore, TestPrefix) {
     store_on(&redis_url())
 }
 
+/// The same store over RESP3 (`?protocol=resp3`), whose replies have other shapes: maps for
+/// `HGETALL`, sets for `SMEMBERS`.
+pub async fn store_resp3() -> (RedisStore, TestPrefix) {
+    store_on(&resp3(&redis_url()))
+}
+
+/// `url` asking for RESP3.
+pub fn resp3(url: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}protocol=resp3")
+}
+
 /// A store under a new prefix on the server at `url`.
 pub fn store_on(url: &str) -> (RedisStore, TestPrefix) {
     let prefix = TestPrefix::new(url);

@@ -9,7 +9,7 @@ use std::{
 
 use actix_typed_session::{redis, redis::cluster::ClusterClient, RedisStore, RedisStoreBuilder};
 
-use crate::redis::{free_port, unique_prefix, TempRedis};
+use crate::redis::{free_port, resp3, unique_prefix, TempRedis};
 
 /// The node URLs of the cluster the tests share, from `REDIS_CLUSTER_URLS`.
 pub fn cluster_urls() -> Vec<String> {
@@ -80,6 +80,13 @@ impl Drop for ClusterPrefix {
 /// A store under a prefix of its own on the shared cluster.
 pub async fn store() -> (RedisStore, ClusterPrefix) {
     let urls = cluster_urls();
+    let (store, prefix) = store_on(&urls, |builder| builder);
+    (store, ClusterPrefix { urls, prefix })
+}
+
+/// The same over RESP3 (`?protocol=resp3` on every node's URL).
+pub async fn store_resp3() -> (RedisStore, ClusterPrefix) {
+    let urls: Vec<String> = cluster_urls().iter().map(|url| resp3(url)).collect();
     let (store, prefix) = store_on(&urls, |builder| builder);
     (store, ClusterPrefix { urls, prefix })
 }

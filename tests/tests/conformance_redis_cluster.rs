@@ -6,3 +6,11 @@ use actix_typed_session_tests::redis_cluster;
 
 actix_typed_session_tests::conformance_tests!(async redis_cluster::store());
 actix_typed_session_tests::server_conformance_tests!(async redis_cluster::store());
+
+/// The same suite over RESP3, where replies have other shapes (maps, sets).
+mod resp3 {
+    use actix_typed_session_tests::redis_cluster;
+
+    actix_typed_session_tests::conformance_tests!(async redis_cluster::store_resp3());
+    actix_typed_session_tests::server_conformance_tests!(async redis_cluster::store_resp3());
+}

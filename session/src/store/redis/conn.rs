@@ -288,8 +288,8 @@ impl Connections {
 
     /// Opens a connection: TCP, TLS or a Unix socket, then `AUTH` and `SELECT` as the URL says
     /// (the `redis` crate does all of it). Bounded by the timeout of the operations waiting on it:
-    /// the crate's own connect and response timeouts are off, so that the store's timeout is the
-    /// only one (a longer one must not fail at the crate's 500 ms).
+    /// on one server the crate's own connect and response timeouts are off, so that the store's
+    /// timeout is the only one (a longer one must not fail at the crate's 500 ms).
     ///
     /// A cluster connection asks a node for the slot map first, then connects to each primary.
     fn connect(&self) -> Connecting {
@@ -305,8 +305,9 @@ impl Connections {
                         .await
                         .map(Conn::Server)
                 }
-                // A cluster config without a response timeout; the connect timeout stays the
-                // client's.
+                // A cluster config without a per-request response timeout. The connect timeout
+                // stays the client's, and so does a response timeout the client was built with
+                // (the crate then also bounds each operation by it).
                 Target::Cluster(client) => client
                     .get_async_connection_with_config(ClusterConfig::new())
                     .await

@@ -71,9 +71,9 @@ pub(super) fn integer(op: &'static str, reply: Value) -> Result<i64, StoreError>
     }
 }
 
-/// The strings of an array reply.
+/// The strings of an array reply, or of a set (`SMEMBERS` over RESP3).
 pub(super) fn strings(op: &'static str, reply: Value) -> Result<Vec<String>, StoreError> {
-    let Value::Array(items) = reply else {
+    let (Value::Array(items) | Value::Set(items)) = reply else {
         return Err(unexpected(op, "not an array"));
     };
     items.into_iter().map(|item| string(op, item)).collect()
@@ -309,5 +309,19 @@ mod tests {
         for reply in bad {
             assert!(decode("test", reply.clone(), now).is_err(), "{reply:?}");
         }
+    }
+
+    #[test]
+    fn set_members_read_from_resp2_arrays_and_resp3_sets() {
+        let members = || {
+            vec![
+                Value::BulkString(b"a".to_vec()),
+                Value::BulkString(b"b".to_vec()),
+            ]
+        };
+        for reply in [Value::Array(members()), Value::Set(members())] {
+            assert_eq!(strings("test", reply).unwrap(), ["a", "b"]);
+        }
+        assert!(strings("test", Value::Map(vec![])).is_err());
     }
 }

@@ -349,8 +349,10 @@ async fn prefill_redis() -> std::io::Result<()> {
         return Ok(());
     }
     let client = redis::Client::open(redis_url()).map_err(std::io::Error::other)?;
+    // A script filling 100,000 hashes runs longer than the crate's default 500 ms reply timeout.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     let mut conn = client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(std::io::Error::other)?;
     let stored: u64 = redis::cmd("DBSIZE")
