@@ -63,6 +63,10 @@ impl RedisStoreBuilder {
     /// `pem` cannot be read as PEM certificates, and on a cluster, whose client takes its
     /// certificates itself (`ClusterClientBuilder::certs`).
     ///
+    /// These roots replace the client's TLS settings. For a client certificate (mutual TLS),
+    /// build the client with [`redis::Client::build_with_tls`](::redis::Client::build_with_tls),
+    /// giving it both the roots and the certificate, and leave this unset.
+    ///
     /// ```no_run
     /// use actix_typed_session::{redis, RedisStore};
     ///
